@@ -1,0 +1,5 @@
+"""Allows `python -m toonvision ...`."""
+
+from toonvision.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Reading, converting and atomically writing images.
+
+Real screenshots lie about their format (ToonTown `.png` files that are JPEG, fruit `.jpg`
+files that are PNG), so images are always decoded by content, never by extension. Every
+function here returns or takes RGB (or RGBA) arrays; OpenCV's BGR order stays inside.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class ImageReadError(ValueError):
+    """An image file could not be read or decoded; the message names the file and why."""
+
+
+def is_image_file(path: Path) -> bool:
+    """Returns whether `path` has an image extension, in any case."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
+    """Reads an image by content and returns it as uint8 RGB (or RGBA).
+
+    Grayscale images become 3 channels, palette images are expanded, 16-bit images are
+    scaled to 8 bits. Without `keep_alpha`, transparent pixels are composited onto black.
+
+    Args:
+        path: the image file; its extension is ignored.
+        keep_alpha: return RGBA (alpha 255 where the file has none) instead of RGB.
+
+    Returns:
+        An array of shape (height, width, 3 or 4), dtype uint8.
+
+    Raises:
+        ImageReadError: if the file is missing, empty, truncated or not an image.
+    """
+    path = Path(path)
+    try:
+        encoded = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read file ({error.strerror or error})") from error
+    if encoded.size == 0:
+        raise ImageReadError(f"{path}: file is empty")
+    image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageReadError(
+            f"{path}: not a decodable image (corrupt, truncated or unknown format)"
+        )
+    if image.dtype != np.uint8:
+        image = (image.astype(np.float32) * (255.0 / np.iinfo(image.dtype).max)).astype(np.uint8)
+    return _to_rgb(image, keep_alpha)
+
+
+def _to_rgb(image: np.ndarray, keep_alpha: bool) -> np.ndarray:
+    if image.ndim == 2:
+        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        alpha = None
+    elif image.shape[2] == 4:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+        alpha = image[:, :, 3]
+    else:
+        rgb = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
+        alpha = None
+    if keep_alpha:
+        if alpha is None:
+            alpha = np.full(rgb.shape[:2], 255, dtype=np.uint8)
+        return np.dstack([rgb, alpha])
+    if alpha is not None:
+        rgb = (rgb.astype(np.uint16) * alpha[:, :, None] // 255).astype(np.uint8)
+    return rgb
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resizes `image` to `size` = (height, width), with area averaging when shrinking."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Writes an RGB(A) uint8 image as PNG (or JPEG by extension), atomically.
+
+    The image is encoded in memory, written to a temporary file in the same folder, synced,
+    then renamed into place: a crash leaves either no file or the whole file.
+
+    Raises:
+        ValueError: if the image cannot be encoded.
+    """
+    path = Path(path)
+    if image.ndim == 3 and image.shape[2] == 4:
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    elif image.ndim == 3:
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    else:
+        bgr = image
+    extension = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg") else ".png"
+    ok, encoded = cv2.imencode(extension, bgr)
+    if not ok:
+        raise ValueError(f"{path}: OpenCV could not encode the image")
+    write_bytes_atomic(path, encoded.tobytes())
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` through a synced temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Writes UTF-8 `text` to `path` through a synced temporary file and a rename."""
+    write_bytes_atomic(path, text.encode("utf-8"))

@@ -1,0 +1,179 @@
+"""The ToonTown label taxonomy and the tasks that map labels to classes.
+
+Labels come from labelImg and follow the ToonVision naming: `cog_<suit>_<name>` for Cogs
+(suit in bb, lb, cb, sb) and `toon_<animal>` for Toons. Any other label (a playing card, a
+fruit) is valid too; the `label` task and explicit class mappings serve those data sets.
+
+A `Task` answers one question: which class (if any) does this label belong to? Labels the
+task does not cover map to `None` and are left out of that task's data, never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+SUITS: dict[str, str] = {
+    "bb": "bossbot",
+    "lb": "lawbot",
+    "cb": "cashbot",
+    "sb": "sellbot",
+}
+
+COG_NAMES: dict[str, tuple[str, ...]] = {
+    "bb": ("flunky", "pencilpusher", "yesman", "micromanager", "downsizer", "headhunter",
+           "corporateraider", "thebigcheese"),
+    "lb": ("bottomfeeder", "bloodsucker", "doubletalker", "ambulancechaser", "backstabber",
+           "spindoctor", "legaleagle", "bigwig"),
+    "cb": ("shortchange", "pennypincher", "tightwad", "beancounter", "numbercruncher",
+           "moneybags", "loanshark", "robberbaron"),
+    "sb": ("coldcaller", "telemarketer", "namedropper", "gladhander", "movershaker", "twoface",
+           "themingler", "mrhollywood"),
+}
+
+TOON_ANIMALS: tuple[str, ...] = (
+    "bear", "cat", "crocodile", "deer", "dog", "duck", "horse", "monkey", "mouse", "pig",
+    "rabbit",
+)
+
+COG_LABELS: tuple[str, ...] = tuple(
+    f"cog_{suit}_{name}" for suit, names in COG_NAMES.items() for name in names
+)
+TOON_LABELS: tuple[str, ...] = tuple(f"toon_{animal}" for animal in TOON_ANIMALS)
+TAXONOMY_LABELS: tuple[str, ...] = COG_LABELS + TOON_LABELS
+
+TASK_NAMES: tuple[str, ...] = ("binary", "suit", "name", "animal", "label")
+
+# A label is safe as a file name component when it has only these characters.
+_SAFE_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def is_taxonomy_label(label: str) -> bool:
+    """Returns whether `label` is one of the 43 ToonTown labels."""
+    return label in _TAXONOMY_SET
+
+
+_TAXONOMY_SET = frozenset(TAXONOMY_LABELS)
+
+
+def label_prefix(label: str) -> str:
+    """Returns the folder a crop of `label` is stored in: `cog`, `toon`, or the label itself.
+
+    Args:
+        label: a label that already passed `safe_label`.
+    """
+    if label.startswith("cog_"):
+        return "cog"
+    if label.startswith("toon_"):
+        return "toon"
+    return label
+
+
+def safe_label(label: str) -> str:
+    """Returns `label` made safe as a file and folder name.
+
+    Path separators, `..`, spaces and other unsafe characters become `_`; leading dots and
+    underscores are stripped so the result can never name a parent or hidden folder.
+
+    Raises:
+        ValueError: if nothing usable is left (an empty or all-punctuation label).
+    """
+    cleaned = _UNSAFE_CHARACTERS.sub("_", label.strip())
+    cleaned = cleaned.replace("..", "_").lstrip("._-")[:100]
+    if not cleaned or not _SAFE_LABEL.match(cleaned):
+        raise ValueError(f"label {label!r} has no characters usable in a file name")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class Task:
+    """Maps labels to class names for one classification question.
+
+    Attributes:
+        name: the task's name (`binary`, `suit`, ..., or `custom` for an explicit mapping).
+        classes: the class names in class-index order.
+        mapping: explicit label -> class for `custom` tasks; empty otherwise.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    mapping: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_of(self, label: str) -> str | None:
+        """Returns the class name of `label` under this task, or None if it is not covered."""
+        if self.name == "custom":
+            return self.mapping.get(label)
+        if self.name == "label":
+            return label if label in self.classes else None
+        if self.name == "binary":
+            if label.startswith("cog_"):
+                return "cog"
+            if label.startswith("toon_"):
+                return "toon"
+            return None
+        if not is_taxonomy_label(label):
+            return None
+        if self.name == "suit":
+            return SUITS[label.split("_")[1]] if label.startswith("cog_") else None
+        if self.name == "name":
+            return label.split("_", 2)[2] if label.startswith("cog_") else None
+        if self.name == "animal":
+            return label.split("_", 1)[1] if label.startswith("toon_") else None
+        raise ValueError(f"unknown task {self.name!r}")
+
+    def class_index(self, label: str) -> int | None:
+        """Returns the class index of `label`, or None if the task does not cover it."""
+        class_name = self.class_of(label)
+        return None if class_name is None else self.classes.index(class_name)
+
+
+def make_task(spec: str = "binary", labels: Iterable[str] = ()) -> Task:
+    """Builds a task from its name or an explicit class list.
+
+    Args:
+        spec: a task name (`binary`, `suit`, `name`, `animal`, `label`), or an explicit class
+            list: `king,queen,jack` keeps only those labels, and `king=face,queen=face,
+            ace=number` keeps and renames (merges) them.
+        labels: the labels present in the data; the `label` task takes its classes from them.
+
+    Returns:
+        The task; its classes are sorted, except the fixed taxonomy orders.
+
+    Raises:
+        ValueError: if `spec` is empty, names no known task, or maps a label twice.
+    """
+    spec = spec.strip()
+    if spec == "binary":
+        return Task("binary", ("cog", "toon"))
+    if spec == "suit":
+        return Task("suit", tuple(SUITS.values()))
+    if spec == "name":
+        return Task("name", tuple(name for names in COG_NAMES.values() for name in names))
+    if spec == "animal":
+        return Task("animal", TOON_ANIMALS)
+    if spec == "label":
+        return Task("label", tuple(sorted(set(labels))))
+    if "," not in spec and "=" not in spec:
+        raise ValueError(
+            f"unknown task {spec!r}: use one of {', '.join(TASK_NAMES)}, or a class list "
+            "such as 'king,queen,jack' or 'king=face,queen=face,ace=number'"
+        )
+    mapping: dict[str, str] = {}
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        label, _, class_name = item.partition("=")
+        label, class_name = label.strip(), (class_name.strip() or label.strip())
+        if not label or label in mapping:
+            raise ValueError(f"class list {spec!r}: label {label!r} is empty or given twice")
+        mapping[label] = class_name
+    if not mapping:
+        raise ValueError(f"class list {spec!r} names no labels")
+    return Task("custom", tuple(sorted(set(mapping.values()))), mapping)
