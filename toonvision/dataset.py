@@ -230,6 +230,31 @@ def load_task_data(
     Raises:
         ValueError: if the task covers no image of the dataset.
     """
+    paths, labels, y = select_for_task(dataset, task)
+    images, readable = load_images(paths, image_size, cache_dir, progress)
+    skipped = list(dataset.skipped) + [
+        message for message in readable if isinstance(message, str)
+    ]
+    keep = [index for index, message in enumerate(readable) if message is None]
+    return TaskData(
+        images=images[keep] if len(keep) < len(paths) else images,
+        y=y[keep],
+        class_names=task.classes,
+        paths=[paths[index] for index in keep],
+        labels=[labels[index] for index in keep],
+        task=task,
+        skipped=skipped,
+    )
+
+
+def select_for_task(dataset: Dataset, task: Task) -> tuple[list[Path], list[str], np.ndarray]:
+    """Returns the paths, raw labels and class indices of the images `task` covers.
+
+    No image is read, so counting and splitting cost nothing.
+
+    Raises:
+        ValueError: if the task covers no image of the dataset.
+    """
     selected = [
         (path, label, task.class_index(label))
         for path, label in zip(dataset.paths, dataset.labels, strict=True)
@@ -241,20 +266,10 @@ def load_task_data(
             f"task {task.name!r} (classes {', '.join(task.classes) or 'none'}) covers no image "
             f"of {dataset.source}; labels found: {found}"
         )
-    paths = [path for path, _, _ in selected]
-    images, readable = load_images(paths, image_size, cache_dir, progress)
-    skipped = list(dataset.skipped) + [
-        message for message in readable if isinstance(message, str)
-    ]
-    keep = [index for index, message in enumerate(readable) if message is None]
-    return TaskData(
-        images=images[keep] if len(keep) < len(paths) else images,
-        y=np.asarray([selected[index][2] for index in keep], dtype=np.int64),
-        class_names=task.classes,
-        paths=[paths[index] for index in keep],
-        labels=[selected[index][1] for index in keep],
-        task=task,
-        skipped=skipped,
+    return (
+        [path for path, _, _ in selected],
+        [label for _, label, _ in selected],
+        np.asarray([class_index for _, _, class_index in selected], dtype=np.int64),
     )
 
 

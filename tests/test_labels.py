@@ -1,0 +1,102 @@
+"""The taxonomy and tasks: which label becomes which class."""
+
+import pytest
+
+from toonvision.labels import (
+    COG_LABELS,
+    TAXONOMY_LABELS,
+    TOON_LABELS,
+    label_prefix,
+    make_task,
+    safe_label,
+)
+
+
+def test_taxonomy_sizes():
+    assert len(COG_LABELS) == 32
+    assert len(TOON_LABELS) == 11
+    assert len(set(TAXONOMY_LABELS)) == 43
+
+
+def test_taxonomy_matches_labelimg_class_list(shared_data):
+    lines = (shared_data / "toontown" / "predefined_classes.txt").read_text().split()
+    listed = [line for line in lines if not line.startswith("=")]
+    assert sorted(listed) == sorted(TAXONOMY_LABELS)
+
+
+@pytest.mark.parametrize(
+    ("task", "label", "expected"),
+    [
+        ("binary", "cog_sb_coldcaller", "cog"),
+        ("binary", "toon_dog", "toon"),
+        ("binary", "king", None),
+        ("suit", "cog_lb_bloodsucker", "lawbot"),
+        ("suit", "cog_bb_flunky", "bossbot"),
+        ("suit", "toon_dog", None),
+        ("name", "cog_cb_moneybags", "moneybags"),
+        ("name", "cog_xx_fake", None),
+        ("animal", "toon_rabbit", "rabbit"),
+        ("animal", "cog_bb_flunky", None),
+    ],
+)
+def test_taxonomy_tasks(task, label, expected):
+    assert make_task(task).class_of(label) == expected
+
+
+def test_task_class_counts():
+    assert make_task("suit").num_classes == 4
+    assert make_task("name").num_classes == 32
+    assert make_task("animal").num_classes == 11
+
+
+def test_label_task_takes_classes_from_data():
+    task = make_task("label", ["queen", "ace", "king", "ace"])
+    assert task.classes == ("ace", "king", "queen")
+    assert task.class_index("king") == 1
+    assert task.class_of("joker") is None
+
+
+def test_explicit_class_list_keeps_only_named_labels():
+    task = make_task("king,queen,jack")
+    assert task.classes == ("jack", "king", "queen")
+    assert task.class_of("ace") is None
+
+
+def test_explicit_mapping_merges_labels():
+    task = make_task("king=face,queen=face,jack=face,ace=number")
+    assert task.classes == ("face", "number")
+    assert task.class_index("queen") == task.class_index("king") == 0
+    assert task.class_of("ten") is None
+
+
+@pytest.mark.parametrize("spec", ["colour", "", "king,king", ","])
+def test_bad_task_spec_is_a_clear_error(spec):
+    with pytest.raises(ValueError):
+        make_task(spec)
+
+
+@pytest.mark.parametrize(
+    ("label", "safe"),
+    [
+        ("cog_bb_flunky", "cog_bb_flunky"),
+        ("../../etc/passwd", "etc_passwd"),
+        ("a/b\\c", "a_b_c"),
+        ("toon dog", "toon_dog"),
+        ("..hidden", "hidden"),
+    ],
+)
+def test_safe_label_never_names_a_path(label, safe):
+    assert safe_label(label) == safe
+    assert "/" not in safe and "\\" not in safe and ".." not in safe
+
+
+@pytest.mark.parametrize("label", ["", "..", "///", "   "])
+def test_unusable_label_is_rejected(label):
+    with pytest.raises(ValueError):
+        safe_label(label)
+
+
+def test_label_prefix():
+    assert label_prefix("cog_lb_bigwig") == "cog"
+    assert label_prefix("toon_cat") == "toon"
+    assert label_prefix("king") == "king"

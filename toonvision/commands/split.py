@@ -1,0 +1,56 @@
+"""Make a stratified train/validate/test split, stored as a manifest (no file is moved).
+
+Each class is divided by the ratios with a seed, so the same seed always gives the same
+split. The split is written as a CSV (path,label,class,split). With --materialize, the
+article's folder layout DIR/{train,validate,test}/<class>/ is also built (hard links where
+possible, else copies) for keras.utils.image_dataset_from_directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_arguments(parser, image_size=False)
+    parser.add_argument(
+        "--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
+        default=[0.6, 0.2, 0.2], help="shares of each split (default: 0.6 0.2 0.2)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path,
+        help="where to write the split CSV (default: DATA_DIR/splits/<task>-seed<seed>.csv, "
+             "or ./splits/... for a --labels CSV source)",
+    )
+    parser.add_argument(
+        "--materialize", type=Path, metavar="DIR",
+        help="also build DIR/{train,validate,test}/<class>/ (DIR must not exist yet)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from toonvision.dataset import select_for_task
+    from toonvision.dataset_stats import split_counts
+    from toonvision.labels import make_task
+    from toonvision.splits import materialize, split_table, stratified_split, write_split_manifest
+
+    dataset = dataset_from_args(args)
+    print_skipped(dataset.skipped)
+    task = make_task(args.task, dataset.labels)
+    paths, labels, y = select_for_task(dataset, task)
+    split = stratified_split(y, args.ratio, args.seed)
+
+    root = args.data_dir if args.labels is None else Path(".")
+    safe_task = "".join(c if c.isalnum() or c in "-_" else "_" for c in args.task)[:60]
+    out = args.out or root / "splits" / f"{safe_task}-seed{args.seed}.csv"
+    written = write_split_manifest(out, split_table(paths, labels, task.classes, y, split))
+
+    print(split_counts(task.classes, y, split).to_string())
+    print(f"split manifest: {written}")
+    if args.materialize is not None:
+        print(f"folders: {materialize(args.materialize, paths, task.classes, y, split)}")
+    return 0

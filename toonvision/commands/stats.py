@@ -1,0 +1,60 @@
+"""Show how balanced the dataset is: counts per class and split, as a table and figures.
+
+Writes the article's balance figures to --out: split_balance.png (images per class in each
+split, with the desired and average lines), taxonomy.png (Cogs per suit and Toons per
+animal, for ToonTown data), class_shares.png (a pie chart), and counts.csv. No image is
+decoded, so this is quick on any dataset size.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_arguments(parser, image_size=False)
+    parser.add_argument(
+        "--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
+        default=[0.6, 0.2, 0.2], help="shares of each split (default: 0.6 0.2 0.2)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports/stats"),
+        help="folder for the figures and counts.csv (default: %(default)s)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from toonvision.dataset import select_for_task
+    from toonvision.dataset_stats import (
+        plot_class_shares,
+        plot_split_balance,
+        plot_taxonomy_bars,
+        split_counts,
+    )
+    from toonvision.images import write_text_atomic
+    from toonvision.labels import make_task
+    from toonvision.splits import stratified_split
+
+    dataset = dataset_from_args(args)
+    print_skipped(dataset.skipped)
+    task = make_task(args.task, dataset.labels)
+    paths, labels, y = select_for_task(dataset, task)
+    split = stratified_split(y, args.ratio, args.seed)
+    table = split_counts(task.classes, y, split)
+
+    written = [
+        plot_split_balance(table, args.out / "split_balance.png"),
+        plot_taxonomy_bars(labels, args.out / "taxonomy.png"),
+        plot_class_shares(table["total"].drop(index="all").to_dict(),
+                          args.out / "class_shares.png"),
+    ]
+    write_text_atomic(args.out / "counts.csv", table.to_csv())
+    print(f"{len(paths)} images for task {task.name!r} from {dataset.source}")
+    print(table.to_string())
+    for path in [*(path for path in written if path is not None), args.out / "counts.csv"]:
+        print(f"wrote {path}")
+    return 0
