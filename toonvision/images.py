@@ -123,10 +123,18 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    """Returns the process umask (mkstemp creates 0600 files; ours get the usual mode)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
