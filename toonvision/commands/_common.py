@@ -21,8 +21,27 @@ from toonvision.labels import make_task
 DEFAULT_DATA_DIR = "data"
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser, image_size: bool = True) -> None:
-    """Adds the options that choose a data source and a task."""
+TASK_HELP = (
+    "what to classify: binary (cog/toon), suit (4 cog suits), name (32 cog names), animal "
+    "(11 toon animals), label (every label as its own class), or a class list such as "
+    "'king,queen,jack' or 'king=face,queen=face,ace=number' (default: %(default)s)"
+)
+
+
+def add_dataset_arguments(
+    parser: argparse.ArgumentParser,
+    image_size: bool = True,
+    task_default: str | None = "binary",
+    task_help: str = TASK_HELP,
+) -> None:
+    """Adds the options that choose a data source and a task.
+
+    Args:
+        parser: the command's parser.
+        image_size: also add --image-size (commands that decode images).
+        task_default: the --task default; None lets the command decide (e.g. from a model).
+        task_help: the --task help text.
+    """
     group = parser.add_argument_group(
         "data",
         "Either extracted crops (--data-dir) or a flat labelled set (--labels CSV --images DIR).",
@@ -54,13 +73,7 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, image_size: bool = Tr
         help="comma-separated labels to keep from the CSV, e.g. Water,Normal,Grass "
              "(default: all)",
     )
-    group.add_argument(
-        "--task", default="binary",
-        help="what to classify: binary (cog/toon), suit (4 cog suits), name (32 cog names), "
-             "animal (11 toon animals), label (every label as its own class), or a class "
-             "list such as 'king,queen,jack' or 'king=face,queen=face,ace=number' "
-             "(default: %(default)s)",
-    )
+    group.add_argument("--task", default=task_default, help=task_help)
     if image_size:
         group.add_argument(
             "--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),

@@ -1,0 +1,133 @@
+"""Write a heatmap report: what a model sees, as one static HTML page.
+
+Evaluates MODEL on the test split of a dataset (the same stratified split the model was
+trained with: its recorded split seed, else --split-seed), or on explicit inputs (--inputs:
+crops named <label>_<index>.png, folders of them, or screenshots with their labelImg XML,
+cropped box by box), and writes OUT/index.html with PNG figures beside it: metrics and
+confusion matrix, confidence histograms, the wrong predictions ranked by error, Grad-CAM
+heatmaps, intermediate activations, convnet filters and the architecture; with --run-dir
+also the comparison's curves, box plots and summary table. The page opens from disk.
+
+Examples:
+  toonvision report models/best.keras --data-dir data --run-dir runs/compare --out reports/best
+  toonvision report author.h5 --inputs screenshots/ crops/toon_dog_3.png --out reports/author
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from toonvision.commands._common import add_dataset_arguments, print_skipped
+
+DEFAULT_OUT = "reports/latest"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the report options."""
+    parser.add_argument("model", type=Path, metavar="MODEL",
+                        help="the model file (.keras with its .json sidecar, or a legacy .h5)")
+    add_dataset_arguments(
+        parser, image_size=False, task_default=None,
+        task_help="what the model classifies, as for 'toonvision compare' (binary, suit, name, "
+                  "animal, label or a class list); default: the task recorded with the model, "
+                  "binary for models without a sidecar",
+    )
+    parser.add_argument(
+        "--inputs", type=Path, nargs="+", metavar="PATH",
+        help="report on these files instead of a dataset's test split: crops (label = file "
+             "name without _<index>), folders of crops, or screenshots with a labelImg .xml "
+             "of the same name beside them (each box is cropped and labelled from the XML)",
+    )
+    parser.add_argument(
+        "--split-seed", type=int, default=None,
+        help="seed of the train/validate/test split whose test part is evaluated (default: "
+             "the seed recorded with the model, else 0)",
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, metavar="DIR",
+        help="a 'toonvision compare' output folder: its learning_curves.png, "
+             "best_run_curves.png, boxplots.png and summary.csv are shown when present",
+    )
+    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
+                        help="the report folder; index.html and PNGs go there, files of an "
+                             "earlier report in it are replaced (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=8,
+                        help="images shown with Grad-CAM heatmaps, and most confident mistakes "
+                             "shown with theirs (default: %(default)s)")
+    parser.add_argument("--filters", type=int, default=8,
+                        help="filters drawn per convolution layer by gradient ascent "
+                             "(default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per forward pass (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Loads the model and the images, writes the report, prints the page's path."""
+    from tqdm import tqdm
+
+    from toonvision import model_io, report
+    from toonvision.labels import make_task
+    from toonvision.splits import stratified_split
+
+    if args.samples < 1 or args.filters < 1 or args.batch_size < 1:
+        raise ValueError("--samples, --filters and --batch-size must be at least 1")
+    model, info = model_io.load_model(args.model)
+    task_spec = args.task or info.task
+    description = [f"model: {args.model} ({model.count_params():,} parameters)",
+                   f"task: {task_spec}, classes {', '.join(info.class_names)}, input "
+                   f"{info.image_size[0]}x{info.image_size[1]} (height x width)"]
+    if args.inputs:
+        task = make_task(task_spec, info.class_names)
+        _check_classes(task.classes, info.class_names, task_spec)
+        data = report.load_inputs(args.inputs, info.class_names, info.image_size, task)
+        description.append("evaluated on the given inputs")
+    else:
+        from toonvision.commands._common import task_data_from_args
+
+        args.task = task_spec
+        args.image_size = info.image_size
+        task_data = task_data_from_args(args)
+        _check_classes(task_data.class_names, info.class_names, task_spec)
+        seed = args.split_seed if args.split_seed is not None else (info.split_seed or 0)
+        test = stratified_split(task_data.y, info.ratios, seed)["test"]
+        if len(test) == 0:
+            raise ValueError(f"the test split of {len(task_data)} images is empty; give more "
+                             "data or use --inputs")
+        data = report.LabelledImages(
+            images=task_data.images[test], y=task_data.y[test],
+            class_names=tuple(info.class_names),
+            names=[task_data.paths[index].name for index in test],
+            labels=[task_data.labels[index] for index in test],
+            source=f"test split (seed {seed}, ratios {info.ratios}) of "
+                   f"{len(task_data)} images",
+            skipped=list(task_data.skipped),
+        )
+        recorded = args.split_seed is None and info.split_seed is not None
+        origin = "recorded with the model" if recorded else "chosen"
+        description.append(f"split seed {seed} ({origin})")
+    print_skipped(data.skipped)
+    with tqdm(total=len(report.REPORT_STEPS), desc="report", unit="step",
+              file=sys.stderr) as bar:
+        def progress(step: str) -> None:
+            bar.set_postfix_str(step)
+            bar.update(1)
+
+        page = report.write_report(
+            model, data, args.out, model_description="\n".join(description),
+            samples=args.samples, run_dir=args.run_dir, filters=args.filters,
+            batch_size=args.batch_size, progress=progress,
+        )
+    print(f"report on {len(data)} images written to {page}")
+    return 0
+
+
+def _check_classes(task_classes: tuple[str, ...], model_classes: tuple[str, ...],
+                   spec: str) -> None:
+    if tuple(task_classes) != tuple(model_classes):
+        raise ValueError(
+            f"task {spec!r} gives classes {', '.join(task_classes)} but the model predicts "
+            f"{', '.join(model_classes)}; pass the --task (and --keep) the model was trained "
+            "with"
+        )
