@@ -118,3 +118,16 @@ def test_from_csv_named_columns_and_errors(tmp_path):
         from_csv(csv, images, label_column="Type3")
     with pytest.raises(FileNotFoundError):
         from_csv(tmp_path / "missing.csv", images)
+
+
+def test_from_csv_same_id_with_two_extensions_and_unknown_keep(tmp_path):
+    images = tmp_path / "images"
+    write_image_atomic(images / "x.png", np.zeros((8, 8, 3), np.uint8))
+    write_image_atomic(images / "x.jpg", np.zeros((8, 8, 3), np.uint8))
+    csv = tmp_path / "labels.csv"
+    csv.write_text("Id,label\nx,Fire\n")
+    dataset = from_csv(csv, images)
+    assert [path.name for path in dataset.paths] == ["x.jpg"]
+    assert any("x.png: same id as x.jpg" in message for message in dataset.skipped)
+    kept = from_csv(csv, images, keep=["Fire", "Watr"])
+    assert any("'Watr' matches no row" in message for message in kept.skipped)

@@ -138,8 +138,11 @@ def from_csv(
             raise ValueError(f"{labels_csv}: no column {name!r}; columns are {columns}")
 
     images_by_stem: dict[str, Path] = {}
+    alternatives: list[Path] = []
     for path in sorted(images_dir.iterdir()):
         if path.is_file() and is_image_file(path):
+            if path.stem in images_by_stem:
+                alternatives.append(path)
             images_by_stem.setdefault(path.stem, path)
             images_by_stem.setdefault(path.name, path)
 
@@ -155,6 +158,11 @@ def from_csv(
             skipped.append(f"{labels_csv}:{row_number}: id {image_id!r} has an empty label")
             continue
         path = images_by_stem.get(image_id)
+        if path in used:
+            skipped.append(
+                f"{labels_csv}:{row_number}: id {image_id!r} repeats an earlier row; left out"
+            )
+            continue
         if path is None:
             skipped.append(
                 f"{labels_csv}:{row_number}: no image for id {image_id!r} in {images_dir}"
@@ -163,9 +171,15 @@ def from_csv(
         paths.append(path)
         labels.append(label)
         used.add(path)
+    for path in alternatives:
+        chosen = images_by_stem[path.stem]
+        skipped.append(f"{path}: same id as {chosen.name}, which is used instead")
     if kept_labels is None:
         for path in sorted(set(images_by_stem.values()) - used):
             skipped.append(f"{path}: image has no row in {labels_csv}")
+    else:
+        for label in sorted(kept_labels - set(labels)):
+            skipped.append(f"{labels_csv}: --keep label {label!r} matches no row with an image")
     return Dataset(paths, labels, f"{labels_csv} + {images_dir}", skipped)
 
 

@@ -78,8 +78,8 @@ def add_dataset_arguments(
         group.add_argument(
             "--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
             default=list(DEFAULT_IMAGE_SIZE),
-            help="size the images are resized to, height then width (default: 600 200, "
-                 "the article's)",
+            help="size the images are resized to, height then width (default: %(default)s; "
+                 "the article's is 600 200)",
         )
     group.add_argument(
         "--cache-dir", type=Path,
