@@ -1,0 +1,88 @@
+"""Tests of the fused affine augmentation and the training feed."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from toonvision.augment import (
+    TrainingFeed,
+    augment_images,
+    max_pool_2x2,
+    random_affine_matrices,
+)
+
+
+def striped_images(count: int = 6, height: int = 96, width: int = 48) -> np.ndarray:
+    """Images whose left and right halves differ, so that flips, rotations and zooms show."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(count, height, width, 3), dtype=np.uint8)
+    images[:, :, : width // 2] //= 4
+    return images
+
+
+def test_pure_flip_matrix_mirrors_the_image_exactly() -> None:
+    images = striped_images(count=2)
+    matrices = random_affine_matrices(2, images.shape[1:3], np.random.default_rng(0),
+                                      flip_probability=1.0, rotation_factor=0.0, zoom_factor=0.0)
+    for image, matrix in zip(images, matrices, strict=True):
+        warped = cv2.warpAffine(image, matrix, image.shape[1::-1], flags=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(warped, image[:, ::-1])
+
+
+def test_rotations_and_zooms_stay_within_the_article_ranges() -> None:
+    matrices = random_affine_matrices(2000, (600, 200), np.random.default_rng(1))
+    # Each matrix is zoom * rotation (times a flip): its determinant's magnitude is 1/zoom^2
+    # and its angle the rotation.
+    scales = np.sqrt(np.abs(np.linalg.det(matrices[:, :, :2])))
+    assert 1 / 1.2 - 1e-9 <= scales.min() and scales.max() <= 1 / 0.8 + 1e-9
+    assert scales.max() - scales.min() > 0.3, "zooms should spread over the range"
+    angles = np.degrees(np.arctan2(np.abs(matrices[:, 1, 0]), np.abs(matrices[:, 0, 0])))
+    assert angles.max() <= 27.0 + 1e-6 and angles.max() > 25.0
+    flipped = np.linalg.det(matrices[:, :, :2]) < 0
+    assert 0.45 < flipped.mean() < 0.55
+
+
+def test_augment_images_changes_images_but_keeps_shape_and_dtype() -> None:
+    images = striped_images()
+    augmented = augment_images(images, np.random.default_rng(2))
+    assert augmented.shape == images.shape and augmented.dtype == images.dtype
+    for original, changed in zip(images, augmented, strict=True):
+        assert not np.array_equal(original, changed)
+
+
+def test_training_feed_augments_only_when_asked_and_is_seeded() -> None:
+    images = striped_images(count=10)
+    labels = np.arange(10)
+    plain = TrainingFeed(images, labels, batch_size=4, augment=False, seed=3)
+    assert len(plain) == 3
+    seen = []
+    for index in range(len(plain)):
+        batch, batch_labels = plain[index]
+        assert batch.dtype == np.uint8
+        np.testing.assert_array_equal(batch, images[batch_labels])
+        seen.extend(batch_labels.tolist())
+    assert sorted(seen) == list(range(10))
+
+    augmented = TrainingFeed(images, labels, batch_size=4, augment=True, seed=3)
+    again = TrainingFeed(images, labels, batch_size=4, augment=True, seed=3)
+    batch, batch_labels = augmented[0]
+    assert not np.array_equal(batch, images[batch_labels])
+    np.testing.assert_array_equal(batch, again[0][0])
+    first_order = augmented.order.copy()
+    augmented.on_epoch_end()
+    assert not np.array_equal(first_order, augmented.order)
+
+
+def test_max_pool_matches_keras_max_pooling_after_rescaling() -> None:
+    import keras
+
+    images = striped_images(count=3, height=31, width=20)
+    pooled = max_pool_2x2(images)
+    assert pooled.shape == (3, 15, 10, 3) and pooled.dtype == np.uint8
+    rescaled = keras.layers.Rescaling(1 / 255)(images.astype(np.float32))
+    expected = np.asarray(keras.layers.MaxPooling2D(2)(rescaled))
+    np.testing.assert_array_equal(pooled.astype(np.float32) * np.float32(1 / 255), expected)
+    feed = TrainingFeed(images, np.arange(3), batch_size=3, augment=False, seed=0, pool=True)
+    batch, labels = feed[0]
+    np.testing.assert_array_equal(batch, pooled[labels])
