@@ -1,0 +1,94 @@
+"""Train the same model with each optimizer and plot their loss and accuracy curves.
+
+The ToonVision article's optimizer comparison: the baseline model (or --config) trained on one
+stratified split with Adam, Adamax, Nadam, RMSprop, SGD, Adadelta, Adagrad and Ftrl, all at the
+same learning rate, from the same initial weights. Writes OUT/optimizers.png (training and
+validation loss and accuracy per epoch) and OUT/optimizers.csv (one row per optimizer and
+epoch, with its final test metrics).
+
+example:
+  toonvision optimizers --data-dir data --epochs 20 --out runs/optimizers
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from toonvision.commands._common import add_dataset_arguments, print_skipped
+
+FIGURE_FILE = "optimizers.png"
+TABLE_FILE = "optimizers.csv"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataset_arguments(parser)
+    group = parser.add_argument_group("optimizers")
+    group.add_argument("--epochs", type=int, default=20,
+                       help="epochs per optimizer (default: %(default)s)")
+    group.add_argument("--optimizers", default=None,
+                       help="comma-separated optimizers (default: adam,adamax,nadam,rmsprop,"
+                            "sgd,adadelta,adagrad,ftrl)")
+    group.add_argument("--learning-rate", type=float, default=1e-3,
+                       help="the learning rate of every optimizer (default: %(default)s)")
+    group.add_argument("--config", default="baseline",
+                       help="the configuration the optimizers are plugged into "
+                            "(default: %(default)s)")
+    group.add_argument("--config-file", type=Path, metavar="FILE",
+                       help="a TOML file defining more configurations (default: none)")
+    group.add_argument("--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
+                       default=[0.6, 0.2, 0.2], help="shares of the split (default: 0.6 0.2 0.2)")
+    group.add_argument("--seed", type=int, default=0,
+                       help="seed of the split and of the initial weights (default: %(default)s)")
+    group.add_argument("--out", type=Path, default=Path("runs") / "optimizers",
+                       help="folder for optimizers.png and optimizers.csv "
+                            "(default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from toonvision.commands._common import task_data_from_args
+    from toonvision.compare import compare_optimizers, optimizer_table, optimizers_figure
+    from toonvision.data_visualization import save_figure
+    from toonvision.images import write_text_atomic
+    from toonvision.model_utils import OPTIMIZERS, resolve_configs
+
+    names = tuple(OPTIMIZERS) if not args.optimizers else tuple(
+        name.strip().lower() for name in args.optimizers.split(",") if name.strip())
+    unknown = [name for name in names if name not in OPTIMIZERS]
+    if unknown or not names:
+        raise ValueError(f"unknown optimizer(s) {unknown or args.optimizers!r}; use some of "
+                         f"{', '.join(OPTIMIZERS)}")
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1; got {args.epochs}")
+    base = resolve_configs([args.config], args.config_file)[0].replace(epochs=args.epochs)
+    task_data = task_data_from_args(args)
+    print_skipped(task_data.skipped)
+
+    results = {}
+    with tqdm(total=len(names) * args.epochs, unit="epoch", file=sys.stderr) as bar:
+        def on_epoch(optimizer: str, epoch: int, logs: dict) -> None:
+            bar.set_description(optimizer)
+            bar.update(1)
+
+        for optimizer, result in compare_optimizers(task_data, base, names, args.learning_rate,
+                                                    args.seed, args.ratio,
+                                                    epoch_callback=on_epoch):
+            results[optimizer] = result
+            # Early stopping may end an optimizer's run early: count its epochs as done.
+            bar.update(max(0, len(results) * args.epochs - bar.n))
+
+    table = optimizer_table(results)
+    write_text_atomic(args.out / TABLE_FILE, table.to_csv(index=False))
+    save_figure(optimizers_figure(results), args.out / FIGURE_FILE)
+    print(f"{'optimizer':<10} {'val acc':>8} {'val loss':>9} {'test acc':>9} {'test loss':>10}")
+    for optimizer, result in results.items():
+        validation, test = result.validation_metrics, result.test_metrics
+        print(f"{optimizer:<10} {validation.get('accuracy', float('nan')):>8.4f} "
+              f"{validation.get('loss', float('nan')):>9.4f} "
+              f"{test.get('accuracy', float('nan')):>9.4f} {test.get('loss', float('nan')):>10.4f}")
+    print(f"files: {args.out / FIGURE_FILE}, {args.out / TABLE_FILE}")
+    return 0
+

@@ -1,0 +1,79 @@
+"""Classify crops, folders of crops, or annotated screenshots with a trained model.
+
+PATH is a crop image, a folder of images (searched recursively), or a screenshot with its
+labelImg XML beside it (same name, .xml): then every box is classified and its true label is
+shown beside the prediction. Crops named like extracted crops (cog_sb_coldcaller_12.png) have
+their true label read from the name. Works with our .keras models and with legacy Keras 2 HDF5
+models such as the ToonVision author's (taken as binary cog/toon).
+
+examples:
+  toonvision predict runs/article/best_optimized.keras data/unsorted/toon
+  toonvision predict model.h5 screenshots/sample_img0.png --draw predicted/
+  toonvision predict model.keras crops/ --format csv > predictions.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, metavar="MODEL",
+                        help="a .keras model saved by toonvision, or a Keras 2 .h5 model")
+    parser.add_argument("paths", type=Path, nargs="+", metavar="PATH",
+                        help="crop images, folders of them, or screenshots with their XML")
+    parser.add_argument(
+        "--task",
+        help="how true labels map to the model's classes (binary, suit, ...; see "
+             "'toonvision compare --help'); default: the task stored with the model, binary "
+             "for legacy models",
+    )
+    parser.add_argument("--format", choices=("table", "csv"), default="table",
+                        help="table: aligned text with right/wrong marks; csv: columns "
+                             "source,xmin,ymin,xmax,ymax,label,predicted,confidence "
+                             "(default: %(default)s)")
+    parser.add_argument("--draw", type=Path, metavar="DIR",
+                        help="also write each screenshot with its boxes, predicted classes and "
+                             "confidences drawn, as DIR/<name>_predicted.png (default: off)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="crops per forward pass (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from toonvision.model_io import load_model
+    from toonvision.predict import (
+        predict_paths,
+        predictions_csv,
+        predictions_table,
+        write_drawings,
+    )
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1; got {args.batch_size}")
+    model, info = load_model(args.model)
+    with tqdm(desc="classifying", unit="crop", file=sys.stderr, leave=False) as bar:
+        results = predict_paths(model, info, args.paths, args.task, args.batch_size,
+                                progress=lambda done: bar.update(done - bar.n))
+    for message in results.skipped:
+        print(f"skipped: {message}", file=sys.stderr)
+    if args.format == "csv":
+        sys.stdout.write(predictions_csv(results.predictions))
+    else:
+        print(predictions_table(results.predictions))
+    counts = Counter(item.predicted for item in results.predictions)
+    summary = ", ".join(f"{counts[name]} {name}" for name in info.class_names if counts[name])
+    accuracy = results.accuracy()
+    known = sum(item.correct is not None for item in results.predictions)
+    line = f"{len(results.predictions)} predictions ({summary or 'none'})"
+    if accuracy is not None:
+        line += f"; {accuracy:.1%} correct of the {known} with a known label"
+    print(line, file=sys.stderr)
+    if args.draw is not None:
+        for path in write_drawings(results.predictions, args.draw):
+            print(f"drawn: {path}", file=sys.stderr)
+    return 0 if results.predictions else 1
