@@ -52,7 +52,13 @@ demo: install
 	$(BIN)/toonvision extract $(DEMO)/screenshots --data-dir $(DEMO)/data
 	$(BIN)/toonvision stats --data-dir $(DEMO)/data --out $(DEMO)/stats
 	$(BIN)/toonvision split --data-dir $(DEMO)/data --seed 0
+	$(BIN)/toonvision compare --data-dir $(DEMO)/data --runs 5 --epochs 15 --image-size 150 50 \
+	  --out $(DEMO)/runs/compare --cache-dir $(DEMO)/cache --no-tracking
+	TOONVISION=$(BIN)/toonvision scripts/heatmap_report.sh $(DEMO)/runs/compare $(DEMO)/data \
+	  $(DEMO)/reports/best
 	@echo "demo finished: everything is under $(DEMO)/"
+	@echo "  comparison: $(DEMO)/runs/compare/summary.csv, learning_curves.png, boxplots.png"
+	@echo "  report:     $(DEMO)/reports/best/index.html (open it in a browser)"
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache
