@@ -26,6 +26,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The tests also exercise the optional MLflow tracking (toonvision[tracking]).
+$(VENV)/.tracking: requirements-tracking.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-tracking.txt
+	touch $@
+
 # Headless Chromium lets the report test check the page as a browser shows it. Optional:
 # without root or apt the test skips with a reason.
 browser:
@@ -35,7 +40,7 @@ browser:
 	      || echo "chromium could not be installed: the page test will be skipped"; \
 	  else echo "chromium not installed (needs root + apt): the page test will be skipped"; fi; }
 
-test: install browser
+test: install $(VENV)/.tracking browser
 	$(BIN)/python -m pytest -q
 
 lint: install
