@@ -6,7 +6,7 @@ random (the timing does not depend on the pixels).
 
 Stock: `model.fit(x, y, batch_size=32)` on a float32 array, float32 compute, one step per
 compiled call. Ours: `Trainer` with the `mlp` config (early stopping off for the timing):
-uint8 images in memory, `steps_per_execution`, bfloat16 compute where the CPU has it.
+uint8 images in memory, XLA, `steps_per_execution`, float32 (bfloat16 was slower here).
 
 By default a few epochs are timed and 200 epochs extrapolated from the steady epoch time
 (printed as such); `--full` trains all 200 epochs with ours.
