@@ -74,6 +74,24 @@ def test_training_feed_augments_only_when_asked_and_is_seeded() -> None:
     assert not np.array_equal(first_order, augmented.order)
 
 
+def test_augmented_batches_do_not_depend_on_the_order_threads_build_them() -> None:
+    # Keras builds augmented batches in worker threads, in any order: batch b of epoch e
+    # must be the same whenever it is built, and differ between epochs.
+    images = striped_images(count=10)
+    labels = np.arange(10)
+    in_order = TrainingFeed(images, labels, batch_size=4, augment=True, seed=7)
+    backwards = TrainingFeed(images, labels, batch_size=4, augment=True, seed=7)
+    assert in_order.workers > 1
+    forward = [in_order[index] for index in range(len(in_order))]
+    reverse = [backwards[index] for index in reversed(range(len(backwards)))][::-1]
+    for (batch, batch_labels), (other, other_labels) in zip(forward, reverse, strict=True):
+        np.testing.assert_array_equal(batch_labels, other_labels)
+        np.testing.assert_array_equal(batch, other)
+    in_order.on_epoch_end()
+    next_epoch = [in_order[index][0] for index in range(len(in_order))]
+    assert not all(np.array_equal(a[0], b) for a, b in zip(forward, next_epoch, strict=True))
+
+
 def test_max_pool_matches_keras_max_pooling_after_rescaling() -> None:
     import keras
 
