@@ -54,7 +54,8 @@ def test_inputs_are_crops_folders_and_annotated_screenshots(tmp_path):
     ]
     assert all(crop.image.shape == (48, 24, 3) for crop in crops)
     assert crops[1].image.min() == 255   # the box's own pixels
-    assert len(skipped) == 1 and "object 2 (toon_cat) has an empty box" in skipped[0]
+    assert len(skipped) == 1 and "object 2 (toon_cat): box" in skipped[0]
+    assert "lies wholly outside" in skipped[0]
 
     with pytest.raises(FileNotFoundError):
         find_images([tmp_path / "missing.png"])

@@ -132,3 +132,18 @@ def test_plain_doctype_without_entities_is_rejected(tmp_path):
     path = write_xml(tmp_path / "plain.xml", voc_object("king"), header="<!DOCTYPE annotation>")
     with pytest.raises(voc.VocError, match="DOCTYPE"):
         voc.parse_annotation(path)
+
+
+def test_boxes_are_clipped_to_the_image_or_refused_with_their_kind():
+    def box(xmin, ymin, xmax, ymax):
+        return voc.VocObject(0, "cog", xmin, ymin, xmax, ymax)
+
+    assert box(-5, 2, 30, 80).clipped_box((64, 96)) == (0, 2, 30, 64)
+    assert box(1, 2, 30, 40).clipped_box((64, 96)) == (1, 2, 30, 40)
+    for unusable, kind in ((box(10, 10, 10, 20), voc.EMPTY_BOX),
+                           (box(30, 10, 20, 20), voc.EMPTY_BOX),
+                           (box(100, 10, 120, 20), voc.BOX_OUTSIDE_IMAGE),
+                           (box(-30, -30, -1, -1), voc.BOX_OUTSIDE_IMAGE)):
+        with pytest.raises(voc.UnusableBox) as caught:
+            unusable.clipped_box((64, 96))
+        assert caught.value.kind == kind

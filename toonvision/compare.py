@@ -723,13 +723,19 @@ def describe(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[st
 def bootstrap_mean_interval(values: Sequence[float], confidence: float = CONFIDENCE,
                             samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
                             ) -> tuple[float, float]:
-    """A percentile bootstrap confidence interval of the mean of `values` (seeded)."""
+    """A percentile bootstrap confidence interval of the mean of `values` (seeded; scipy).
+
+    A single value has no interval: (nan, nan).
+    """
+    from scipy import stats
+
     values = np.asarray(values, dtype=float)
-    generator = np.random.default_rng(seed)
-    means = values[generator.integers(0, len(values), (samples, len(values)))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    interval = stats.bootstrap((values,), np.mean, confidence_level=confidence,
+                               n_resamples=samples, method="percentile",
+                               rng=np.random.default_rng(seed)).confidence_interval
+    return float(interval.low), float(interval.high)
 
 
 def summarize(records: Sequence[dict], config_names: Sequence[str],

@@ -74,8 +74,8 @@ UNUSABLE_XML = "unusable XML"
 UNREADABLE_IMAGE = "unreadable image"
 UNUSABLE_OBJECT = "unusable object"
 UNUSABLE_LABEL = "unusable label"
-EMPTY_BOX = "empty box"
-BOX_OUTSIDE_IMAGE = "box outside the image"
+EMPTY_BOX = voc.EMPTY_BOX
+BOX_OUTSIDE_IMAGE = voc.BOX_OUTSIDE_IMAGE
 MOVE_FAILED = "extracted, but could not be moved"
 # Notes: worth knowing, but nothing was lost.
 SIZE_MISMATCH = "<size> differs from the image (the image was trusted)"
@@ -623,11 +623,11 @@ class _Extractor:
         if label != voc_object.label:
             result.notes.append(Problem(pair.xml, LABEL_RENAMED, f"{described} -> {label!r}"))
         try:
-            box = _clip_box(voc_object, image_size)
-        except _UnusableBox as error:
+            box = voc_object.clipped_box(image_size)
+        except voc.UnusableBox as error:
             result.skipped.append(Problem(pair.xml, error.kind, f"{described}: {error}"))
             return None
-        if box != (voc_object.xmin, voc_object.ymin, voc_object.xmax, voc_object.ymax):
+        if box != voc_object.box:
             result.notes.append(Problem(pair.xml, BOX_CLIPPED, f"{described}: {box}"))
         index = self.next_index[label]
         self.next_index[label] = index + 1
@@ -649,8 +649,8 @@ class _Extractor:
         thickness = max(1, round(max(image.shape[:2]) / 400))
         for voc_object in annotation.objects:
             try:
-                xmin, ymin, xmax, ymax = _clip_box(voc_object, image.shape[:2])
-            except _UnusableBox:
+                xmin, ymin, xmax, ymax = voc_object.clipped_box(image.shape[:2])
+            except voc.UnusableBox:
                 continue
             color = _LABEL_COLORS.get(label_prefix(voc_object.label), _OTHER_COLOR)
             cv2.rectangle(drawing, (xmin, ymin), (xmax - 1, ymax - 1), color, thickness)
@@ -685,34 +685,6 @@ class _Extractor:
 # Drawing colours (RGB): Cogs red, Toons blue, anything else green.
 _LABEL_COLORS: dict[str, tuple[int, int, int]] = {"cog": (230, 40, 40), "toon": (40, 90, 240)}
 _OTHER_COLOR = (40, 200, 40)
-
-
-class _UnusableBox(ValueError):
-    """A box with nothing to crop; `kind` is EMPTY_BOX or BOX_OUTSIDE_IMAGE."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-
-
-def _clip_box(
-    voc_object: voc.VocObject, image_size: tuple[int, int]
-) -> tuple[int, int, int, int]:
-    """Clips the object's box to an image of (height, width).
-
-    Raises:
-        _UnusableBox: if the box has no area or lies wholly outside the image.
-    """
-    height, width = image_size
-    box = (voc_object.xmin, voc_object.ymin, voc_object.xmax, voc_object.ymax)
-    xmin, ymin, xmax, ymax = box
-    if xmax <= xmin or ymax <= ymin:
-        raise _UnusableBox(EMPTY_BOX, f"box {box} has no area")
-    clipped = (max(xmin, 0), max(ymin, 0), min(xmax, width), min(ymax, height))
-    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
-        raise _UnusableBox(BOX_OUTSIDE_IMAGE,
-                           f"box {box} lies wholly outside the {width}x{height} image")
-    return clipped
 
 
 def _move_without_overwrite(source: Path, target: Path) -> None:

@@ -138,7 +138,7 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
 def iter_crops(image_paths: Sequence[Path], image_size: tuple[int, int],
                skipped: list[str]) -> Iterator[_Crop]:
     """Yields every crop to classify, resized to `image_size`; appends problems to `skipped`."""
-    from toonvision.voc import VocError, parse_annotation
+    from toonvision.voc import UnusableBox, VocError, parse_annotation
 
     for path in image_paths:
         try:
@@ -156,13 +156,12 @@ def iter_crops(image_paths: Sequence[Path], image_size: tuple[int, int],
             skipped.append(str(error))
             continue
         skipped.extend(f"{xml_path}: {problem}" for problem in annotation.object_problems)
-        height, width = image.shape[:2]
         for voc_object in annotation.objects:
-            xmin, ymin = max(0, voc_object.xmin), max(0, voc_object.ymin)
-            xmax, ymax = min(width, voc_object.xmax), min(height, voc_object.ymax)
-            if xmax <= xmin or ymax <= ymin:
-                skipped.append(f"{xml_path}: object {voc_object.index} ({voc_object.label}) "
-                               f"has an empty box inside the {width}x{height} image")
+            try:
+                xmin, ymin, xmax, ymax = voc_object.clipped_box(image.shape[:2])
+            except UnusableBox as error:
+                skipped.append(f"{xml_path}: object {voc_object.index} "
+                               f"({voc_object.label}): {error}")
                 continue
             crop = resize(image[ymin:ymax, xmin:xmax], image_size)
             yield _Crop(path, (xmin, ymin, xmax, ymax), voc_object.label, crop)

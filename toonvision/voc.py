@@ -28,6 +28,18 @@ class VocError(ValueError):
     """An annotation file cannot be used; the message names the file and the reason."""
 
 
+EMPTY_BOX = "empty box"
+BOX_OUTSIDE_IMAGE = "box outside the image"
+
+
+class UnusableBox(ValueError):
+    """A box with nothing to crop; `kind` is EMPTY_BOX or BOX_OUTSIDE_IMAGE."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
 @dataclass(frozen=True)
 class VocObject:
     """One labelled box, as written in the XML.
@@ -46,6 +58,27 @@ class VocObject:
     ymin: int
     xmax: int
     ymax: int
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(xmin, ymin, xmax, ymax) as written."""
+        return (self.xmin, self.ymin, self.xmax, self.ymax)
+
+    def clipped_box(self, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The box clipped to an image of (height, width).
+
+        Raises:
+            UnusableBox: if the box has no area or lies wholly outside the image.
+        """
+        height, width = image_size
+        xmin, ymin, xmax, ymax = self.box
+        if xmax <= xmin or ymax <= ymin:
+            raise UnusableBox(EMPTY_BOX, f"box {self.box} has no area")
+        clipped = (max(xmin, 0), max(ymin, 0), min(xmax, width), min(ymax, height))
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            raise UnusableBox(BOX_OUTSIDE_IMAGE,
+                              f"box {self.box} lies wholly outside the {width}x{height} image")
+        return clipped
 
 
 @dataclass
