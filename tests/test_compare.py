@@ -33,12 +33,11 @@ from toonvision.compare import (
     Comparison,
     ComparisonSettings,
     complete_runs,
-    describe,
     is_better,
     read_log,
     select_best,
-    summarize,
 )
+from toonvision.comparison_summary import bootstrap_mean_interval, describe, summarize
 from toonvision.images import write_image_atomic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -125,7 +124,7 @@ def test_summary_has_per_config_rows_and_a_paired_bootstrap_difference():
 
 def test_bootstrap_interval_covers_the_mean_of_noisy_differences():
     differences = np.random.default_rng(1).normal(0.02, 0.01, 200)
-    low, high = compare.bootstrap_mean_interval(differences)
+    low, high = bootstrap_mean_interval(differences)
     assert low < differences.mean() < high
     assert high - low == pytest.approx(2 * 1.96 * differences.std() / np.sqrt(200), rel=0.2)
 

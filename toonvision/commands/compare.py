@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from toonvision.commands._common import task_data_from_args
-    from toonvision.compare import Comparison, check_out_dir, format_summary, settings_for
+    from toonvision.compare import Comparison, check_out_dir, settings_for
+    from toonvision.comparison_summary import format_summary
     from toonvision.model_utils import Trainer, resolve_configs
 
     if args.resume and args.out is None:

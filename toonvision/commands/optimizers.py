@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from toonvision.commands._common import task_data_from_args
-    from toonvision.compare import compare_optimizers, optimizer_table, optimizers_figure
     from toonvision.data_visualization import save_figure
     from toonvision.images import write_text_atomic
     from toonvision.model_utils import OPTIMIZERS, resolve_configs
+    from toonvision.optimizers import compare_optimizers, optimizer_table, optimizers_figure
 
     names = tuple(OPTIMIZERS) if not args.optimizers else tuple(
         name.strip().lower() for name in args.optimizers.split(",") if name.strip())
