@@ -51,6 +51,21 @@ def test_augment_images_changes_images_but_keeps_shape_and_dtype() -> None:
         assert not np.array_equal(original, changed)
 
 
+def test_pooled_augmentation_is_the_pooled_full_size_warp() -> None:
+    # Smooth images, as real crops are, so that interpolation rounding shows as it would there.
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, size=(8 * 61, 40, 3), dtype=np.uint8)
+    images = cv2.GaussianBlur(noise, (7, 7), 2).reshape(8, 61, 40, 3)
+    pooled = augment_images(images, np.random.default_rng(4), pool=True)
+    expected = max_pool_2x2(augment_images(images, np.random.default_rng(4)))
+    assert pooled.shape == expected.shape == (8, 30, 20, 3) and pooled.dtype == np.uint8
+    difference = np.abs(pooled.astype(int) - expected)
+    assert difference.max() <= 1
+    assert (difference > 0).mean() < 0.01
+    # ... and it is really augmented: not the pooled originals.
+    assert not np.array_equal(pooled, max_pool_2x2(images))
+
+
 def test_training_feed_augments_only_when_asked_and_is_seeded() -> None:
     images = striped_images(count=10)
     labels = np.arange(10)

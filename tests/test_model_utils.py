@@ -153,20 +153,23 @@ def test_optimized_learns_and_really_augments(binary_task: tuple,
     augmented_batches = []
     original = augment.augment_images
 
-    def recording_augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        result = original(batch, rng)
-        augmented_batches.append((batch, result))
+    def recording_augment(batch: np.ndarray, rng: np.random.Generator,
+                          pool: bool = False) -> np.ndarray:
+        result = original(batch, rng, pool=pool)
+        augmented_batches.append((max_pool_2x2(batch) if pool else batch, result))
         return result
 
     monkeypatch.setattr(augment, "augment_images", recording_augment)
-    trainer = Trainer(quick("optimized", epochs=3, dropout=0.5), 2, IMAGE_SIZE)
+    # 6 epochs: in float32 (CPUs without native bfloat16) seed 1 still sat at chance after 3
+    # and at 0.71 after 4; with 6, seeds 1-8 all reach 1.0.
+    trainer = Trainer(quick("optimized", epochs=6, dropout=0.5), 2, IMAGE_SIZE)
     assert trainer.model is not None          # builds and traces the model
     augmented_batches.clear()
     result = trainer.run(images, y, split, seed=1)
     assert result.test_metrics["accuracy"] >= 0.8
     # Training saw warped images: every training batch went through the augmentation (Keras
     # may also fetch a batch ahead to learn the data's shape).
-    assert len(augmented_batches) >= 3 * int(np.ceil(len(split["train"]) / 8))
+    assert len(augmented_batches) >= 6 * int(np.ceil(len(split["train"]) / 8))
     assert all(not np.array_equal(before, after) for before, after in augmented_batches)
     # Inference is deterministic and unaugmented: the model is the same plain function.
     test_images = images[split["test"]]
@@ -192,7 +195,8 @@ def test_baseline_config_never_augments(baseline_trainer: Trainer, binary_task: 
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     images, y, split = binary_task
     calls = []
-    monkeypatch.setattr(augment, "augment_images", lambda batch, rng: calls.append(1) or batch)
+    monkeypatch.setattr(augment, "augment_images",
+                        lambda batch, rng, pool=False: calls.append(1) or batch)
     baseline_trainer.run(images, y, split, seed=4)
     assert calls == []
 

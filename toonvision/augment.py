@@ -60,31 +60,57 @@ def random_affine_matrices(
     return matrices
 
 
-def augment_images(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def augment_images(images: np.ndarray, rng: np.random.Generator, pool: bool = False) -> np.ndarray:
     """Returns randomly flipped, rotated and zoomed copies of `images` (one warp per image).
 
     Pixels that come from outside the image are filled by reflection, as the Keras layers do
     by default; interpolation is bilinear.
 
+    With `pool`, the warped images come back 2x2 max-pooled (what the CNN's first
+    `MaxPooling2D(2)` makes of them), computed without the full-size image: each of the four
+    pixels of a pooling window lies on its own half-size grid, which is an affine image of the
+    source too, so four half-size warps and an element-wise maximum give the pooled result
+    (the same as `max_pool_2x2` of the full-size warp but for a rare difference of 1 from
+    interpolation rounding), 1.4x faster than warping then pooling.
+
     Args:
         images: (N, height, width, channels) array, uint8 or float32.
         rng: the random generator (seeded by the caller).
+        pool: return the warped images 2x2 max-pooled (an odd last row or column dropped).
 
     Returns:
-        An array of the same shape and dtype.
+        An array of the same dtype, of the same shape or, pooled, (N, height // 2,
+        width // 2, channels).
     """
     if images.ndim != 4:
         raise ValueError(f"images must be a (N, height, width, channels) array; got shape "
                          f"{images.shape}")
     height, width = images.shape[1:3]
     matrices = random_affine_matrices(len(images), (height, width), rng)
-    augmented = np.empty_like(images)
+    if not pool:
+        augmented = np.empty_like(images)
+        for index, image in enumerate(images):
+            augmented[index] = cv2.warpAffine(
+                image, matrices[index], (width, height), flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REFLECT,
+            ).reshape(image.shape)
+        return augmented
+    pooled = np.empty((len(images), height // 2, width // 2, images.shape[3]), images.dtype)
     for index, image in enumerate(images):
-        augmented[index] = cv2.warpAffine(
-            image, matrices[index], (width, height), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REFLECT,
-        ).reshape(image.shape)
-    return augmented
+        # Maps an output pixel of the full-size warp back to the source pixel it samples.
+        inverse = np.vstack([cv2.invertAffineTransform(matrices[index]), (0.0, 0.0, 1.0)])
+        for window_index, (row, column) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            # Pooled pixel (x, y) holds output pixel (2x + column, 2y + row) of its window.
+            grid = np.array([[2.0, 0.0, column], [0.0, 2.0, row], [0.0, 0.0, 1.0]])
+            part = cv2.warpAffine(
+                image, (inverse @ grid)[:2], (width // 2, height // 2),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT,
+            ).reshape(pooled.shape[1:])
+            if window_index == 0:
+                pooled[index] = part
+            else:
+                np.maximum(pooled[index], part, out=pooled[index])
+    return pooled
 
 
 def max_pool_2x2(images: np.ndarray) -> np.ndarray:
@@ -133,7 +159,8 @@ class TrainingFeed(keras.utils.PyDataset):
         batch_size: images per batch (the last batch may be smaller).
         augment: apply the random flip, rotation and zoom.
         seed: seed (>= 0) for the order and the augmentation.
-        pool: return each batch 2x2 max-pooled (`max_pool_2x2`), after augmentation.
+        pool: return each batch 2x2 max-pooled (`max_pool_2x2`), after augmentation
+            (`augment_images(..., pool=True)`).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool,
@@ -165,8 +192,9 @@ class TrainingFeed(keras.utils.PyDataset):
         batch_indices = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         batch = self.images[batch_indices]
         if self.augment:
-            batch = augment_images(batch, np.random.default_rng((self.seed, self.epoch, index)))
-        if self.pool:
+            batch = augment_images(batch, np.random.default_rng((self.seed, self.epoch, index)),
+                                   pool=self.pool)
+        elif self.pool:
             batch = max_pool_2x2(batch)
         return batch, self.labels[batch_indices]
 

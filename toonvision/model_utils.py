@@ -530,13 +530,29 @@ class Trainer:
         warm_images = np.zeros((batch, *self.image_size, 3), dtype=np.uint8)
         warm_targets = targets_for(np.arange(batch) % self.num_classes, self.num_classes)
         training_model.fit(
-            TrainingFeed(warm_images, warm_targets, batch, self.config.augmentation, 0,
-                         pool=self.pools_input),
+            **self._training_data(warm_images, self._model_inputs(warm_images), warm_targets,
+                                  batch, seed=0),
             validation_data=(self._model_inputs(warm_images), warm_targets),
             validation_batch_size=EVALUATION_BATCH_SIZE, epochs=1, verbose=0)
         self._pending_setup_seconds = time.perf_counter() - start
         LOGGER.info("built and traced %s in %.2f s", self.config.name,
                     self._pending_setup_seconds)
+
+    def _training_data(self, images: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
+                       batch_size: int, seed: int) -> dict[str, Any]:
+        """The training data arguments of `fit`: full-size `images`, or the same images as
+        the training model takes them (`inputs`, see `_model_inputs`).
+
+        With augmentation: a `TrainingFeed` that warps (and pools) every batch in worker
+        threads. Without: the (pooled) arrays themselves, which Keras batches and shuffles
+        inside the framework; a Python feed there left one of 2 CPU cores idle during the
+        step (7.7 against 5.2 s per 600x200 epoch, measured in benchmarks/README.md).
+        """
+        if self.config.augmentation:
+            # Warp at full size, then pool: exactly what the full model's layers would see.
+            return {"x": TrainingFeed(images, targets, batch_size, augment=True, seed=seed,
+                                      pool=self.pools_input)}
+        return {"x": inputs, "y": targets, "batch_size": batch_size, "shuffle": True}
 
     def _model_inputs(self, images: np.ndarray) -> np.ndarray:
         """`images` as the training model takes them (pooled for the CNN), cached per array."""
@@ -591,13 +607,6 @@ class Trainer:
         validation_indices = np.asarray(split.get("validate", ()), dtype=np.int64)
         test_indices = np.asarray(split.get("test", ()), dtype=np.int64)
         train_targets = targets_for(y[train_indices], self.num_classes)
-        if self.config.augmentation:
-            # Warp at full size, then pool: exactly what the full model's layers would see.
-            feed = TrainingFeed(images[train_indices], train_targets, self.config.batch_size,
-                                augment=True, seed=seed, pool=self.pools_input)
-        else:
-            feed = TrainingFeed(inputs[train_indices], train_targets, self.config.batch_size,
-                                augment=False, seed=seed)
         validation_data = None
         if len(validation_indices):
             validation_data = (inputs[validation_indices],
@@ -610,7 +619,9 @@ class Trainer:
                 monitor="val_loss" if validation_data is not None else "loss",
                 patience=self.config.early_stopping_patience, restore_best_weights=True))
         history = self.training_model.fit(
-            feed, validation_data=validation_data, validation_batch_size=EVALUATION_BATCH_SIZE,
+            **self._training_data(images[train_indices], inputs[train_indices], train_targets,
+                                  self.config.batch_size, seed),
+            validation_data=validation_data, validation_batch_size=EVALUATION_BATCH_SIZE,
             epochs=self.config.epochs, callbacks=callbacks, verbose=0)
         validation_metrics = self._evaluate(inputs, y, validation_indices)
         test_metrics = self._evaluate(inputs, y, test_indices)
