@@ -19,7 +19,7 @@ ace, nine, ten), cut with OpenCV and resized to the image size. Nothing is writt
 
 Usage:
     python benchmarks/bench_training.py [--data synthetic|cards] [--epochs 3] [--full]
-        [--runs 2] [--accuracy --seeds 5] [--image-size 600 200]
+        [--runs 2] [--accuracy --seeds 5] [--image-size 600 200] [--precision auto]
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def summarise(clock: EpochClock, evaluate_seconds: tuple[float, float], accuracy
     return row
 
 
-def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int) -> None:
+def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: str) -> None:
     """Times reference and ours, interleaved so that machine load hits both alike."""
     from toonvision.model_utils import BUILTIN_CONFIGS, Trainer
 
@@ -209,7 +209,7 @@ def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int) -> None:
           f"{'measured s':>10} {'25-ep run s':>11} {'cpu s/epoch':>11} {'cpu 25-ep s':>11} "
           f"{'test acc':>8}")
     for name in ("baseline", "optimized"):
-        config = BUILTIN_CONFIGS[name].replace(epochs=epochs)
+        config = BUILTIN_CONFIGS[name].replace(epochs=epochs, precision=precision)
         trainer = Trainer(config, 2, images.shape[1:3])
         rows: dict[str, list[dict[str, float]]] = {"reference": [], "ours": []}
         for run in range(runs):
@@ -248,14 +248,16 @@ def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int) -> None:
         print()
 
 
-def accuracy(images: np.ndarray, y: np.ndarray, seeds: int, epochs: int) -> None:
+def accuracy(images: np.ndarray, y: np.ndarray, seeds: int, epochs: int,
+             precision: str) -> None:
     """Median test accuracy of reference and ours over the same seeds and splits."""
     from toonvision.model_utils import BUILTIN_CONFIGS, Trainer
 
     print(f"accuracy check: {len(images)} images {images.shape[1]}x{images.shape[2]}, "
           f"{epochs} epochs, seeds 0..{seeds - 1} (split and weights seeded alike)")
     for name in ("baseline", "optimized"):
-        trainer = Trainer(BUILTIN_CONFIGS[name].replace(epochs=epochs), 2, images.shape[1:3])
+        config = BUILTIN_CONFIGS[name].replace(epochs=epochs, precision=precision)
+        trainer = Trainer(config, 2, images.shape[1:3])
         reference_accuracies, our_accuracies = [], []
         for seed in range(seeds):
             split = protocol_split(y, seed=seed)
@@ -286,6 +288,10 @@ def main() -> int:
                         help="compare median test accuracy instead of timing")
     parser.add_argument("--seeds", type=int, default=5,
                         help="seeds for --accuracy (default: 5)")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="compute precision of ours (the reference is always float32); "
+                             "auto is bfloat16 where the CPU has AMX-BF16 or AVX512-BF16 "
+                             "(default: auto)")
     args = parser.parse_args()
     image_size = tuple(args.image_size)
     if args.data == "cards":
@@ -296,12 +302,16 @@ def main() -> int:
     else:
         images, y = synthetic_data(image_size)
     epochs = PROTOCOL_EPOCHS if args.full else args.epochs
+    from toonvision.model_utils import cpu_has_native_bfloat16, dtype_policy_name
+
     print(f"data: {args.data}, {len(images)} images (class 1: {int(y.sum())}); "
-          f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
+          f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; native bfloat16: "
+          f"{cpu_has_native_bfloat16()}; ours computes with the "
+          f"{dtype_policy_name(args.precision)} policy")
     if args.accuracy:
-        accuracy(images, y, args.seeds, epochs)
+        accuracy(images, y, args.seeds, epochs, args.precision)
     else:
-        speed(images, y, epochs, args.runs)
+        speed(images, y, epochs, args.runs, args.precision)
     return 0
 
 
