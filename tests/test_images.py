@@ -1,10 +1,16 @@
-"""Reading images by content in every colour mode, and atomic writes."""
+"""Reading images by content in every colour mode, atomic writes, and drawing labelled boxes."""
 
 import cv2
 import numpy as np
 import pytest
 
-from toonvision.images import ImageReadError, read_image, resize, write_image_atomic
+from toonvision.images import (
+    ImageReadError,
+    draw_labelled_box,
+    read_image,
+    resize,
+    write_image_atomic,
+)
 
 
 def test_roundtrip_keeps_rgb_order(tmp_path):
@@ -73,3 +79,19 @@ def test_atomic_write_leaves_no_temporary_on_failure(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_image_atomic(tmp_path / "x.png", np.zeros((2, 2, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ymin", [5, 150])
+def test_labelled_box_draws_its_edges_and_a_label_band_without_covering_the_inside(ymin):
+    color = (230, 40, 40)
+    image = np.full((300, 400, 3), 255, np.uint8)
+    draw_labelled_box(image, (100, ymin, 200, ymin + 100), "cog_bb_flunky", color)
+    assert image[ymin + 50, 100].tolist() == list(color)          # left edge
+    assert image[ymin + 50, 199].tolist() == list(color)          # right edge
+    assert (image[ymin + 10:ymin + 90, 110:190] == 255).all()     # inside untouched
+    # The label: a band of the colour with dark text, above the box where there is room
+    # (ymin 150), below it at the top of the image (ymin 5).
+    rows = slice(ymin - 20, ymin - 1) if ymin > 30 else slice(ymin + 101, ymin + 115)
+    band = image[rows, 100:180]
+    assert (band == color).all(axis=-1).mean() > 0.3
+    assert (band.max(axis=-1) < 100).any()                        # black text on it

@@ -36,13 +36,13 @@ from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from toonvision import voc
 from toonvision.dataset import CROPS_FOLDER
 from toonvision.images import (
     ImageReadError,
+    draw_labelled_box,
     is_image_file,
     read_image,
     write_bytes_atomic,
@@ -646,16 +646,13 @@ class _Extractor:
     def _draw(self, pair: ScreenshotPair, image: np.ndarray, annotation: voc.Annotation) -> Path:
         """Writes the screenshot with its usable boxes and labels drawn; returns the file."""
         drawing = image.copy()
-        thickness = max(1, round(max(image.shape[:2]) / 400))
         for voc_object in annotation.objects:
             try:
-                xmin, ymin, xmax, ymax = voc_object.clipped_box(image.shape[:2])
+                box = voc_object.clipped_box(image.shape[:2])
             except voc.UnusableBox:
                 continue
             color = _LABEL_COLORS.get(label_prefix(voc_object.label), _OTHER_COLOR)
-            cv2.rectangle(drawing, (xmin, ymin), (xmax - 1, ymax - 1), color, thickness)
-            cv2.putText(drawing, voc_object.label, (xmin, max(ymin - 4, 12)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thickness, color, 1, cv2.LINE_AA)
+            draw_labelled_box(drawing, box, voc_object.label, color)
         path = self.draw_dir / pair.relative.with_suffix(".png")
         write_image_atomic(path, drawing)
         return path

@@ -88,6 +88,27 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+def draw_labelled_box(image: np.ndarray, box: tuple[int, int, int, int], text: str,
+                      color: tuple[int, int, int]) -> None:
+    """Draws `box` = (xmin, ymin, xmax, ymax) on an RGB uint8 `image`, in place, with `text`
+    in black on a band of `color` above the box (below it when there is no room above).
+
+    Line width and text size grow with the image, so labels stay readable on large
+    screenshots and small crops alike.
+    """
+    scale = max(0.4, min(image.shape[:2]) / 1200)
+    thickness = max(1, round(2 * scale))
+    xmin, ymin, xmax, ymax = box
+    cv2.rectangle(image, (xmin, ymin), (xmax - 1, ymax - 1), color, thickness)
+    (text_width, text_height), baseline = cv2.getTextSize(
+        text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    band = text_height + baseline + 2
+    top = ymin - band if ymin > band else ymax
+    cv2.rectangle(image, (xmin, top), (xmin + text_width + 4, top + band), color, cv2.FILLED)
+    cv2.putText(image, text, (xmin + 2, top + text_height + 1), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, (0, 0, 0), thickness, cv2.LINE_AA)
+
+
 def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
     """Writes an RGB(A) uint8 image as PNG (or JPEG by extension), atomically.
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from toonvision.dataset import label_from_crop_name
 from toonvision.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
+    draw_labelled_box,
     is_image_file,
     read_image,
     resize,
@@ -284,24 +284,14 @@ def draw_predictions(image: np.ndarray, predictions: Sequence[Prediction]) -> np
         when the true class is unknown.
     """
     drawn = image.copy()
-    scale = max(0.4, min(drawn.shape[:2]) / 1200)
-    thickness = max(1, round(2 * scale))
     for item in predictions:
         if item.box is None:
             continue
-        xmin, ymin, xmax, ymax = item.box
         color = {True: CORRECT_COLOR, False: WRONG_COLOR, None: UNKNOWN_COLOR}[item.correct]
-        cv2.rectangle(drawn, (xmin, ymin), (xmax - 1, ymax - 1), color, thickness)
         text = f"{item.predicted} {item.confidence:.2f}"
         if item.correct is False:
             text += f" (true: {item.true_class})"
-        (text_width, text_height), baseline = cv2.getTextSize(
-            text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = ymin - text_height - baseline - 2 if ymin > text_height + baseline + 2 else ymax
-        cv2.rectangle(drawn, (xmin, top), (xmin + text_width + 4, top + text_height + baseline
-                                           + 2), color, cv2.FILLED)
-        cv2.putText(drawn, text, (xmin + 2, top + text_height + 1), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        draw_labelled_box(drawn, item.box, text, color)
     return drawn
 
 
