@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from toonvision.images import read_image, write_image_atomic
-from toonvision.predict import (
-    CSV_COLUMNS,
-    find_images,
-    iter_crops,
-    predict_paths,
-    predictions_csv,
-    write_drawings,
-)
+from toonvision.inputs import find_inputs, iter_crops
+from toonvision.predict import CSV_COLUMNS, predict_paths, predictions_csv, write_drawings
 from toonvision.voc import parse_annotation
 
 SCREENSHOTS = ("sample_img0.png", "sample_img1.png")
@@ -45,22 +39,27 @@ def test_inputs_are_crops_folders_and_annotated_screenshots(tmp_path):
                        np.full((30, 10, 3), 128, np.uint8))
     (tmp_path / "notes.txt").write_text("not an image")
 
-    images = find_images([tmp_path / "shots"])
-    assert [path.name for path in images] == ["toon_cat_3.png", "street.png"]
+    files = find_inputs([tmp_path / "shots"])
+    assert [path.name for path in files] == ["toon_cat_3.png", "street.png", "street.xml"]
     skipped: list[str] = []
-    crops = list(iter_crops(images, (48, 24), skipped))
+    crops = list(iter_crops(files, (48, 24), skipped))   # the screenshot is read once
     assert [(crop.label, crop.box) for crop in crops] == [
         ("toon_cat", None), ("cog_bb_flunky", (20, 10, 60, 50)), ("toon_dog", (180, 80, 200, 100)),
     ]
+    assert [crop.name for crop in crops] == ["toon_cat_3.png", "street.png#0", "street.png#1"]
     assert all(crop.image.shape == (48, 24, 3) for crop in crops)
     assert crops[1].image.min() == 255   # the box's own pixels
     assert len(skipped) == 1 and "object 2 (toon_cat): box" in skipped[0]
     assert "lies wholly outside" in skipped[0]
 
+    # The XML named alone finds its screenshot beside it.
+    assert [crop.label for crop in iter_crops([tmp_path / "shots" / "street.xml"], (48, 24),
+                                              [])] == ["cog_bb_flunky", "toon_dog"]
+
     with pytest.raises(FileNotFoundError):
-        find_images([tmp_path / "missing.png"])
-    with pytest.raises(ValueError, match="not an image file"):
-        find_images([tmp_path / "notes.txt"])
+        find_inputs([tmp_path / "missing.png"])
+    with pytest.raises(ValueError, match="not an image or labelImg XML file"):
+        find_inputs([tmp_path / "notes.txt"])
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,8 @@ def test_load_inputs_reads_crops_folders_and_screenshots(tmp_path: Path) -> None
     # The red box became the first screenshot crop, resized to the model's size.
     assert data.images[4][..., 0].mean() > 150 and data.images[4][..., 1].mean() < 60
     assert any("king_1.png" in message and "'king'" in message for message in data.skipped)
-    assert any("shot.png#2" in message and "empty" in message for message in data.skipped)
+    assert any("shot.xml: object 2 (toon_cat)" in message and "outside" in message
+               for message in data.skipped)
 
 
 def test_load_inputs_takes_a_screenshot_image_once_with_its_xml(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
 """Apply a trained classifier to crops, folders of crops, or annotated screenshots.
 
-Three kinds of input, told apart by what is on disk:
+Three kinds of input, told apart by what is on disk (read by `toonvision.inputs`, as the
+report reads them):
 
-- an image file with a labelImg XML of the same stem beside it is a screenshot: every box of
-  the XML is cropped, classified, and its true label kept beside the prediction;
+- an image file with a labelImg XML of the same stem beside it (or the XML itself) is a
+  screenshot: every box of the XML is cropped, classified, and its true label kept beside
+  the prediction;
 - any other image file is one crop; if its name follows the extracted-crop pattern
   (`cog_sb_coldcaller_12.png`) and the task knows that label, it is kept as the true label;
-- a folder is every image under it (recursively), each taken as above.
+- a folder is every image and XML under it (recursively), each taken as above.
 
 Crops are resized to the model's `ModelInfo.image_size` and fed as 0..255 float RGB, which is
 what our models and the ToonVision author's legacy model expect. `draw_predictions` draws the
@@ -19,22 +21,15 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from toonvision.dataset import label_from_crop_name
-from toonvision.images import (
-    IMAGE_EXTENSIONS,
-    ImageReadError,
-    draw_labelled_box,
-    is_image_file,
-    read_image,
-    resize,
-)
+from toonvision.images import draw_labelled_box, read_image
+from toonvision.inputs import Crop, find_inputs, iter_crops
 from toonvision.labels import Task, make_task
 
 logger = logging.getLogger(__name__)
@@ -92,81 +87,6 @@ class PredictionResults:
         return float(np.mean(known)) if known else None
 
 
-@dataclass
-class _Crop:
-    source: Path
-    box: tuple[int, int, int, int] | None
-    label: str
-    image: np.ndarray
-
-
-def annotation_path(image_path: Path) -> Path | None:
-    """The labelImg XML beside `image_path` (same stem, `.xml` in any case), or None."""
-    for suffix in (".xml", ".XML"):
-        candidate = image_path.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expands files and folders into image files: folders recursively, sorted.
-
-    Raises:
-        FileNotFoundError: if a path does not exist.
-        ValueError: if a file is not an image or a folder holds no image.
-    """
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            images = sorted(item for item in path.rglob("*")
-                            if item.is_file() and is_image_file(item)
-                            and not item.name.startswith("."))
-            if not images:
-                raise ValueError(f"{path}: folder holds no image ({', '.join(IMAGE_EXTENSIONS)})")
-            found.extend(images)
-        elif path.is_file():
-            if not is_image_file(path):
-                raise ValueError(f"{path}: not an image file ({', '.join(IMAGE_EXTENSIONS)}); "
-                                 "give a crop, a screenshot with its XML beside it, or a folder")
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"{path} does not exist")
-    return found
-
-
-def iter_crops(image_paths: Sequence[Path], image_size: tuple[int, int],
-               skipped: list[str]) -> Iterator[_Crop]:
-    """Yields every crop to classify, resized to `image_size`; appends problems to `skipped`."""
-    from toonvision.voc import UnusableBox, VocError, parse_annotation
-
-    for path in image_paths:
-        try:
-            image = read_image(path)
-        except ImageReadError as error:
-            skipped.append(str(error))
-            continue
-        xml_path = annotation_path(path)
-        if xml_path is None:
-            yield _Crop(path, None, label_from_crop_name(path), resize(image, image_size))
-            continue
-        try:
-            annotation = parse_annotation(xml_path)
-        except VocError as error:
-            skipped.append(str(error))
-            continue
-        skipped.extend(f"{xml_path}: {problem}" for problem in annotation.object_problems)
-        for voc_object in annotation.objects:
-            try:
-                xmin, ymin, xmax, ymax = voc_object.clipped_box(image.shape[:2])
-            except UnusableBox as error:
-                skipped.append(f"{xml_path}: object {voc_object.index} "
-                               f"({voc_object.label}): {error}")
-                continue
-            crop = resize(image[ymin:ymax, xmin:xmax], image_size)
-            yield _Crop(path, (xmin, ymin, xmax, ymax), voc_object.label, crop)
-
-
 def task_for(info: Any, spec: str | None = None) -> Task | None:
     """The task that maps true labels to the model's classes, or None if none fits.
 
@@ -200,7 +120,8 @@ def predict_paths(
     Args:
         model: a Keras classifier (`model_io.load_model`).
         info: its `ModelInfo` (class names, image size, task).
-        paths: crop images, screenshots with their XML beside them, or folders of either.
+        paths: crop images, screenshots with their XML beside them (or the XML), or folders
+            of these (see `toonvision.inputs`).
         task: a task spec for reading true labels; default `info.task`.
         batch_size: crops per forward pass.
         progress: called with the number of crops classified so far, after each batch.
@@ -210,14 +131,14 @@ def predict_paths(
 
     Raises:
         FileNotFoundError: if a path does not exist.
-        ValueError: if a path is not an image or a folder without images.
+        ValueError: if a file is neither an image nor an XML, or a folder holds neither.
     """
     from toonvision.model_utils import predict_probabilities
 
     results = PredictionResults()
     mapping = task_for(info, task)
     image_size = tuple(info.image_size)
-    batch: list[_Crop] = []
+    batch: list[Crop] = []
 
     def flush() -> None:
         probabilities = predict_probabilities(
@@ -235,7 +156,7 @@ def predict_paths(
         if progress is not None:
             progress(len(results.predictions))
 
-    for crop in iter_crops(find_images(paths), image_size, results.skipped):
+    for crop in iter_crops(find_inputs(paths), image_size, results.skipped):
         batch.append(crop)
         if len(batch) == batch_size:
             flush()

@@ -17,7 +17,6 @@ labelImg XML, cropped box by box).
 from __future__ import annotations
 
 import datetime
-import glob
 import html
 import logging
 import os
@@ -28,12 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toonvision.dataset import label_from_crop_name
 from toonvision.images import (
-    ImageReadError,
-    is_image_file,
-    read_image,
-    resize,
     write_bytes_atomic,
     write_text_atomic,
 )
@@ -152,36 +146,6 @@ def _class_index_of(task: Task | None, class_names: Sequence[str], label: str) -
     return list(class_names).index(class_name)
 
 
-def _find_image_for_xml(xml_path: Path, filename: str) -> Path | None:
-    candidates = [xml_path.with_name(filename)] if filename else []
-    candidates += [path for path in sorted(xml_path.parent.glob(f"{glob.escape(xml_path.stem)}.*"))
-                   if is_image_file(path)]
-    return next((path for path in candidates if path.is_file()), None)
-
-
-def _annotation_for_image(image_path: Path) -> Path | None:
-    xml_path = image_path.with_suffix(".xml")
-    return xml_path if xml_path.is_file() else None
-
-
-def _expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files in order: folders become their image and XML files (recursively, sorted)."""
-    files: list[Path] = []
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            files += sorted(
-                item for item in path.rglob("*")
-                if item.is_file() and not item.name.startswith(".")
-                and (is_image_file(item) or item.suffix.lower() == ".xml")
-            )
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"input {path} does not exist")
-    return files
-
-
 def load_inputs(
     paths: Sequence[str | os.PathLike],
     class_names: Sequence[str],
@@ -190,11 +154,10 @@ def load_inputs(
 ) -> LabelledImages:
     """Loads labelled images from crops, folders, or screenshots with labelImg XML.
 
-    - An image with an `.xml` of the same stem beside it (or an `.xml` file given directly)
-      is a screenshot: every box is cropped and labelled from the XML.
-    - Any other image is a crop labelled by its file name without the trailing `_<index>`
-      (`toon_dog_3.png` is a `toon_dog`).
-    - A folder stands for every image and XML under it.
+    The inputs are read as `predict` reads them (`toonvision.inputs`): a screenshot (an
+    image with its XML beside it, or the XML) gives a crop per box, labelled by the XML; any
+    other image is a crop labelled by its file name (`toon_dog_3.png` is a `toon_dog`); a
+    folder stands for every image and XML under it.
 
     Args:
         paths: files and folders.
@@ -204,59 +167,26 @@ def load_inputs(
             must be a class name itself.
 
     Returns:
-        The images; labels the task does not cover, unreadable files and empty boxes are
+        The images; labels the task does not cover, unreadable files and unusable boxes are
         left out and listed in `skipped`.
 
     Raises:
         FileNotFoundError: if a given path does not exist.
-        ValueError: if nothing usable was found.
+        ValueError: if a file is neither an image nor an XML, or nothing usable was found.
     """
-    from toonvision import voc
+    from toonvision.inputs import find_inputs, iter_crops
 
     images, y, names, labels, skipped = [], [], [], [], []
-    done: set[Path] = set()
-
-    def add(image: np.ndarray, label: str, name: str) -> None:
-        class_index = _class_index_of(task, class_names, label)
+    for crop in iter_crops(find_inputs(paths), image_size, skipped):
+        class_index = _class_index_of(task, class_names, crop.label)
         if class_index is None:
-            skipped.append(f"{name}: label {label!r} is not one of the model's classes "
-                           f"({', '.join(class_names)})")
-            return
-        images.append(resize(image, image_size))
-        y.append(class_index)
-        names.append(name)
-        labels.append(label)
-
-    for path in _expand_inputs(paths):
-        if path.suffix.lower() == ".xml":
-            xml_path, image_path = path, None
-        else:
-            xml_path, image_path = _annotation_for_image(path), path
-        if path.resolve() in done or (xml_path is not None and xml_path.resolve() in done):
+            skipped.append(f"{crop.name}: label {crop.label!r} is not one of the model's "
+                           f"classes ({', '.join(class_names)})")
             continue
-        try:
-            if xml_path is None:
-                add(read_image(image_path), label_from_crop_name(image_path), image_path.name)
-                continue
-            annotation = voc.parse_annotation(xml_path)
-            image_path = image_path or _find_image_for_xml(xml_path, annotation.filename)
-            if image_path is None:
-                skipped.append(f"{xml_path}: no image found beside it")
-                continue
-            done.update({xml_path.resolve(), image_path.resolve()})
-            screenshot = read_image(image_path)
-            skipped += [f"{xml_path}: {problem}" for problem in annotation.object_problems]
-            height, width = screenshot.shape[:2]
-            for item in annotation.objects:
-                left, top = max(0, item.xmin), max(0, item.ymin)
-                right, bottom = min(width, item.xmax), min(height, item.ymax)
-                name = f"{image_path.name}#{item.index}"
-                if right - left < 2 or bottom - top < 2:
-                    skipped.append(f"{name}: box of {item.label!r} is empty inside the image")
-                    continue
-                add(screenshot[top:bottom, left:right], item.label, name)
-        except (ImageReadError, voc.VocError) as error:
-            skipped.append(str(error))
+        images.append(crop.image)
+        y.append(class_index)
+        names.append(crop.name)
+        labels.append(crop.label)
     if not images:
         detail = "; ".join(skipped[:3]) or "no image files"
         raise ValueError(f"no usable labelled images in {', '.join(map(str, paths))}: {detail}")

@@ -1,10 +1,11 @@
 """Classify crops, folders of crops, or annotated screenshots with a trained model.
 
 PATH is a crop image, a folder of images (searched recursively), or a screenshot with its
-labelImg XML beside it (same name, .xml): then every box is classified and its true label is
-shown beside the prediction. Crops named like extracted crops (cog_sb_coldcaller_12.png) have
-their true label read from the name. Works with our .keras models and with legacy Keras 2 HDF5
-models such as the ToonVision author's (taken as binary cog/toon).
+labelImg XML beside it (same name, .xml), or that XML: then every box is classified and its
+true label is shown beside the prediction. Crops named like extracted crops
+(cog_sb_coldcaller_12.png) have their true label read from the name. Works with our .keras
+models and with legacy Keras 2 HDF5 models such as the ToonVision author's (taken as binary
+cog/toon).
 
 examples:
   toonvision predict runs/article/best_optimized.keras data/unsorted/toon
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, metavar="MODEL",
                         help="a .keras model saved by toonvision, or a Keras 2 .h5 model")
     parser.add_argument("paths", type=Path, nargs="+", metavar="PATH",
-                        help="crop images, folders of them, or screenshots with their XML")
+                        help="crop images, folders of them, or screenshots with their XML beside "
+                             "them (or the XML files)")
     parser.add_argument(
         "--task",
         help="how true labels map to the model's classes (binary, suit, ...; see "
