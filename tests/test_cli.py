@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from toonvision.cli import COMMANDS, build_parser, main
+from toonvision.cli import COMMANDS, build_parser, main, without_tensorflow_banner
 from toonvision.images import write_image_atomic
 from toonvision.labels import COG_LABELS, TOON_LABELS
 
@@ -32,6 +32,38 @@ def test_help_lists_every_command_and_is_quick_to_import():
     help_text = build_parser().format_help()
     for name in ("synth", "extract", "split", "stats"):
         assert name in help_text
+
+
+def test_tensorflow_import_banner_is_dropped_and_other_lines_kept():
+    banner = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796107121.684570   30502 port.cc:153] oneDNN custom operations are on. "
+        "You may see slightly different numerical results.\n"
+        "I0000 00:00:1796107121.747324   30502 cpu_feature_guard.cc:227] This TensorFlow "
+        "binary is optimized to use available CPU instructions.\n"
+        "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild "
+        "TensorFlow with the appropriate compiler flags.\n"
+    )
+    other = "E0000 00:00:1.0   1 cuda_dnn.cc:8579] Unable to register cuDNN factory\n"
+    assert without_tensorflow_banner(banner) == ""
+    assert without_tensorflow_banner(banner + other + banner) == other
+
+
+def test_keras_commands_import_tensorflow_without_its_banner():
+    def stderr_of(code: str) -> str:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stderr
+
+    plain = stderr_of("import tensorflow")
+    if "port.cc" not in plain and "absl::InitializeLog" not in plain:
+        pytest.skip("this TensorFlow prints no import banner to drop")
+    quiet = stderr_of("import sys, toonvision.cli as c; c.import_tensorflow_quietly(); "
+                      "assert 'tensorflow' in sys.modules")
+    assert "port.cc" not in quiet and "absl::InitializeLog" not in quiet
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    needs_keras = {name for name, subparser in subparsers.choices.items()
+                   if subparser.get_default("needs_keras")}
+    assert needs_keras == {"compare", "optimizers", "ablate", "predict", "report"}
 
 
 def test_every_available_command_has_help_for_every_option():

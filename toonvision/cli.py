@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import re
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from toonvision import __version__
@@ -28,6 +31,49 @@ COMMANDS: tuple[str, ...] = (
     "predict",
     "report",
 )
+
+
+# What TensorFlow (2.19 and later) writes to stderr while it is imported, whatever
+# TF_CPP_MIN_LOG_LEVEL says: that oneDNN is on and which CPU instructions it was built for.
+# Information for TensorFlow's developers, not for our users; other lines are passed on.
+TENSORFLOW_IMPORT_BANNER = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|I\d{4} [\d:.]+ +\d+ (port|cpu_feature_guard)\.cc:\d+\] .*"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate "
+    r"compiler flags\."
+)
+
+
+def without_tensorflow_banner(text: str) -> str:
+    """`text` without the lines of TensorFlow's import banner (`TENSORFLOW_IMPORT_BANNER`)."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not TENSORFLOW_IMPORT_BANNER.fullmatch(line.rstrip("\r\n")))
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow (when it is Keras' backend) with its import banner kept off stderr.
+
+    The banner comes from C++ code, so standard error is redirected at the file-descriptor
+    level into a temporary file for the import; every other line is written back.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            pass  # Keras says what is missing when a command needs it
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        rest = without_tensorflow_banner(captured.read().decode("utf-8", errors="replace"))
+    if rest:
+        sys.stderr.write(rest)
+        sys.stderr.flush()
 
 
 def _available_commands() -> dict[str, object]:
@@ -61,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(subparser)
-        subparser.set_defaults(handler=module.run)
+        subparser.set_defaults(handler=module.run,
+                               needs_keras=getattr(module, "NEEDS_KERAS", False))
     return parser
 
 
@@ -73,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.needs_keras and not args.verbose:
+        import_tensorflow_quietly()
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

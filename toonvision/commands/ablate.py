@@ -27,6 +27,7 @@ from pathlib import Path
 
 from toonvision.commands._common import add_dataset_arguments, print_skipped
 
+NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 ABLATION_FILE = "ablation.csv"
 RUNS_FILE = "ablation_runs.csv"
 DEFAULT_IMAGE_SIZE = (64, 64)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from toonvision.commands._common import add_dataset_arguments, print_skipped
 
+NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 FIGURE_FILE = "optimizers.png"
 TABLE_FILE = "optimizers.csv"
 

@@ -20,6 +20,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, metavar="MODEL",
