@@ -54,10 +54,14 @@ def import_tensorflow_quietly() -> None:
     """Imports TensorFlow (when it is Keras' backend) with its import banner kept off stderr.
 
     The banner comes from C++ code, so standard error is redirected at the file-descriptor
-    level into a temporary file for the import; every other line is written back.
+    level into a temporary file for the import; every other line is written back. Later
+    C++ messages of level INFO (XLA's "compiled cluster" and the like) are turned off with
+    TF_CPP_MIN_LOG_LEVEL=1 unless the environment sets that variable; warnings and errors
+    still show.
     """
     if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     sys.stderr.flush()
     with tempfile.TemporaryFile() as captured:
         saved = os.dup(2)
