@@ -24,6 +24,7 @@ ace, nine, ten), cut with OpenCV and resized to the image size. Nothing is writt
 Usage:
     python benchmarks/bench_training.py [--data synthetic|cards] [--epochs 3] [--full]
         [--runs 2] [--accuracy --seeds 5] [--image-size 600 200] [--precision auto]
+        [--interpolation bilinear|nearest]
 """
 
 from __future__ import annotations
@@ -200,7 +201,8 @@ def summarise(clock: EpochClock, evaluate_seconds: tuple[float, float], accuracy
     return row
 
 
-def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: str) -> None:
+def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: str,
+          interpolation: str) -> None:
     """Times reference and ours, interleaved so that machine load hits both alike."""
     from toonvision.model_utils import BUILTIN_CONFIGS, Trainer
 
@@ -215,7 +217,8 @@ def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: 
           f"{'measured s':>10} {'25-ep run s':>11} {'cpu s/epoch':>11} {'cpu 25-ep s':>11} "
           f"{'test acc':>8}")
     for name in ("baseline", "optimized"):
-        config = BUILTIN_CONFIGS[name].replace(epochs=epochs, precision=precision)
+        config = BUILTIN_CONFIGS[name].replace(epochs=epochs, precision=precision,
+                                               interpolation=interpolation)
         trainer = Trainer(config, 2, images.shape[1:3])
         rows: dict[str, list[dict[str, float]]] = {"reference": [], "ours": []}
         for run in range(runs):
@@ -255,14 +258,15 @@ def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: 
 
 
 def accuracy(images: np.ndarray, y: np.ndarray, seeds: int, epochs: int,
-             precision: str) -> None:
+             precision: str, interpolation: str) -> None:
     """Median test accuracy of reference and ours over the same seeds and splits."""
     from toonvision.model_utils import BUILTIN_CONFIGS, Trainer
 
     print(f"accuracy check: {len(images)} images {images.shape[1]}x{images.shape[2]}, "
           f"{epochs} epochs, seeds 0..{seeds - 1} (split and weights seeded alike)")
     for name in ("baseline", "optimized"):
-        config = BUILTIN_CONFIGS[name].replace(epochs=epochs, precision=precision)
+        config = BUILTIN_CONFIGS[name].replace(epochs=epochs, precision=precision,
+                                               interpolation=interpolation)
         trainer = Trainer(config, 2, images.shape[1:3])
         reference_accuracies, our_accuracies = [], []
         for seed in range(seeds):
@@ -298,6 +302,9 @@ def main() -> int:
                         help="compute precision of ours (the reference is always float32); "
                              "auto is bfloat16 where the CPU has AMX-BF16 or AVX512-BF16 "
                              "(default: auto)")
+    parser.add_argument("--interpolation", choices=("bilinear", "nearest"), default="bilinear",
+                        help="the interpolation of ours' augmentation warp (the reference's "
+                             "Keras layers use bilinear) (default: bilinear)")
     args = parser.parse_args()
     image_size = tuple(args.image_size)
     if args.data == "cards":
@@ -313,11 +320,11 @@ def main() -> int:
     print(f"data: {args.data}, {len(images)} images (class 1: {int(y.sum())}); "
           f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; native bfloat16: "
           f"{cpu_has_native_bfloat16()}; ours computes with the "
-          f"{dtype_policy_name(args.precision)} policy")
+          f"{dtype_policy_name(args.precision)} policy and {args.interpolation} warps")
     if args.accuracy:
-        accuracy(images, y, args.seeds, epochs, args.precision)
+        accuracy(images, y, args.seeds, epochs, args.precision, args.interpolation)
     else:
-        speed(images, y, epochs, args.runs, args.precision)
+        speed(images, y, epochs, args.runs, args.precision, args.interpolation)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from toonvision.augment import (
     TrainingFeed,
@@ -64,6 +65,23 @@ def test_pooled_augmentation_is_the_pooled_full_size_warp() -> None:
     assert (difference > 0).mean() < 0.01
     # ... and it is really augmented: not the pooled originals.
     assert not np.array_equal(pooled, max_pool_2x2(images))
+
+
+def test_nearest_interpolation_only_copies_source_pixels_and_pools_alike() -> None:
+    # On noise, bilinear sampling blends neighbours into new colours; nearest never does.
+    images = striped_images(count=4)
+    for interpolation, only_source_colours in (("nearest", True), ("bilinear", False)):
+        warped = augment_images(images, np.random.default_rng(5), interpolation=interpolation)
+        for original, changed in zip(images, warped, strict=True):
+            source = {tuple(pixel) for pixel in original.reshape(-1, 3)}
+            copied = np.mean([tuple(pixel) in source for pixel in changed.reshape(-1, 3)])
+            assert (copied == 1.0) == only_source_colours, interpolation
+    pooled = augment_images(images, np.random.default_rng(6), pool=True, interpolation="nearest")
+    expected = max_pool_2x2(augment_images(images, np.random.default_rng(6),
+                                           interpolation="nearest"))
+    assert (pooled != expected).any(axis=-1).mean() < 0.01
+    with pytest.raises(ValueError, match="interpolation must be one of bilinear, nearest"):
+        augment_images(images, np.random.default_rng(0), interpolation="cubic")
 
 
 def test_training_feed_augments_only_when_asked_and_is_seeded() -> None:

@@ -19,6 +19,7 @@ from toonvision.model_utils import (
     make_model,
     predict_probabilities,
     resolve_configs,
+    targets_for,
 )
 from toonvision.splits import stratified_split
 
@@ -108,6 +109,8 @@ def test_unknown_config_name_raises_a_clear_error() -> None:
         TrainingConfig(name="bad", dropout=1.5)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         TrainingConfig(name="bad", optimizer="lion")
+    with pytest.raises(ValueError, match="interpolation must be one of bilinear, nearest"):
+        TrainingConfig(name="bad", interpolation="cubic")
 
 
 def test_toml_config_file_loads_with_bases_and_overrides(tmp_path: Path) -> None:
@@ -116,7 +119,8 @@ def test_toml_config_file_loads_with_bases_and_overrides(tmp_path: Path) -> None
         '[configs.small_batch]\nbase = "optimized"\nbatch_size = 16\nlearning_rate = 5e-4\n\n'
         '[configs.wide_mlp]\nbase = "mlp"\nhidden_units = [512, 256]\n'
         'hidden_activation = "sigmoid"\nearly_stopping_patience = false\n\n'
-        '[configs.derived]\nbase = "small_batch"\ndropout = 0.5\n', encoding="utf-8")
+        '[configs.derived]\nbase = "small_batch"\ndropout = 0.5\ninterpolation = "nearest"\n',
+        encoding="utf-8")
     configs = load_config_file(config_file)
     assert list(configs) == ["small_batch", "wide_mlp", "derived"]
     small = configs["small_batch"]
@@ -125,6 +129,7 @@ def test_toml_config_file_loads_with_bases_and_overrides(tmp_path: Path) -> None
     assert configs["wide_mlp"].hidden_units == (512, 256)
     assert configs["wide_mlp"].early_stopping_patience is None
     assert configs["derived"].batch_size == 16 and configs["derived"].dropout == 0.5
+    assert configs["derived"].interpolation == "nearest" and small.interpolation == "bilinear"
     resolved = resolve_configs(["baseline", "derived"], config_file)
     assert [config.name for config in resolved] == ["baseline", "derived"]
 
@@ -153,10 +158,13 @@ def test_optimized_learns_and_really_augments(binary_task: tuple,
     augmented_batches = []
     original = augment.augment_images
 
-    def recording_augment(batch: np.ndarray, rng: np.random.Generator,
-                          pool: bool = False) -> np.ndarray:
-        result = original(batch, rng, pool=pool)
+    interpolations: set[str] = set()
+
+    def recording_augment(batch: np.ndarray, rng: np.random.Generator, pool: bool = False,
+                          interpolation: str = "bilinear") -> np.ndarray:
+        result = original(batch, rng, pool=pool, interpolation=interpolation)
         augmented_batches.append((max_pool_2x2(batch) if pool else batch, result))
+        interpolations.add(interpolation)
         return result
 
     monkeypatch.setattr(augment, "augment_images", recording_augment)
@@ -171,6 +179,7 @@ def test_optimized_learns_and_really_augments(binary_task: tuple,
     # may also fetch a batch ahead to learn the data's shape).
     assert len(augmented_batches) >= 6 * int(np.ceil(len(split["train"]) / 8))
     assert all(not np.array_equal(before, after) for before, after in augmented_batches)
+    assert interpolations == {"bilinear"}     # the article's, as the config says
     # Inference is deterministic and unaugmented: the model is the same plain function.
     test_images = images[split["test"]]
     first = predict_probabilities(trainer.model, test_images)
@@ -196,9 +205,18 @@ def test_baseline_config_never_augments(baseline_trainer: Trainer, binary_task: 
     images, y, split = binary_task
     calls = []
     monkeypatch.setattr(augment, "augment_images",
-                        lambda batch, rng, pool=False: calls.append(1) or batch)
+                        lambda batch, rng, **options: calls.append(1) or batch)
     baseline_trainer.run(images, y, split, seed=4)
     assert calls == []
+
+
+def test_augmentation_warps_with_the_configs_interpolation() -> None:
+    images = np.zeros((4, *IMAGE_SIZE, 3), np.uint8)
+    targets = targets_for(np.array([0, 1, 0, 1]), 2)
+    for interpolation in ("nearest", "bilinear"):
+        trainer = Trainer(quick("optimized", interpolation=interpolation), 2, IMAGE_SIZE)
+        feed = trainer._training_data(images, max_pool_2x2(images), targets, 2, seed=0)["x"]
+        assert isinstance(feed, augment.TrainingFeed) and feed.interpolation == interpolation
 
 
 def test_reused_trainer_reinitialises_and_matches_a_fresh_one(baseline_trainer: Trainer,

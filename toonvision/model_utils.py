@@ -32,7 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from toonvision.augment import TrainingFeed, max_pool_2x2
+from toonvision.augment import INTERPOLATIONS, TrainingFeed, max_pool_2x2
 
 LOGGER = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class TrainingConfig:
         dropout: dropout rate before the output layer (0 = none).
         augmentation: random horizontal flip (50%), rotation within +/-7.5% of a turn and zoom
             within +/-20%, on training batches only.
+        interpolation: how the augmentation's warp samples the image: "bilinear" (the Keras
+            layers' default, the article's) or "nearest" (about 3x cheaper to compute).
         optimizer: one of adam, adamax, nadam, rmsprop, sgd, adadelta, adagrad, ftrl.
         batch_size: training batch size.
         epochs: training epochs (the most, with early stopping).
@@ -86,6 +88,7 @@ class TrainingConfig:
     decay: float = 0.0
     dropout: float = 0.0
     augmentation: bool = False
+    interpolation: str = "bilinear"
     optimizer: str = "adam"
     batch_size: int = 32
     epochs: int = 25
@@ -99,7 +102,7 @@ class TrainingConfig:
         choices = {
             "family": FAMILIES, "optimizer": tuple(OPTIMIZERS),
             "hidden_activation": HIDDEN_ACTIVATIONS, "output_activation": OUTPUT_ACTIVATIONS,
-            "precision": PRECISIONS,
+            "precision": PRECISIONS, "interpolation": tuple(INTERPOLATIONS),
         }
         for attribute, allowed in choices.items():
             if getattr(self, attribute) not in allowed:
@@ -551,7 +554,8 @@ class Trainer:
         if self.config.augmentation:
             # Warp at full size, then pool: exactly what the full model's layers would see.
             return {"x": TrainingFeed(images, targets, batch_size, augment=True, seed=seed,
-                                      pool=self.pools_input)}
+                                      pool=self.pools_input,
+                                      interpolation=self.config.interpolation)}
         return {"x": inputs, "y": targets, "batch_size": batch_size, "shuffle": True}
 
     def _model_inputs(self, images: np.ndarray) -> np.ndarray:
