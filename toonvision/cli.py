@@ -71,13 +71,14 @@ def import_tensorflow_quietly() -> None:
         except ImportError:
             pass  # Keras says what is missing when a command needs it
         finally:
+            # Also when the import fails otherwise: what TensorFlow said then is wanted most.
             os.dup2(saved, 2)
             os.close(saved)
-        captured.seek(0)
-        rest = without_tensorflow_banner(captured.read().decode("utf-8", errors="replace"))
-    if rest:
-        sys.stderr.write(rest)
-        sys.stderr.flush()
+            captured.seek(0)
+            rest = without_tensorflow_banner(captured.read().decode("utf-8", errors="replace"))
+            if rest:
+                sys.stderr.write(rest)
+                sys.stderr.flush()
 
 
 def _available_commands() -> dict[str, object]:
