@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from toonvision.dataset import from_crops, load_task_data
-from toonvision.images import read_image, resize, write_image_atomic
+from toonvision.data_processing.dataset import from_crops, load_task_data
+from toonvision.data_processing.images import read_image, resize, write_image_atomic
+from toonvision.data_processing.splits import stratified_split
 from toonvision.labels import make_task
-from toonvision.splits import stratified_split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGE_SIZE = (600, 200)

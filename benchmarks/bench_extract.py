@@ -30,7 +30,7 @@ from pathlib import Path
 
 import cv2
 
-from toonvision import data_processing
+from toonvision.data_processing import extract as data_processing
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS: tuple[str, ...] = ("toontown", "cards_voc", "fruit_voc")

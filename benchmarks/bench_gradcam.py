@@ -25,7 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from toonvision import interpret  # noqa: E402
+from toonvision.data_visualization import gradcam
 
 AUTHOR_MODEL = (Path(__file__).resolve().parents[2] / "shared" / "data" / "toontown"
                 / "toonvision_optimized_1e-5_run12.h5")
@@ -43,7 +43,7 @@ def article_model() -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(outputs))
 
 
-def eager_reference(grad_cam: interpret.GradCam, images: np.ndarray) -> np.ndarray:
+def eager_reference(grad_cam: gradcam.GradCam, images: np.ndarray) -> np.ndarray:
     """One image at a time, eagerly: the plain tutorial loop (same maths, no batching)."""
     flat = grad_cam.flat
     sub_model = keras.Model(flat.input, [flat.outputs[grad_cam.layer_name], flat.logits])
@@ -71,7 +71,7 @@ def main() -> None:
     else:
         model, source = article_model(), "article architecture, random weights"
     images = np.random.default_rng(0).integers(0, 256, (args.images, 600, 200, 3), np.uint8)
-    grad_cam = interpret.GradCam(model)
+    grad_cam = gradcam.GradCam(model)
     print(f"model: {source}; layer {grad_cam.layer_name}; {args.images} images of 600x200; "
           f"{os.cpu_count()} CPUs")
 

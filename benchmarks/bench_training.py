@@ -63,8 +63,8 @@ def synthetic_data(image_size: tuple[int, int], seed: int = 0) -> tuple[np.ndarr
 
 def cards_data(image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Face (1) vs number (0) card crops from cards_voc, resized to `image_size`."""
-    from toonvision.images import read_image, resize
-    from toonvision.voc import parse_annotation
+    from toonvision.data_processing.images import read_image, resize
+    from toonvision.data_processing.voc import parse_annotation
 
     images, labels = [], []
     for xml_path in sorted(CARDS_DIR.rglob("*.xml")):
@@ -87,7 +87,7 @@ def cards_data(image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 def protocol_split(y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     """A stratified split with the article's 60/20/20 shares."""
-    from toonvision.splits import stratified_split
+    from toonvision.data_processing.splits import stratified_split
 
     return stratified_split(y, seed=seed)
 
@@ -125,12 +125,31 @@ class Stopwatch:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
+def keras_augmentation_layers(seed: int | None = None):
+    """The article's augmentation as Keras layers (slow on CPU): the reference's augmentation.
+
+    Args:
+        seed: seed of the random layers.
+
+    Returns:
+        A `keras.Sequential` of RandomFlip, RandomRotation and RandomZoom.
+    """
+    import keras
+
+    from toonvision.model_utils import augment
+
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(augment.ROTATION_FACTOR, seed=seed),
+        keras.layers.RandomZoom(augment.ZOOM_FACTOR, seed=seed),
+    ], name="augmentation")
+
+
 def reference_run(config_name: str, images: np.ndarray, y: np.ndarray,
                   split: dict[str, np.ndarray], seed: int, epochs: int) -> dict[str, float]:
     """One run the article's way: a fresh float32 model with Keras augmentation layers."""
     import keras
 
-    from toonvision.augment import keras_augmentation_layers
 
     optimized = config_name.startswith("optimized")
     build = Stopwatch()
@@ -204,7 +223,8 @@ def summarise(clock: EpochClock, evaluate_seconds: tuple[float, float], accuracy
 def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: str,
           interpolation: str) -> None:
     """Times reference and ours, interleaved so that machine load hits both alike."""
-    from toonvision.model_utils import BUILTIN_CONFIGS, Trainer
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.trainer import Trainer
 
     extrapolated = epochs < PROTOCOL_EPOCHS
     print(f"{len(images)} images {images.shape[1]}x{images.shape[2]}, {epochs} epoch(s) per "
@@ -260,7 +280,8 @@ def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: 
 def accuracy(images: np.ndarray, y: np.ndarray, seeds: int, epochs: int,
              precision: str, interpolation: str) -> None:
     """Median test accuracy of reference and ours over the same seeds and splits."""
-    from toonvision.model_utils import BUILTIN_CONFIGS, Trainer
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.trainer import Trainer
 
     print(f"accuracy check: {len(images)} images {images.shape[1]}x{images.shape[2]}, "
           f"{epochs} epochs, seeds 0..{seeds - 1} (split and weights seeded alike)")
@@ -315,7 +336,7 @@ def main() -> int:
     else:
         images, y = synthetic_data(image_size)
     epochs = PROTOCOL_EPOCHS if args.full else args.epochs
-    from toonvision.model_utils import cpu_has_native_bfloat16, dtype_policy_name
+    from toonvision.model_utils.configs import cpu_has_native_bfloat16, dtype_policy_name
 
     print(f"data: {args.data}, {len(images)} images (class 1: {int(y.sum())}); "
           f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; native bfloat16: "

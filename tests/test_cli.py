@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from toonvision.cli import COMMANDS, build_parser, main, without_tensorflow_banner
-from toonvision.images import write_image_atomic
+from toonvision.data_processing.images import write_image_atomic
 from toonvision.labels import COG_LABELS, TOON_LABELS
 
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 
-from toonvision import __version__
+from toonvision import ToonvisionError, __version__
 
 # The order here is the order of the user's workflow and of `toonvision --help`.
 COMMANDS: tuple[str, ...] = (
@@ -132,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
-        print(f"toonvision {args.command}: error: {error}", file=sys.stderr)
+    except ToonvisionError as error:
+        # Bad input: its message on one line. Anything else is a bug and shows a traceback.
+        message = " ".join(str(error).split())
+        print(f"toonvision {args.command}: error: {message}", file=sys.stderr)
         return 2

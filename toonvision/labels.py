@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from toonvision import ToonvisionError
+
 SUITS: dict[str, str] = {
     "bb": "bossbot",
     "lb": "lawbot",
@@ -83,7 +85,7 @@ def safe_label(label: str) -> str:
     cleaned = _UNSAFE_CHARACTERS.sub("_", label.strip())
     cleaned = cleaned.replace("..", "_").lstrip("._-")[:100]
     if not cleaned or not _SAFE_LABEL.match(cleaned):
-        raise ValueError(f"label {label!r} has no characters usable in a file name")
+        raise ToonvisionError(f"label {label!r} has no characters usable in a file name")
     return cleaned
 
 
@@ -125,7 +127,7 @@ class Task:
             return label.split("_", 2)[2] if label.startswith("cog_") else None
         if self.name == "animal":
             return label.split("_", 1)[1] if label.startswith("toon_") else None
-        raise ValueError(f"unknown task {self.name!r}")
+        raise ToonvisionError(f"unknown task {self.name!r}")
 
     def class_index(self, label: str) -> int | None:
         """Returns the class index of `label`, or None if the task does not cover it."""
@@ -160,7 +162,7 @@ def make_task(spec: str = "binary", labels: Iterable[str] = ()) -> Task:
     if spec == "label":
         return Task("label", tuple(sorted(set(labels))))
     if "," not in spec and "=" not in spec:
-        raise ValueError(
+        raise ToonvisionError(
             f"unknown task {spec!r}: use one of {', '.join(TASK_NAMES)}, or a class list "
             "such as 'king,queen,jack' or 'king=face,queen=face,ace=number'"
         )
@@ -172,8 +174,8 @@ def make_task(spec: str = "binary", labels: Iterable[str] = ()) -> Task:
         label, _, class_name = item.partition("=")
         label, class_name = label.strip(), (class_name.strip() or label.strip())
         if not label or label in mapping:
-            raise ValueError(f"class list {spec!r}: label {label!r} is empty or given twice")
+            raise ToonvisionError(f"class list {spec!r}: label {label!r} is empty or given twice")
         mapping[label] = class_name
     if not mapping:
-        raise ValueError(f"class list {spec!r} names no labels")
+        raise ToonvisionError(f"class list {spec!r} names no labels")
     return Task("custom", tuple(sorted(set(mapping.values()))), mapping)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from toonvision.dataset import (
-    DEFAULT_IMAGE_SIZE,
+from toonvision import ToonvisionError, defaults
+from toonvision.data_processing.dataset import (
     Dataset,
     TaskData,
     from_crops,
@@ -17,9 +17,6 @@ from toonvision.dataset import (
     load_task_data,
 )
 from toonvision.labels import make_task
-
-DEFAULT_DATA_DIR = "data"
-
 
 TASK_HELP = (
     "what to classify: binary (cog/toon), suit (4 cog suits), name (32 cog names), animal "
@@ -31,7 +28,7 @@ TASK_HELP = (
 def add_dataset_arguments(
     parser: argparse.ArgumentParser,
     image_size: bool = True,
-    task_default: str | None = "binary",
+    task_default: str | None = defaults.TASK,
     task_help: str = TASK_HELP,
 ) -> None:
     """Adds the options that choose a data source and a task.
@@ -47,7 +44,7 @@ def add_dataset_arguments(
         "Either extracted crops (--data-dir) or a flat labelled set (--labels CSV --images DIR).",
     )
     group.add_argument(
-        "--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR),
+        "--data-dir", type=Path, default=defaults.DATA_DIR,
         help="data root written by 'toonvision extract'; crops are read from "
              "DATA_DIR/unsorted/ (default: %(default)s)",
     )
@@ -77,7 +74,7 @@ def add_dataset_arguments(
     if image_size:
         group.add_argument(
             "--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-            default=list(DEFAULT_IMAGE_SIZE),
+            default=list(defaults.IMAGE_SIZE),
             help="size the images are resized to, height then width (default: %(default)s; "
                  "the article's is 600 200)",
         )
@@ -88,11 +85,22 @@ def add_dataset_arguments(
     )
 
 
+def add_split_arguments(group: argparse._ActionsContainer, seed_help: str | None) -> None:
+    """Adds --ratio and, unless `seed_help` is None, --seed (defaults from `defaults`)."""
+    group.add_argument(
+        "--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
+        default=list(defaults.RATIOS),
+        help=f"shares of each split (default: {' '.join(map(str, defaults.RATIOS))})",
+    )
+    if seed_help is not None:
+        group.add_argument("--seed", type=int, default=defaults.SEED, help=seed_help)
+
+
 def dataset_from_args(args: argparse.Namespace) -> Dataset:
     """Returns the dataset the options name."""
     if args.labels is not None or args.images is not None:
         if args.labels is None or args.images is None:
-            raise ValueError("--labels and --images go together: give both or neither")
+            raise ToonvisionError("--labels and --images go together: give both or neither")
         keep = [label for label in args.keep.split(",") if label.strip()] if args.keep else None
         return from_csv(args.labels, args.images, args.id_column, args.label_column, keep)
     return from_crops(args.data_dir)
@@ -111,7 +119,7 @@ def task_data_from_args(args: argparse.Namespace, show_progress: bool = True) ->
                        disable=not show_progress)
         bar.update(done - bar.n)
 
-    image_size = tuple(getattr(args, "image_size", DEFAULT_IMAGE_SIZE))
+    image_size = tuple(getattr(args, "image_size", defaults.IMAGE_SIZE))
     try:
         return load_task_data(dataset, task, image_size, args.cache_dir, progress)
     finally:

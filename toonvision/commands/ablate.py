@@ -25,19 +25,19 @@ import datetime
 import sys
 from pathlib import Path
 
-from toonvision.commands._common import add_dataset_arguments, print_skipped
+from toonvision import ExistingFileError, ToonvisionError, defaults
+from toonvision.commands._common import add_dataset_arguments, add_split_arguments, print_skipped
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 ABLATION_FILE = "ablation.csv"
 RUNS_FILE = "ablation_runs.csv"
-DEFAULT_IMAGE_SIZE = (64, 64)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)
-    parser.set_defaults(task="label", image_size=list(DEFAULT_IMAGE_SIZE))
+    parser.set_defaults(task="label", image_size=list(defaults.ABLATION_IMAGE_SIZE))
     group = parser.add_argument_group("study")
-    group.add_argument("--seeds", type=int, default=3,
+    group.add_argument("--seeds", type=int, default=defaults.ABLATION_SEEDS,
                        help="number of seeds (splits and initialisations) per variant "
                             "(default: %(default)s)")
     group.add_argument("--epochs", type=int,
@@ -51,13 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "512-256, 1024-512-256, 1024-512, 256-128-64, no-relu, sigmoid, "
                             "no-softmax, single-256)")
     group.add_argument("--balance", choices=("none", "undersample", "oversample"),
-                       default="none",
+                       default=defaults.BALANCE,
                        help="balance each training split (never validation or test): "
                             "undersample to the rarest class (the deck's choice) or "
                             "oversample (default: %(default)s)")
-    group.add_argument("--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
-                       default=[0.6, 0.2, 0.2], help="shares of each split "
-                                                     "(default: 0.6 0.2 0.2)")
+    add_split_arguments(group, seed_help=None)
     group.add_argument("--out", type=Path,
                        help="a new or empty folder for the tables and the run records "
                             "(default: runs/ablation-<UTC timestamp>)")
@@ -68,15 +66,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from toonvision.ablation import ablation_table, format_table, run_ablation, select_variants
     from toonvision.commands._common import task_data_from_args
-    from toonvision.images import write_text_atomic
-    from toonvision.model_utils import BUILTIN_CONFIGS
-    from toonvision.splits import check_ratios
-    from toonvision.tracking import RunTracker
+    from toonvision.data_processing.splits import check_ratios
+    from toonvision.fileio import write_text_atomic
+    from toonvision.model_utils.ablation import (
+        ablation_table,
+        format_table,
+        run_ablation,
+        select_variants,
+    )
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.tracking import RunTracker
 
     if args.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+        raise ToonvisionError(f"--seeds must be at least 1, got {args.seeds}")
     check_ratios(args.ratio)
     variants = select_variants(args.variants.split(",") if args.variants else None)
     changes = {}
@@ -89,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
         args.out = Path("runs") / f"ablation-{stamp}"
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        raise FileExistsError(f"--out {args.out} exists and is not an empty folder; "
-                              "choose a new one")
+        raise ExistingFileError(f"--out {args.out} exists and is not an empty folder; "
+                                "choose a new one")
 
     task_data = task_data_from_args(args)
     print_skipped(task_data.skipped)

@@ -27,10 +27,11 @@ import statistics
 import sys
 from pathlib import Path
 
-from toonvision.commands._common import add_dataset_arguments, print_skipped
+from toonvision import ToonvisionError, defaults
+from toonvision.commands._common import add_dataset_arguments, add_split_arguments, print_skipped
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
-DEFAULT_CONFIGS = "baseline,optimized"
+DEFAULT_CONFIGS = ",".join(defaults.CONFIGS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a TOML file of [configs.NAME] tables defining more configurations, each may "
              "start from another with base = \"optimized\" (default: none)",
     )
-    group.add_argument("--runs", type=int, default=200,
+    group.add_argument("--runs", type=int, default=defaults.RUNS,
                        help="number of runs, each on a new split (default: %(default)s)")
     group.add_argument(
         "--epochs", type=int,
@@ -60,21 +61,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "the best weights, for every configuration (default: each configuration's own; "
              "off for the article's, as in the article)",
     )
-    group.add_argument(
-        "--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
-        default=[0.6, 0.2, 0.2], help="shares of each split (default: 0.6 0.2 0.2)",
-    )
-    group.add_argument("--seed", type=int, default=0,
-                       help="run r splits and initialises with seed SEED + r "
+    add_split_arguments(group, seed_help="run r splits and initialises with seed SEED + r "
                             "(default: %(default)s)")
     group.add_argument(
-        "--select", choices=("test", "val_loss"), default="test",
+        "--select", choices=("test", "val_loss"), default=defaults.SELECT,
         help="best-model rule: 'test' (the article's: a run replaces the best when its test "
              "loss is lower AND its test accuracy higher) or 'val_loss' (lowest validation "
              "loss; never looks at the test set) (default: %(default)s)",
     )
     group.add_argument(
-        "--balance", choices=("none", "undersample", "oversample"), default="none",
+        "--balance", choices=("none", "undersample", "oversample"), default=defaults.BALANCE,
         help="balance the classes of each run's training split (never validation or test): "
              "undersample to the rarest class or oversample to the most common "
              "(default: %(default)s)",
@@ -100,7 +96,7 @@ def default_out(task: str, configs: str) -> Path:
     """`runs/<task>-<configs>-<UTC timestamp>`, with characters unsafe in names replaced."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{task}-{configs.replace(',', '-')}")[:80]
-    return Path("runs") / f"{name}-{stamp}"
+    return defaults.RUNS_DIR / f"{name}-{stamp}"
 
 
 def make_tracker(out_dir: Path, disabled: bool):
@@ -108,7 +104,7 @@ def make_tracker(out_dir: Path, disabled: bool):
     if disabled:
         return None
     try:
-        from toonvision.tracking import RunTracker
+        from toonvision.model_utils.tracking import RunTracker
     except ModuleNotFoundError as error:
         if error.name != "toonvision.tracking":
             raise
@@ -120,14 +116,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from toonvision.commands._common import task_data_from_args
-    from toonvision.compare import Comparison, check_out_dir, settings_for
-    from toonvision.comparison_summary import format_summary
-    from toonvision.model_utils import Trainer, resolve_configs
+    from toonvision.model_utils.compare import Comparison, check_out_dir, settings_for
+    from toonvision.model_utils.comparison_summary import format_summary
+    from toonvision.model_utils.configs import resolve_configs
+    from toonvision.model_utils.trainer import Trainer
 
     if args.resume and args.out is None:
-        raise ValueError("--resume needs --out, the folder of the comparison to continue")
+        raise ToonvisionError("--resume needs --out, the folder of the comparison to continue")
     if args.runs < 1:
-        raise ValueError(f"--runs must be at least 1; got {args.runs}")
+        raise ToonvisionError(f"--runs must be at least 1; got {args.runs}")
     names = [name.strip() for name in args.configs.split(",") if name.strip()]
     configs = resolve_configs(names, args.config_file)
     changes = {}

@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from toonvision import ToonvisionError
 from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
 
 
@@ -37,12 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from toonvision.dataset import Dataset, select_for_task
-    from toonvision.explore import explore, inspect_images, write_exploration
+    from toonvision.data_processing.dataset import Dataset, select_for_task
+    from toonvision.data_processing.explore import explore, inspect_images, write_exploration
     from toonvision.labels import make_task
 
     if args.samples < 1:
-        raise ValueError(f"--samples must be at least 1, got {args.samples}")
+        raise ToonvisionError(f"--samples must be at least 1, got {args.samples}")
     source = dataset_from_args(args)
     task = make_task(args.task, source.labels)
     paths, _, y = select_for_task(source, task)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from toonvision.data_processing import (
+from toonvision import defaults
+from toonvision.data_processing.extract import (
     ExtractionSummary,
     extract_screenshots,
     find_screenshots,
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the extract options to `parser`."""
     parser.add_argument("screenshots_dir", metavar="SCREENSHOTS_DIR", type=Path,
                         help="folder of screenshots and their VOC XML, searched recursively")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"),
+    parser.add_argument("--data-dir", type=Path, default=defaults.DATA_DIR,
                         help="data folder that receives unsorted/ crops, manifest.csv and, "
                              "with --move, raw/processed/ (default: %(default)s)")
     parser.add_argument("--move", action="store_true",

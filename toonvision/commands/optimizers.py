@@ -16,7 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from toonvision.commands._common import add_dataset_arguments, print_skipped
+from toonvision import ToonvisionError, defaults
+from toonvision.commands._common import add_dataset_arguments, add_split_arguments, print_skipped
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 FIGURE_FILE = "optimizers.png"
@@ -26,23 +27,22 @@ TABLE_FILE = "optimizers.csv"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)
     group = parser.add_argument_group("optimizers")
-    group.add_argument("--epochs", type=int, default=20,
+    group.add_argument("--epochs", type=int, default=defaults.OPTIMIZER_EPOCHS,
                        help="epochs per optimizer (default: %(default)s)")
     group.add_argument("--optimizers", default=None,
                        help="comma-separated optimizers (default: adam,adamax,nadam,rmsprop,"
                             "sgd,adadelta,adagrad,ftrl)")
-    group.add_argument("--learning-rate", type=float, default=1e-3,
+    group.add_argument("--learning-rate", type=float,
+                       default=defaults.OPTIMIZER_LEARNING_RATE,
                        help="the learning rate of every optimizer (default: %(default)s)")
     group.add_argument("--config", default="baseline",
                        help="the configuration the optimizers are plugged into "
                             "(default: %(default)s)")
     group.add_argument("--config-file", type=Path, metavar="FILE",
                        help="a TOML file defining more configurations (default: none)")
-    group.add_argument("--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
-                       default=[0.6, 0.2, 0.2], help="shares of the split (default: 0.6 0.2 0.2)")
-    group.add_argument("--seed", type=int, default=0,
-                       help="seed of the split and of the initial weights (default: %(default)s)")
-    group.add_argument("--out", type=Path, default=Path("runs") / "optimizers",
+    add_split_arguments(group, seed_help="seed of the split and of the initial weights "
+                                           "(default: %(default)s)")
+    group.add_argument("--out", type=Path, default=defaults.RUNS_DIR / "optimizers",
                        help="folder for optimizers.png and optimizers.csv "
                             "(default: %(default)s)")
 
@@ -51,19 +51,23 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from toonvision.commands._common import task_data_from_args
-    from toonvision.data_visualization import save_figure
-    from toonvision.images import write_text_atomic
-    from toonvision.model_utils import OPTIMIZERS, resolve_configs
-    from toonvision.optimizers import compare_optimizers, optimizer_table, optimizers_figure
+    from toonvision.data_visualization.figures import save_figure
+    from toonvision.fileio import write_text_atomic
+    from toonvision.model_utils.configs import OPTIMIZERS, resolve_configs
+    from toonvision.model_utils.optimizers import (
+        compare_optimizers,
+        optimizer_table,
+        optimizers_figure,
+    )
 
     names = tuple(OPTIMIZERS) if not args.optimizers else tuple(
         name.strip().lower() for name in args.optimizers.split(",") if name.strip())
     unknown = [name for name in names if name not in OPTIMIZERS]
     if unknown or not names:
-        raise ValueError(f"unknown optimizer(s) {unknown or args.optimizers!r}; use some of "
-                         f"{', '.join(OPTIMIZERS)}")
+        raise ToonvisionError(f"unknown optimizer(s) {unknown or args.optimizers!r}; use some of "
+                              f"{', '.join(OPTIMIZERS)}")
     if args.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1; got {args.epochs}")
+        raise ToonvisionError(f"--epochs must be at least 1; got {args.epochs}")
     base = resolve_configs([args.config], args.config_file)[0].replace(epochs=args.epochs)
     task_data = task_data_from_args(args)
     print_skipped(task_data.skipped)

@@ -20,6 +20,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from toonvision import ToonvisionError, defaults
+
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 
 
@@ -42,15 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draw", type=Path, metavar="DIR",
                         help="also write each screenshot with its boxes, predicted classes and "
                              "confidences drawn, as DIR/<name>_predicted.png (default: off)")
-    parser.add_argument("--batch-size", type=int, default=32,
+    parser.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE,
                         help="crops per forward pass (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from toonvision.model_io import load_model
-    from toonvision.predict import (
+    from toonvision.model_utils.model_io import load_model
+    from toonvision.model_utils.predict import (
         predict_paths,
         predictions_csv,
         predictions_table,
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1; got {args.batch_size}")
+        raise ToonvisionError(f"--batch-size must be at least 1; got {args.batch_size}")
     model, info = load_model(args.model)
     with tqdm(desc="classifying", unit="crop", file=sys.stderr, leave=False) as bar:
         results = predict_paths(model, info, args.paths, args.task, args.batch_size,

@@ -23,8 +23,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from toonvision import ToonvisionError
 from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
-from toonvision.preprocess import (
+from toonvision.data_processing.preprocess import (
     DEFAULT_ITERATIONS,
     DEFAULT_SIZE,
     LABELS_FILE,
@@ -67,24 +68,24 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from toonvision.dataset import Dataset, select_for_task
-    from toonvision.labels import make_task
-    from toonvision.preprocess import (
+    from toonvision.data_processing.dataset import Dataset, select_for_task
+    from toonvision.data_processing.preprocess import (
         check_output_dir,
         check_steps,
         plot_steps_figure,
         preprocess_dataset,
     )
+    from toonvision.labels import make_task
 
     if args.size < 8:
-        raise ValueError(f"--size must be at least 8 pixels, got {args.size}")
+        raise ToonvisionError(f"--size must be at least 8 pixels, got {args.size}")
     if args.iterations < 0:
-        raise ValueError(f"--iterations must be 0 or more, got {args.iterations}")
+        raise ToonvisionError(f"--iterations must be 0 or more, got {args.iterations}")
     steps = check_steps(args.steps.split(","))
     try:
         trade_off = [int(count) for count in args.figure_iterations.split(",") if count.strip()]
     except ValueError as error:
-        raise ValueError(f"--figure-iterations must be integers: {error}") from error
+        raise ToonvisionError(f"--figure-iterations must be integers: {error}") from error
     source = dataset_from_args(args)
     out_dir = check_output_dir(args.out, [args.images or args.data_dir])
     task = make_task(args.task, source.labels)

@@ -19,10 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from toonvision import ToonvisionError, defaults
 from toonvision.commands._common import add_dataset_arguments, print_skipped
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
-DEFAULT_OUT = "reports/latest"
+DEFAULT_OUT = defaults.REPORTS_DIR / "latest"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,16 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a 'toonvision compare' output folder: its learning_curves.png, "
              "best_run_curves.png, boxplots.png and summary.csv are shown when present",
     )
-    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="the report folder; index.html and PNGs go there, files of an "
                              "earlier report in it are replaced (default: %(default)s)")
-    parser.add_argument("--samples", type=int, default=8,
+    parser.add_argument("--samples", type=int, default=defaults.REPORT_SAMPLES,
                         help="images shown with Grad-CAM heatmaps, and most confident mistakes "
                              "shown with theirs (default: %(default)s)")
-    parser.add_argument("--filters", type=int, default=8,
+    parser.add_argument("--filters", type=int, default=defaults.REPORT_FILTERS,
                         help="filters drawn per convolution layer by gradient ascent "
                              "(default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32,
+    parser.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE,
                         help="images per forward pass (default: %(default)s)")
 
 
@@ -68,12 +69,13 @@ def run(args: argparse.Namespace) -> int:
     """Loads the model and the images, writes the report, prints the page's path."""
     from tqdm import tqdm
 
-    from toonvision import model_io, report
+    from toonvision.data_processing.splits import stratified_split
+    from toonvision.data_visualization import evaluation, report
     from toonvision.labels import make_task
-    from toonvision.splits import stratified_split
+    from toonvision.model_utils import model_io
 
     if args.samples < 1 or args.filters < 1 or args.batch_size < 1:
-        raise ValueError("--samples, --filters and --batch-size must be at least 1")
+        raise ToonvisionError("--samples, --filters and --batch-size must be at least 1")
     model, info = model_io.load_model(args.model)
     task_spec = args.task or info.task
     description = [f"model: {args.model} ({model.count_params():,} parameters)",
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs:
         task = make_task(task_spec, info.class_names)
         _check_classes(task.classes, info.class_names, task_spec)
-        data = report.load_inputs(args.inputs, info.class_names, info.image_size, task)
+        data = evaluation.load_inputs(args.inputs, info.class_names, info.image_size, task)
         description.append("evaluated on the given inputs")
     else:
         from toonvision.commands._common import task_data_from_args
@@ -94,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
         seed = args.split_seed if args.split_seed is not None else (info.split_seed or 0)
         test = stratified_split(task_data.y, info.ratios, seed)["test"]
         if len(test) == 0:
-            raise ValueError(f"the test split of {len(task_data)} images is empty; give more "
-                             "data or use --inputs")
-        data = report.LabelledImages(
+            raise ToonvisionError(f"the test split of {len(task_data)} images is empty; give more "
+                                  "data or use --inputs")
+        data = evaluation.LabelledImages(
             images=task_data.images[test], y=task_data.y[test],
             class_names=tuple(info.class_names),
             names=[task_data.paths[index].name for index in test],
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_classes(task_classes: tuple[str, ...], model_classes: tuple[str, ...],
                    spec: str) -> None:
     if tuple(task_classes) != tuple(model_classes):
-        raise ValueError(
+        raise ToonvisionError(
             f"task {spec!r} gives classes {', '.join(task_classes)} but the model predicts "
             f"{', '.join(model_classes)}; pass the --task (and --keep) the model was trained "
             "with"

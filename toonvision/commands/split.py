@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
+from toonvision.commands._common import (
+    add_dataset_arguments,
+    add_split_arguments,
+    dataset_from_args,
+    print_skipped,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser, image_size=False)
-    parser.add_argument(
-        "--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
-        default=[0.6, 0.2, 0.2], help="shares of each split (default: 0.6 0.2 0.2)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    add_split_arguments(parser, seed_help="split seed (default: %(default)s)")
     parser.add_argument(
         "--out", type=Path,
         help="where to write the split CSV (default: DATA_DIR/splits/<task>-seed<seed>.csv, "
@@ -33,10 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.dataset import select_for_task
-    from toonvision.dataset_stats import split_counts
+    from toonvision.data_processing.balance import split_counts
+    from toonvision.data_processing.dataset import select_for_task
+    from toonvision.data_processing.splits import (
+        materialize,
+        split_table,
+        stratified_split,
+        write_split_manifest,
+    )
     from toonvision.labels import make_task
-    from toonvision.splits import materialize, split_table, stratified_split, write_split_manifest
 
     dataset = dataset_from_args(args)
     print_skipped(dataset.skipped)

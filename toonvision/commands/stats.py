@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
+from toonvision.commands._common import (
+    add_dataset_arguments,
+    add_split_arguments,
+    dataset_from_args,
+    print_skipped,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser, image_size=False)
-    parser.add_argument(
-        "--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"),
-        default=[0.6, 0.2, 0.2], help="shares of each split (default: 0.6 0.2 0.2)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    add_split_arguments(parser, seed_help="split seed (default: %(default)s)")
     parser.add_argument(
         "--out", type=Path, default=Path("reports/stats"),
         help="folder for the figures and counts.csv (default: %(default)s)",
@@ -28,16 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.dataset import select_for_task
-    from toonvision.dataset_stats import (
+    from toonvision.data_processing.balance import (
         plot_class_shares,
         plot_split_balance,
         plot_taxonomy_bars,
         split_counts,
     )
-    from toonvision.images import write_text_atomic
+    from toonvision.data_processing.dataset import select_for_task
+    from toonvision.data_processing.splits import stratified_split
+    from toonvision.fileio import write_text_atomic
     from toonvision.labels import make_task
-    from toonvision.splits import stratified_split
 
     dataset = dataset_from_args(args)
     print_skipped(dataset.skipped)

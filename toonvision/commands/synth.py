@@ -25,6 +25,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from toonvision import defaults
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "existing files are never overwritten)",
     )
     parser.add_argument(
-        "--screenshots", type=int, default=60, metavar="N",
+        "--screenshots", type=int, default=defaults.SYNTH_SCREENSHOTS, metavar="N",
         help="how many screenshots to write, each with 2-6 labelled figures "
              "(default: %(default)s)",
     )
@@ -47,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from toonvision.synth import generate
+    from toonvision.demo.synth import generate
 
     label_counts: Counter[str] = Counter()
     statuses: Counter[str] = Counter()

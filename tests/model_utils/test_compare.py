@@ -1,0 +1,550 @@
+"""Tests of toonvision.compare and the compare/optimizers commands.
+
+Most tests drive `Comparison` with a fake trainer (no Keras), so that the log, the resume logic
+and the best-model bookkeeping can be checked at every possible crash point in milliseconds.
+Two tests train real models: a comparison killed with SIGKILL and resumed, and a check on real
+crops that both article configurations learn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import toonvision.model_utils.compare as compare
+import toonvision.model_utils.model_io as model_io
+from toonvision.data_processing.images import write_image_atomic
+from toonvision.model_utils.compare import (
+    BEST_RUN_CURVES_FILE,
+    BOXPLOTS_FILE,
+    LEARNING_CURVES_FILE,
+    LOG_FILE,
+    PENDING_FOLDER,
+    SUMMARY_FILE,
+    Comparison,
+    ComparisonSettings,
+    complete_runs,
+    is_better,
+    read_log,
+    select_best,
+)
+from toonvision.model_utils.comparison_summary import bootstrap_mean_interval, describe, summarize
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def record(config: str, run: int, test_loss: float, test_accuracy: float,
+           validation_loss: float = 0.5, epochs: int = 3) -> dict:
+    """A hand-made run record, shaped like the ones the comparison logs."""
+    history = {
+        "loss": list(np.linspace(0.7, test_loss, epochs)),
+        "accuracy": list(np.linspace(0.5, test_accuracy, epochs)),
+        "val_loss": list(np.linspace(0.7, validation_loss, epochs)),
+        "val_accuracy": list(np.linspace(0.5, test_accuracy, epochs)),
+    }
+    return {"config": config, "run": run, "seed": run, "split_seed": run, "history": history,
+            "validation_metrics": {"loss": validation_loss, "accuracy": test_accuracy},
+            "test_metrics": {"loss": test_loss, "accuracy": test_accuracy},
+            "epochs_run": epochs, "setup_seconds": 0.1, "train_seconds": 1.0}
+
+
+# ------------------------------------------------------------------------------------------
+# Selection and statistics on known numbers
+
+
+def test_article_rule_needs_lower_test_loss_and_higher_test_accuracy():
+    best = record("a", 0, test_loss=0.20, test_accuracy=0.90)
+    assert is_better(record("a", 1, 0.10, 0.95), best)
+    assert not is_better(record("a", 1, 0.10, 0.90), best)   # accuracy only equal
+    assert not is_better(record("a", 1, 0.25, 0.99), best)   # loss higher
+    assert not is_better(record("a", 1, 0.10, 0.85), best)   # accuracy lower
+    assert is_better(record("a", 0, 9.0, 0.0), None)
+
+
+def test_val_loss_rule_ignores_the_test_set():
+    best = record("a", 0, test_loss=0.20, test_accuracy=0.90, validation_loss=0.30)
+    assert is_better(record("a", 1, 0.99, 0.10, validation_loss=0.29), best, "val_loss")
+    assert not is_better(record("a", 1, 0.01, 0.99, validation_loss=0.31), best, "val_loss")
+
+
+def test_select_best_replays_the_rule_in_run_order():
+    records = [
+        record("a", 0, 0.30, 0.90),
+        record("a", 1, 0.20, 0.92),   # better: replaces run 0
+        record("a", 2, 0.10, 0.91),   # lower loss but lower accuracy: kept out
+        record("a", 3, 0.15, 0.93),   # better than run 1
+        record("b", 0, 0.50, 0.80, validation_loss=0.2),
+        record("b", 1, 0.40, 0.85, validation_loss=0.3),
+    ]
+    assert select_best(records)["a"]["run"] == 3
+    assert select_best(records)["b"]["run"] == 1
+    assert select_best(records, "val_loss")["b"]["run"] == 0
+    assert select_best(list(reversed(records)))["a"]["run"] == 3
+
+
+def test_describe_on_known_numbers():
+    statistics = describe([1, 2, 3, 4, 5])
+    assert statistics["n"] == 5
+    assert (statistics["median"], statistics["q1"], statistics["q3"]) == (3, 2, 4)
+    assert (statistics["min"], statistics["max"], statistics["mean"]) == (1, 5, 3)
+    # t(0.975, 4) = 2.7764; standard error = sqrt(2.5) / sqrt(5)
+    half_width = 2.7764451 * np.sqrt(2.5) / np.sqrt(5)
+    assert statistics["ci_low"] == pytest.approx(3 - half_width, abs=1e-5)
+    assert statistics["ci_high"] == pytest.approx(3 + half_width, abs=1e-5)
+
+
+def test_summary_has_per_config_rows_and_a_paired_bootstrap_difference():
+    accuracies_a = [0.90, 0.92, 0.88, 0.91]
+    records = [record("a", run, 0.3, accuracy) for run, accuracy in enumerate(accuracies_a)]
+    records += [record("b", run, 0.2, accuracy + 0.05)
+                for run, accuracy in enumerate(accuracies_a)]
+    summary = summarize(records, ["a", "b"], samples=2000)
+    rows = {(row.metric, row.config): row for row in summary.itertuples()}
+    assert rows[("accuracy", "a")].median == pytest.approx(np.median(accuracies_a))
+    assert rows[("accuracy", "b")].mean == pytest.approx(np.mean(accuracies_a) + 0.05)
+    difference = rows[("accuracy", "b - a")]
+    # Every paired difference is +0.05, so the bootstrap interval collapses onto it.
+    assert difference.mean == pytest.approx(0.05)
+    assert (difference.ci_low, difference.ci_high) == pytest.approx((0.05, 0.05))
+    assert difference.ci_method == "paired bootstrap"
+    assert difference.b_better == 1.0
+    assert rows[("loss", "b - a")].b_better == 1.0   # lower loss is better
+    assert "macro_f1" not in set(summary.metric)
+
+
+def test_bootstrap_interval_covers_the_mean_of_noisy_differences():
+    differences = np.random.default_rng(1).normal(0.02, 0.01, 200)
+    low, high = bootstrap_mean_interval(differences)
+    assert low < differences.mean() < high
+    assert high - low == pytest.approx(2 * 1.96 * differences.std() / np.sqrt(200), rel=0.2)
+
+
+# ------------------------------------------------------------------------------------------
+# The log
+
+
+def test_read_log_drops_only_a_torn_last_line(tmp_path):
+    path = tmp_path / LOG_FILE
+    lines = [json.dumps(record("a", 0, 0.2, 0.9)), json.dumps(record("b", 0, 0.2, 0.9))]
+    path.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[0][:25])
+    records, torn = read_log(path)
+    assert [item["config"] for item in records] == ["a", "b"] and torn == 1
+    path.write_text(lines[0][:25] + "\n" + lines[1] + "\n")
+    with pytest.raises(ValueError, match=":1: not a run record"):
+        read_log(path)
+
+
+def test_complete_runs_keeps_runs_logged_for_every_config_once():
+    records = [record("a", 0, 0.2, 0.9), record("b", 0, 0.2, 0.9), record("a", 0, 0.1, 0.95),
+               record("a", 1, 0.2, 0.9)]
+    kept = complete_runs(records, ["a", "b"])
+    assert [(item["config"], item["run"]) for item in kept] == [("a", 0), ("b", 0)]
+    assert kept[0]["test_metrics"]["loss"] == 0.2
+
+
+# ------------------------------------------------------------------------------------------
+# The comparison folder, with a fake trainer
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    name: str
+    epochs: int = 3
+
+
+class FakeModel:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def save(self, path: str) -> None:
+        Path(path).write_text(self.text)
+
+
+class FakeTrainer:
+    """Returns metrics that depend only on (config, seed), as a deterministic trainer would."""
+
+    def __init__(self, config: FakeConfig, num_classes: int, image_size: tuple[int, int]):
+        self.config = config
+        self.model = None
+
+    def run(self, images, y, split, seed, epoch_callback=None):
+        generator = np.random.default_rng([seed, len(self.config.name)])
+        loss, accuracy, validation_loss = generator.uniform([0.05, 0.7, 0.05], [0.6, 1.0, 0.6])
+        history = {"loss": [0.7, loss], "accuracy": [0.5, accuracy],
+                   "val_loss": [0.7, validation_loss], "val_accuracy": [0.5, accuracy]}
+        for epoch in range(2):
+            if epoch_callback is not None:
+                epoch_callback(epoch, {key: values[epoch] for key, values in history.items()})
+        self.model = FakeModel(f"{self.config.name} {seed}")
+        return SimpleNamespace(
+            seed=seed, history=history, epochs_run=2, setup_seconds=0.0, train_seconds=0.01,
+            validation_metrics={"loss": validation_loss, "accuracy": accuracy},
+            test_metrics={"loss": loss, "accuracy": accuracy},
+        )
+
+
+CONFIGS = [FakeConfig("baseline"), FakeConfig("optimized")]
+TASK_DATA = SimpleNamespace(images=np.zeros((30, 4, 4, 3), np.uint8),
+                            y=np.arange(30) % 2, class_names=("cog", "toon"))
+
+
+def fake_settings(runs: int = 4, **changes) -> ComparisonSettings:
+    values = dict(source="fake", task="binary", class_names=["cog", "toon"], image_size=[4, 4],
+                  ratios=[0.6, 0.2, 0.2], seed=0, runs=runs, select="test",
+                  configs=[{"name": config.name, "epochs": config.epochs} for config in CONFIGS],
+                  data_fingerprint="abc", num_images=30)
+    values.update(changes)
+    return ComparisonSettings(**values)
+
+
+def run_fake(out_dir: Path, runs: int = 4, resume: bool = False, **changes) -> Comparison:
+    comparison = Comparison.start(out_dir, fake_settings(runs, **changes), resume=resume)
+    for _ in comparison.run(TASK_DATA, CONFIGS, trainer_factory=FakeTrainer):
+        pass
+    return comparison
+
+
+def comparable(records: list[dict]) -> list[tuple]:
+    return [(item["config"], item["run"], item["split_seed"], item["test_metrics"]["loss"],
+             item["validation_metrics"]["loss"]) for item in records]
+
+
+def assert_consistent(out_dir: Path, runs: int, reference: list[dict]) -> None:
+    """The log has each run once per config, and best_* are the log's best runs."""
+    records, torn = read_log(out_dir / LOG_FILE)
+    assert torn == 0
+    assert sorted((item["run"], item["config"]) for item in records) == sorted(
+        (run, config.name) for run in range(runs) for config in CONFIGS)
+    assert comparable(records) == comparable(reference)
+    for name, best in select_best(records).items():
+        assert json.loads((out_dir / f"best_{name}.json").read_text())["run"] == best["run"]
+        assert (out_dir / f"best_{name}.keras").read_text() == f"{name} {best['seed']}"
+        sidecar = json.loads((out_dir / f"best_{name}.keras.json").read_text())
+        assert sidecar["extra"]["run"] == best["run"] and sidecar["config"] == name
+    assert not (out_dir / PENDING_FOLDER).exists()
+
+
+def test_comparison_logs_every_run_and_keeps_the_best(tmp_path):
+    comparison = run_fake(tmp_path / "out", runs=4)
+    records, _ = read_log(tmp_path / "out" / LOG_FILE)
+    assert len(records) == 8
+    assert [item["run"] for item in records] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert {item["split_seed"] for item in records} == {0, 1, 2, 3}
+    assert records[0]["split_sizes"] == {"train": 18, "validate": 6, "test": 6}
+    assert_consistent(tmp_path / "out", 4, records)
+    assert comparison.best_records() == select_best(records)
+    epochs_csv = tmp_path / "out" / "epochs" / "optimized_run0003.csv"
+    assert epochs_csv.read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+
+
+def test_refuses_to_overwrite_and_to_resume_with_other_settings(tmp_path):
+    out_dir = tmp_path / "out"
+    run_fake(out_dir, runs=2)
+    before = (out_dir / LOG_FILE).read_text()
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_fake(out_dir, runs=2)
+    with pytest.raises(ValueError, match=r"image_size: \[4, 4\] there, \[8, 8\] now"):
+        run_fake(out_dir, runs=2, resume=True, image_size=[8, 8])
+    changed = [{"name": "baseline", "epochs": 3}, {"name": "optimized", "epochs": 5}]
+    with pytest.raises(ValueError, match=r"configs\.optimized\.epochs: 3 there, 5 now"):
+        run_fake(out_dir, runs=2, resume=True, configs=changed)
+    with pytest.raises(ValueError, match="data_fingerprint"):
+        run_fake(out_dir, runs=2, resume=True, data_fingerprint="other data")
+    with pytest.raises(ValueError, match="already has 2 complete runs"):
+        run_fake(out_dir, runs=1, resume=True)
+    assert (out_dir / LOG_FILE).read_text() == before
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a comparison folder"):
+        run_fake(tmp_path / "other", resume=True)
+
+
+def test_resume_can_add_runs(tmp_path):
+    reference = read_log(run_fake(tmp_path / "reference", runs=5).log_path)[0]
+    run_fake(tmp_path / "out", runs=3)
+    run_fake(tmp_path / "out", runs=5, resume=True)
+    assert_consistent(tmp_path / "out", 5, reference)
+
+
+class Crash(Exception):
+    """Stands for a kill: raised at the k-th file operation or training step."""
+
+
+def test_resume_after_a_crash_at_every_step(tmp_path, monkeypatch):
+    runs = 3
+    reference = read_log(run_fake(tmp_path / "reference", runs=runs).log_path)[0]
+    original = {
+        "replace": os.replace, "write_text": compare.write_text_atomic,
+        "append": compare._append_records, "save_model": model_io.save_model_atomic,
+        "train": FakeTrainer.run,
+    }
+    counter = {"step": 0, "crash_at": 0}
+
+    def step() -> None:
+        counter["step"] += 1
+        if counter["step"] == counter["crash_at"]:
+            raise Crash()
+
+    def wrap(function):
+        def wrapped(*args, **kwargs):
+            step()
+            result = function(*args, **kwargs)
+            step()
+            return result
+        return wrapped
+
+    def torn_append(path, records):
+        step()
+        if counter["step"] + 1 == counter["crash_at"]:
+            text = "".join(json.dumps(item) + "\n" for item in records)
+            with open(path, "a") as handle:
+                handle.write(text[: len(text) * 3 // 4])   # a kill in the middle of the write
+        step()
+        original["append"](path, records)
+        step()
+
+    crash_points = 0
+    for crash_at in range(1, 1000):
+        out_dir = tmp_path / f"crash{crash_at}"
+        counter.update(step=0, crash_at=crash_at)
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "replace", wrap(original["replace"]))
+            patch.setattr(compare, "write_text_atomic", wrap(original["write_text"]))
+            patch.setattr(compare, "_append_records", torn_append)
+            patch.setattr(model_io, "save_model_atomic", wrap(original["save_model"]))
+            patch.setattr(FakeTrainer, "run", wrap(original["train"]))
+            try:
+                run_fake(out_dir, runs=runs)
+            except Crash:
+                crashed = True
+            else:
+                crashed = False
+        if not crashed:
+            break
+        crash_points += 1
+        run_fake(out_dir, runs=runs, resume=True)
+        assert_consistent(out_dir, runs, reference)
+    assert crash_points > 60   # every write, rename and training step of 3 runs was hit
+
+
+def test_outputs_are_written_from_the_log(tmp_path):
+    comparison = run_fake(tmp_path / "out", runs=4)
+    outputs = comparison.write_outputs()
+    for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE):
+        content = (tmp_path / "out" / name).read_bytes()
+        assert content.startswith(PNG_SIGNATURE) and len(content) > 10_000
+    table = (tmp_path / "out" / SUMMARY_FILE).read_text().splitlines()
+    assert table[0] == "metric,config,n,median,q1,q3,min,max,mean,ci_low,ci_high,ci_method,b_better"
+    assert len(table) == 1 + 2 * 3   # accuracy and loss: two configs and their difference
+    assert list(outputs.summary.config[:3]) == ["baseline", "optimized", "optimized - baseline"]
+    assert Comparison.load(tmp_path / "out").records == comparison.records
+
+
+def test_tracker_gets_every_run_of_every_config(tmp_path):
+    class Tracker:
+        def __init__(self):
+            self.calls = []
+
+        def log_run(self, name, params, history, metrics, artifacts=()):
+            self.calls.append((name, params["run"], metrics["test_accuracy"], list(artifacts)))
+
+    tracker = Tracker()
+    comparison = Comparison.start(tmp_path / "out", fake_settings(2))
+    list(comparison.run(TASK_DATA, CONFIGS, trainer_factory=FakeTrainer, tracker=tracker))
+    assert [call[0] for call in tracker.calls] == [
+        "baseline-run0000", "optimized-run0000", "baseline-run0001", "optimized-run0001"]
+    assert all(path.is_file() for call in tracker.calls for path in call[3])
+
+
+# ------------------------------------------------------------------------------------------
+# Real training
+
+
+def write_crops(data_dir: Path, per_class: int = 12, size: tuple[int, int] = (48, 48)) -> None:
+    """Tiny crops that are easy to tell apart: dark noisy cogs, bright noisy toons."""
+    generator = np.random.default_rng(0)
+    for label, brightness in (("cog_sb_coldcaller", 60), ("toon_dog", 190)):
+        for index in range(per_class):
+            image = generator.normal(brightness, 30, (*size, 3)).clip(0, 255).astype(np.uint8)
+            write_image_atomic(data_dir / "unsorted" / label.split("_")[0]
+                               / f"{label}_{index}.png", image)
+
+
+@pytest.mark.slow
+def test_a_killed_comparison_resumes_to_exactly_n_runs(tmp_path):
+    from toonvision.cli import main
+    from toonvision.model_utils.model_io import load_model
+
+    write_crops(tmp_path / "data")
+    out_dir = tmp_path / "runs" / "tiny"
+    arguments = ["compare", "--data-dir", str(tmp_path / "data"), "--image-size", "48", "48",
+                 "--runs", "2", "--epochs", "1", "--out", str(out_dir),
+                 "--cache-dir", str(tmp_path / "cache"), "--no-tracking"]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    errors = tmp_path / "stderr.txt"
+    with open(errors, "w") as error_file:
+        process = subprocess.Popen([sys.executable, "-m", "toonvision", *arguments],
+                                   env=environment, stdout=subprocess.DEVNULL,
+                                   stderr=error_file)
+    log = out_dir / LOG_FILE
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            if log.is_file() and len(log.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)   # into the next run
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, (
+        f"the comparison ended before the kill: {errors.read_text()[-2000:]}")
+    assert 2 <= len(read_log(log)[0]) < 4   # run 0 logged, run 1 not finished
+
+    assert main(arguments) == 2   # without --resume: refuses the non-empty folder
+    assert main([*arguments, "--resume"]) == 0
+    records, torn = read_log(log)
+    assert torn == 0
+    assert sorted((item["run"], item["config"]) for item in records) == [
+        (run, config) for run in range(2) for config in ("baseline", "optimized")]
+    best = select_best(records)
+    for name in ("baseline", "optimized"):
+        model, info = load_model(out_dir / f"best_{name}.keras")
+        assert info.extra["run"] == best[name]["run"] and info.config == name
+        assert info.class_names == ("cog", "toon") and info.image_size == (48, 48)
+        assert model.inputs[0].shape[1:] == (48, 48, 3)
+    for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE):
+        assert (out_dir / name).read_bytes().startswith(PNG_SIGNATURE)
+    assert len((out_dir / SUMMARY_FILE).read_text().splitlines()) == 7
+    assert len(list((out_dir / "epochs").glob("*.csv"))) == 4
+
+
+def card_crops(cards_dir: Path, labels: tuple[str, ...], size: tuple[int, int]) -> tuple:
+    """The boxes of `labels` cropped from the card photos, resized, with their class indices."""
+    from toonvision.data_processing.images import read_image, resize
+    from toonvision.data_processing.voc import parse_annotation
+
+    crops, classes, names = [], [], []
+    for xml_path in sorted(cards_dir.glob("*.xml")):
+        objects = [item for item in parse_annotation(xml_path).objects if item.label in labels]
+        image_path = next((path for path in xml_path.parent.glob(xml_path.stem + ".*")
+                           if path.suffix.lower() == ".jpg"), None)
+        if not objects or image_path is None:
+            continue
+        image = read_image(image_path)
+        for item in objects:
+            crops.append(resize(image[item.ymin:item.ymax, item.xmin:item.xmax], size))
+            classes.append(labels.index(item.label))
+            names.append(image_path.with_name(f"{image_path.stem}_{item.index}.png"))
+    return np.stack(crops), np.asarray(classes), names
+
+
+@pytest.mark.slow
+def test_both_article_configs_learn_real_crops_well_above_chance(shared_data, tmp_path):
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+
+    labels = ("ace", "king")
+    images, y, paths = card_crops(shared_data / "cards_voc" / "train", labels, (64, 48))
+    task_data = SimpleNamespace(images=images, y=y, class_names=labels, paths=paths,
+                                labels=[labels[index] for index in y])
+    # The optimized config (dropout 0.9, augmentation) needs more steps to start learning.
+    configs = [BUILTIN_CONFIGS["baseline"].replace(epochs=8),
+               BUILTIN_CONFIGS["optimized"].replace(epochs=20)]
+    settings = compare.settings_for(task_data, "ace,king", configs, runs=1, source="cards")
+    comparison = Comparison.start(tmp_path / "cards", settings)
+    list(comparison.run(task_data, configs))
+    accuracies = {item["config"]: item["test_metrics"]["accuracy"] for item in comparison.records}
+    assert len(y) > 150 and abs(np.mean(y) - 0.5) < 0.05   # balanced: chance is 0.5
+    assert accuracies["baseline"] > 0.75 and accuracies["optimized"] > 0.75, accuracies
+
+
+# ------------------------------------------------------------------------------------------
+# The commands' wiring, with the fake trainer in place of model_utils.Trainer
+
+
+class RecordingTrainer(FakeTrainer):
+    made: list = []
+
+    def __init__(self, config, num_classes, image_size):
+        super().__init__(config, num_classes, image_size)
+        RecordingTrainer.made.append(self)
+        self.splits = []
+
+    def run(self, images, y, split, seed, epoch_callback=None):
+        self.splits.append((seed, {name: np.array(part) for name, part in split.items()}))
+        return super().run(images, y, split, seed, epoch_callback)
+
+
+def test_compare_command_applies_epochs_early_stopping_and_balance(tmp_path, monkeypatch,
+                                                                   capsys):
+    import toonvision.model_utils.tracking as tracking
+    import toonvision.model_utils.trainer as model_utils
+    from toonvision.cli import main
+
+    monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
+    monkeypatch.setattr(tracking, "mlflow_available", lambda: False)
+    RecordingTrainer.made = []
+    generator = np.random.default_rng(0)
+    for label, count in (("cog_bb_flunky", 20), ("toon_dog", 8)):   # imbalanced on purpose
+        for index in range(count):
+            write_image_atomic(tmp_path / "data" / "unsorted" / f"{label}_{index}.png",
+                               generator.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    out_dir = tmp_path / "out"
+    assert main(["compare", "--data-dir", str(tmp_path / "data"), "--image-size", "48", "48",
+                 "--runs", "3", "--epochs", "7", "--early-stopping", "2", "--balance",
+                 "undersample", "--seed", "10", "--out", str(out_dir), "--cache-dir",
+                 str(tmp_path / "cache")]) == 0
+    trainers = {trainer.config.name: trainer for trainer in RecordingTrainer.made}
+    assert sorted(trainers) == ["baseline", "optimized"]
+    assert all(trainer.config.epochs == 7 and trainer.config.early_stopping_patience == 2
+               for trainer in trainers.values())
+    y = np.array([0] * 20 + [1] * 8)
+    for _, split in trainers["baseline"].splits:
+        assert list(np.bincount(y[split["train"]])) == [5, 5]   # 12 cog, 5 toon: undersampled
+        assert len(split["validate"]) + len(split["test"]) == 11  # untouched
+    assert [seed for seed, _ in trainers["optimized"].splits] == [10, 11, 12]
+    for (_, first), (_, second) in zip(trainers["baseline"].splits,
+                                       trainers["optimized"].splits, strict=True):
+        assert all(np.array_equal(first[name], second[name]) for name in first)   # paired
+    printed = capsys.readouterr().out
+    assert "optimized - baseline" in printed and str(out_dir / "best_optimized.keras") in printed
+    tracked = [json.loads(line) for line in (out_dir / "tracking.jsonl").read_text().splitlines()]
+    assert [item["run"] for item in tracked][:2] == ["baseline-run0000", "optimized-run0000"]
+    assert len(tracked) == 6 and tracked[0]["params"]["early_stopping_patience"] == 2
+    settings = json.loads((out_dir / "comparison.json").read_text())
+    assert settings["balance"] == "undersample" and settings["configs"][0]["epochs"] == 7
+
+
+def test_optimizers_command_trains_each_optimizer_on_one_split(tmp_path, monkeypatch):
+    import toonvision.model_utils.trainer as model_utils
+    from toonvision.cli import main
+
+    monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
+    RecordingTrainer.made = []
+    write_crops(tmp_path / "data")
+    assert main(["optimizers", "--data-dir", str(tmp_path / "data"), "--image-size", "48", "48",
+                 "--epochs", "4", "--optimizers", "adam,SGD,ftrl", "--learning-rate", "0.01",
+                 "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    configs = [trainer.config for trainer in RecordingTrainer.made]
+    assert [(config.name, config.optimizer) for config in configs] == [
+        ("adam", "adam"), ("sgd", "sgd"), ("ftrl", "ftrl")]
+    assert all(config.learning_rate == 0.01 and config.epochs == 4 and not config.augmentation
+               for config in configs)
+    splits = [trainer.splits[0] for trainer in RecordingTrainer.made]
+    assert all(np.array_equal(split["train"], splits[0][1]["train"]) for _, split in splits)
+    table = (tmp_path / "out" / "optimizers.csv").read_text().splitlines()
+    assert table[0].startswith("optimizer,epoch,loss,accuracy,val_loss,val_accuracy,test_loss")
+    assert len(table) == 1 + 3 * 2
+    assert (tmp_path / "out" / "optimizers.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert main(["optimizers", "--data-dir", str(tmp_path / "data"), "--optimizers", "adamw",
+                 "--out", str(tmp_path / "out")]) == 2

@@ -1,0 +1,48 @@
+"""Saving a model with what it predicts, and loading legacy models."""
+
+import numpy as np
+import pytest
+
+from toonvision.model_utils.model_io import ModelInfo, load_model, save_model_atomic, sidecar_path
+
+
+def _tiny_model(outputs=3):
+    import keras
+
+    inputs = keras.Input((8, 4, 3))
+    x = keras.layers.Flatten()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(outputs, activation="softmax")(x))
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    model = _tiny_model()
+    info = ModelInfo(("bossbot", "lawbot", "cashbot"), (8, 4), "suit", "baseline", 7)
+    path = save_model_atomic(model, tmp_path / "best.keras", info)
+    assert sidecar_path(path).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "best.keras.json"]
+    loaded, loaded_info = load_model(path)
+    assert loaded_info == info
+    batch = np.random.default_rng(0).random((2, 8, 4, 3)).astype("float32")
+    assert np.allclose(loaded.predict(batch, verbose=0), model.predict(batch, verbose=0))
+
+
+def test_model_without_sidecar_infers_size(tmp_path):
+    path = tmp_path / "plain.keras"
+    _tiny_model(3).save(path)
+    _, info = load_model(path)
+    assert info.image_size == (8, 4) and len(info.class_names) == 3
+
+
+def test_missing_and_broken_model_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "none.keras")
+    (tmp_path / "bad.keras").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="bad.keras"):
+        load_model(tmp_path / "bad.keras")
+
+
+def test_author_legacy_model_loads_as_binary(author_model_path):
+    model, info = load_model(author_model_path)
+    assert info.image_size == (600, 200)
+    assert info.class_names == ("cog", "toon")
+    assert model.count_params() == 25537

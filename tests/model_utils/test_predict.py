@@ -1,0 +1,147 @@
+"""Tests of toonvision.predict and the predict command."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from toonvision.data_processing.images import read_image, write_image_atomic
+from toonvision.data_processing.inputs import find_inputs, iter_crops
+from toonvision.data_processing.voc import parse_annotation
+from toonvision.model_utils.predict import (
+    CSV_COLUMNS,
+    predict_paths,
+    predictions_csv,
+    write_drawings,
+)
+
+SCREENSHOTS = ("sample_img0.png", "sample_img1.png")
+
+
+def write_voc(xml_path: Path, image_name: str, boxes: list[tuple[str, int, int, int, int]]) -> None:
+    objects = "".join(
+        f"<object><name>{label}</name><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin>"
+        f"<xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"
+        for label, xmin, ymin, xmax, ymax in boxes
+    )
+    xml_path.write_text(f"<annotation><filename>{image_name}</filename>{objects}</annotation>")
+
+
+def test_inputs_are_crops_folders_and_annotated_screenshots(tmp_path):
+    screenshot = np.zeros((100, 200, 3), np.uint8)
+    screenshot[10:50, 20:60] = 255
+    write_image_atomic(tmp_path / "shots" / "street.png", screenshot)
+    write_voc(tmp_path / "shots" / "street.xml", "street.png", [
+        ("cog_bb_flunky", 20, 10, 60, 50),
+        ("toon_dog", 180, 80, 400, 300),      # runs off the image: clipped
+        ("toon_cat", 250, 10, 300, 50),       # entirely outside: skipped
+    ])
+    write_image_atomic(tmp_path / "shots" / "crops" / "toon_cat_3.png",
+                       np.full((30, 10, 3), 128, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+
+    files = find_inputs([tmp_path / "shots"])
+    assert [path.name for path in files] == ["toon_cat_3.png", "street.png", "street.xml"]
+    skipped: list[str] = []
+    crops = list(iter_crops(files, (48, 24), skipped))   # the screenshot is read once
+    assert [(crop.label, crop.box) for crop in crops] == [
+        ("toon_cat", None), ("cog_bb_flunky", (20, 10, 60, 50)), ("toon_dog", (180, 80, 200, 100)),
+    ]
+    assert [crop.name for crop in crops] == ["toon_cat_3.png", "street.png#0", "street.png#1"]
+    assert all(crop.image.shape == (48, 24, 3) for crop in crops)
+    assert crops[1].image.min() == 255   # the box's own pixels
+    assert len(skipped) == 1 and "object 2 (toon_cat): box" in skipped[0]
+    assert "lies wholly outside" in skipped[0]
+
+    # The XML named alone finds its screenshot beside it.
+    assert [crop.label for crop in iter_crops([tmp_path / "shots" / "street.xml"], (48, 24),
+                                              [])] == ["cog_bb_flunky", "toon_dog"]
+
+    with pytest.raises(FileNotFoundError):
+        find_inputs([tmp_path / "missing.png"])
+    with pytest.raises(ValueError, match="not an image or labelImg XML file"):
+        find_inputs([tmp_path / "notes.txt"])
+
+
+@pytest.fixture(scope="module")
+def author_model(author_model_path):
+    from toonvision.model_utils.model_io import load_model
+
+    return load_model(author_model_path)
+
+
+@pytest.mark.slow
+def test_author_model_gets_every_box_of_the_annotated_screenshots_right(author_model,
+                                                                       shared_data):
+    model, info = author_model
+    results = predict_paths(model, info, [shared_data / "toontown" / name for name in SCREENSHOTS])
+    predicted = [item.predicted for item in results.predictions]
+    assert sorted(predicted) == ["cog"] * 6 + ["toon"]
+    assert all(item.correct for item in results.predictions)
+    assert results.accuracy() == 1.0 and results.skipped == []
+    assert {item.label for item in results.predictions if item.predicted == "toon"} == {"toon_dog"}
+
+    rows = list(csv.reader(io.StringIO(predictions_csv(results.predictions))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert rows[0] == ["source", "xmin", "ymin", "xmax", "ymax", "label", "predicted",
+                       "confidence"]
+    assert len(rows) == 8 and all(row[1].isdigit() and float(row[7]) > 0.5 for row in rows[1:])
+
+
+@pytest.mark.slow
+def test_crops_named_by_label_give_the_same_answers(author_model, shared_data, tmp_path):
+    model, info = author_model
+    screenshot = shared_data / "toontown" / "sample_img1.png"
+    image = read_image(screenshot)
+    for item in parse_annotation(screenshot.with_suffix(".xml")).objects:
+        write_image_atomic(tmp_path / "crops" / f"{item.label}_{item.index}.png",
+                           image[item.ymin:item.ymax, item.xmin:item.xmax])
+    write_image_atomic(tmp_path / "crops" / "unnamed.png", image[0:300, 0:100])
+    results = predict_paths(model, info, [tmp_path / "crops"])
+    by_name = {item.source.name: item for item in results.predictions}
+    assert len(by_name) == 6
+    toons = [item for item in results.predictions if item.label.startswith("toon_")]
+    assert [item.predicted for item in toons] == ["toon"]
+    assert all(item.correct for name, item in by_name.items() if name != "unnamed.png")
+    assert by_name["unnamed.png"].label == "" and by_name["unnamed.png"].correct is None
+
+
+@pytest.mark.slow
+def test_draw_marks_every_box_on_a_copy(author_model, shared_data, tmp_path):
+    model, info = author_model
+    screenshot = shared_data / "toontown" / "sample_img0.png"
+    results = predict_paths(model, info, [screenshot])
+    written = write_drawings(results.predictions, tmp_path / "drawn")
+    assert [path.name for path in written] == ["sample_img0_predicted.png"]
+    original, drawn = read_image(screenshot), read_image(written[0])
+    assert drawn.shape == original.shape
+    for item in results.predictions:
+        xmin, ymin, xmax, ymax = item.box
+        edge = drawn[ymin:ymax, xmin].astype(int)   # left edge: drawn in green (correct)
+        assert (edge[:, 1] - edge[:, 0]).mean() > 100
+
+
+@pytest.mark.slow
+def test_our_keras_models_use_their_stored_classes_and_size(tmp_path, capsys):
+    from toonvision.cli import main
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
+    from toonvision.model_utils.models import make_model
+
+    info = ModelInfo(class_names=("bossbot", "cashbot", "lawbot"), image_size=(48, 48),
+                     task="bossbot,cashbot,lawbot")
+    save_model_atomic(make_model(BUILTIN_CONFIGS["baseline"], 3, (48, 48)),
+                      tmp_path / "suits.keras", info)
+    for index, size in enumerate([(60, 20), (48, 48), (300, 100)]):
+        write_image_atomic(tmp_path / "crops" / f"lawbot_{index}.png",
+                           np.full((*size, 3), 40 * index, np.uint8))
+    assert main(["predict", str(tmp_path / "suits.keras"), str(tmp_path / "crops"),
+                 "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == list(CSV_COLUMNS) and len(rows) == 4
+    assert all(row[5] == "lawbot" and row[6] in info.class_names for row in rows[1:])
+    assert all(row[1] == "" for row in rows[1:])   # crops have no box

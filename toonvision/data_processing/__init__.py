@@ -1,0 +1,39 @@
+"""data_processing: labelled screenshots in, arrays per split out.
+
+    voc.py         labelImg Pascal VOC XML, parsed without trusting it
+    images.py      decoding by content, resizing, labelled boxes drawn on screenshots
+    extract.py     every labelled box cropped into a dataset that only grows
+    manifest.py    the extraction manifest: where each crop came from
+    inputs.py      the crops that predict and report read from files, folders, screenshots
+    dataset.py     one dataset abstraction (VOC crops or CSV + folder), cached loading
+    splits.py      stratified, seeded 60/20/20 splits as data; class balancing
+    balance.py     counts per class and split (the article's balance check)
+    explore.py     flat labelled sets: sizes, formats, duplicates
+    preprocess.py  OpenCV background removal and centering (the Pokemon challenge)
+
+Example:
+    >>> from toonvision.data_processing import from_crops, load_task_data, stratified_split
+    >>> from toonvision.labels import make_task
+    >>> dataset = from_crops("data")                                  # doctest: +SKIP
+    >>> data = load_task_data(dataset, make_task("binary"), (600, 200))  # doctest: +SKIP
+    >>> split = stratified_split(data.y, seed=0)                      # doctest: +SKIP
+"""
+
+from toonvision import lazy_exports
+
+_EXPORTS = {
+    "parse_annotation": "voc",
+    "read_image": "images",
+    "extract_screenshots": "extract",
+    "read_manifest": "manifest",
+    "find_inputs": "inputs",
+    "iter_crops": "inputs",
+    "from_crops": "dataset",
+    "from_csv": "dataset",
+    "load_task_data": "dataset",
+    "stratified_split": "splits",
+    "balance_indices": "splits",
+    "preprocess_image": "preprocess",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,134 @@
+"""Reading, converting and atomically writing images.
+
+Real screenshots lie about their format (ToonTown `.png` files that are JPEG, fruit `.jpg`
+files that are PNG), so images are always decoded by content, never by extension. Every
+function here returns or takes RGB (or RGBA) arrays; OpenCV's BGR order stays inside.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from toonvision import ToonvisionError
+from toonvision.fileio import write_bytes_atomic
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class ImageReadError(ToonvisionError):
+    """An image file could not be read or decoded; the message names the file and why."""
+
+
+def is_image_file(path: Path) -> bool:
+    """Returns whether `path` has an image extension, in any case."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
+    """Reads an image by content and returns it as uint8 RGB (or RGBA).
+
+    Grayscale images become 3 channels, palette images are expanded, 16-bit images are
+    scaled to 8 bits. Without `keep_alpha`, transparent pixels are composited onto black.
+
+    Args:
+        path: the image file; its extension is ignored.
+        keep_alpha: return RGBA (alpha 255 where the file has none) instead of RGB.
+
+    Returns:
+        An array of shape (height, width, 3 or 4), dtype uint8.
+
+    Raises:
+        ImageReadError: if the file is missing, empty, truncated or not an image.
+    """
+    path = Path(path)
+    try:
+        encoded = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read file ({error.strerror or error})") from error
+    if encoded.size == 0:
+        raise ImageReadError(f"{path}: file is empty")
+    image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageReadError(
+            f"{path}: not a decodable image (corrupt, truncated or unknown format)"
+        )
+    if image.dtype != np.uint8:
+        image = (image.astype(np.float32) * (255.0 / np.iinfo(image.dtype).max)).astype(np.uint8)
+    return _to_rgb(image, keep_alpha)
+
+
+def _to_rgb(image: np.ndarray, keep_alpha: bool) -> np.ndarray:
+    if image.ndim == 2:
+        rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        alpha = None
+    elif image.shape[2] == 4:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+        alpha = image[:, :, 3]
+    else:
+        rgb = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
+        alpha = None
+    if keep_alpha:
+        if alpha is None:
+            alpha = np.full(rgb.shape[:2], 255, dtype=np.uint8)
+        return np.dstack([rgb, alpha])
+    if alpha is not None:
+        rgb = (rgb.astype(np.uint16) * alpha[:, :, None] // 255).astype(np.uint8)
+    return rgb
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resizes `image` to `size` = (height, width), with area averaging when shrinking."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def draw_labelled_box(image: np.ndarray, box: tuple[int, int, int, int], text: str,
+                      color: tuple[int, int, int]) -> None:
+    """Draws `box` = (xmin, ymin, xmax, ymax) on an RGB uint8 `image`, in place, with `text`
+    in black on a band of `color` above the box (below it when there is no room above).
+
+    Line width and text size grow with the image, so labels stay readable on large
+    screenshots and small crops alike.
+    """
+    scale = max(0.4, min(image.shape[:2]) / 1200)
+    thickness = max(1, round(2 * scale))
+    xmin, ymin, xmax, ymax = box
+    cv2.rectangle(image, (xmin, ymin), (xmax - 1, ymax - 1), color, thickness)
+    (text_width, text_height), baseline = cv2.getTextSize(
+        text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    band = text_height + baseline + 2
+    top = ymin - band if ymin > band else ymax
+    cv2.rectangle(image, (xmin, top), (xmin + text_width + 4, top + band), color, cv2.FILLED)
+    cv2.putText(image, text, (xmin + 2, top + text_height + 1), cv2.FONT_HERSHEY_SIMPLEX,
+                scale, (0, 0, 0), thickness, cv2.LINE_AA)
+
+
+def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Writes an RGB(A) uint8 image as PNG (or JPEG by extension), atomically.
+
+    The image is encoded in memory, written to a temporary file in the same folder, synced,
+    then renamed into place: a crash leaves either no file or the whole file.
+
+    Raises:
+        ValueError: if the image cannot be encoded.
+    """
+    path = Path(path)
+    if image.ndim == 3 and image.shape[2] == 4:
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    elif image.ndim == 3:
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    else:
+        bgr = image
+    extension = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg") else ".png"
+    ok, encoded = cv2.imencode(extension, bgr)
+    if not ok:
+        raise ToonvisionError(f"{path}: OpenCV could not encode the image")
+    write_bytes_atomic(path, encoded.tobytes())

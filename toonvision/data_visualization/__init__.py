@@ -1,0 +1,28 @@
+"""data_visualization: every figure, what a model sees, and the one-page report.
+
+    figures.py     figures as `matplotlib.figure.Figure` objects, and the one way to save them
+    interpret.py   any classifier flattened into one graph; activations and filter patterns
+    gradcam.py     Grad-CAM heatmaps, batched and compiled
+    evaluation.py  a model evaluated on labelled images: predictions, errors, metrics
+    report.py      the heatmap report, one static HTML page
+
+Nothing here calls `matplotlib.use` or touches pyplot's state, so a notebook keeps its backend.
+
+Example:
+    >>> from toonvision.data_visualization import GradCam
+    >>> heatmaps, probabilities = GradCam(model)(images)              # doctest: +SKIP
+"""
+
+from toonvision import lazy_exports
+
+_EXPORTS = {
+    "save_figure": "figures",
+    "layer_activations": "interpret",
+    "filter_patterns": "interpret",
+    "GradCam": "gradcam",
+    "evaluate": "evaluation",
+    "load_inputs": "evaluation",
+    "write_report": "report",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

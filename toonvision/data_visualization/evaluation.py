@@ -1,0 +1,204 @@
+"""A model evaluated on labelled images: predictions, errors and metrics, computed once for
+the report and anything else that shows them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from toonvision import ToonvisionError
+from toonvision.labels import Task
+
+
+@dataclass
+class LabelledImages:
+    """Images with their true classes, ready for a model.
+
+    Attributes:
+        images: (N, height, width, 3) uint8 RGB at the model's input size.
+        y: (N,) class indices.
+        class_names: the classes, in the model's output order.
+        names: a short display name per image (file name, or `screenshot#object`).
+        labels: the raw label per image (e.g. `toon_dog`).
+        source: where the images came from, for the page header.
+        skipped: one message per input left out and why.
+    """
+
+    images: np.ndarray
+    y: np.ndarray
+    class_names: tuple[str, ...]
+    names: list[str]
+    labels: list[str]
+    source: str
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Evaluation:
+    """What the model said about each image.
+
+    Attributes:
+        probabilities: (N, classes): column k is the probability of class k (a binary
+            sigmoid output p gives `[1 - p, p]`).
+        y_true: (N,) true class indices.
+        class_names: the classes.
+        binary: whether the model has one sigmoid output.
+    """
+
+    probabilities: np.ndarray
+    y_true: np.ndarray
+    class_names: tuple[str, ...]
+    binary: bool
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        """The predicted class of each image."""
+        return np.argmax(self.probabilities, axis=1)
+
+    @property
+    def errors(self) -> np.ndarray:
+        """E: how far the confidence is from the true class, 1 - P(true class), in [0, 1]."""
+        return 1.0 - self.probabilities[np.arange(len(self.y_true)), self.y_true]
+
+    @property
+    def outputs(self) -> np.ndarray:
+        """A: the model's output; P(class 1) for a binary model, else P(predicted class)."""
+        if self.binary:
+            return self.probabilities[:, 1]
+        return self.probabilities.max(axis=1)
+
+    def wrong_indices(self) -> np.ndarray:
+        """The misclassified images, largest error (most confident mistake) first."""
+        wrong = np.flatnonzero(self.y_pred != self.y_true)
+        return wrong[np.argsort(-self.errors[wrong], kind="stable")]
+
+    def title(self, index: int) -> str:
+        """The article's tile title for image `index`: true class, E and A."""
+        from toonvision.data_visualization.figures import prediction_title
+
+        predicted = None if self.binary else self.class_names[self.y_pred[index]]
+        return prediction_title(self.class_names[self.y_true[index]], float(self.errors[index]),
+                                float(self.outputs[index]), predicted)
+
+
+def _class_index_of(task: Task | None, class_names: Sequence[str], label: str) -> int | None:
+    """The class index of `label`: through the task, else the label itself as a class."""
+    if task is not None:
+        class_name = task.class_of(label)
+    else:
+        class_name = label if label in class_names else None
+    if class_name is None or class_name not in class_names:
+        return None
+    return list(class_names).index(class_name)
+
+
+def load_inputs(
+    paths: Sequence[str | os.PathLike],
+    class_names: Sequence[str],
+    image_size: tuple[int, int],
+    task: Task | None = None,
+) -> LabelledImages:
+    """Loads labelled images from crops, folders, or screenshots with labelImg XML.
+
+    The inputs are read as `predict` reads them (`toonvision.inputs`): a screenshot (an
+    image with its XML beside it, or the XML) gives a crop per box, labelled by the XML; any
+    other image is a crop labelled by its file name (`toon_dog_3.png` is a `toon_dog`); a
+    folder stands for every image and XML under it.
+
+    Args:
+        paths: files and folders.
+        class_names: the model's classes.
+        image_size: (height, width) the model takes.
+        task: maps raw labels to classes (e.g. `toon_dog` -> `toon`); without one a label
+            must be a class name itself.
+
+    Returns:
+        The images; labels the task does not cover, unreadable files and unusable boxes are
+        left out and listed in `skipped`.
+
+    Raises:
+        FileNotFoundError: if a given path does not exist.
+        ValueError: if a file is neither an image nor an XML, or nothing usable was found.
+    """
+    from toonvision.data_processing.inputs import find_inputs, iter_crops
+
+    images, y, names, labels, skipped = [], [], [], [], []
+    for crop in iter_crops(find_inputs(paths), image_size, skipped):
+        class_index = _class_index_of(task, class_names, crop.label)
+        if class_index is None:
+            skipped.append(f"{crop.name}: label {crop.label!r} is not one of the model's "
+                           f"classes ({', '.join(class_names)})")
+            continue
+        images.append(crop.image)
+        y.append(class_index)
+        names.append(crop.name)
+        labels.append(crop.label)
+    if not images:
+        detail = "; ".join(skipped[:3]) or "no image files"
+        raise ToonvisionError(f"no usable labelled images in {', '.join(map(str, paths))}: "
+                              f"{detail}")
+    return LabelledImages(
+        images=np.stack(images), y=np.asarray(y, dtype=np.int64), class_names=tuple(class_names),
+        names=names, labels=labels, source=", ".join(str(path) for path in paths),
+        skipped=skipped,
+    )
+
+
+def evaluate(
+    model: object, data: LabelledImages, batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Runs the model on every image.
+
+    Raises:
+        ValueError: if the model's outputs do not match the number of classes.
+    """
+    from toonvision.data_visualization.interpret import predict_probabilities
+
+    probabilities = predict_probabilities(model, data.images, batch_size, progress)
+    if probabilities.shape[1] != len(data.class_names):
+        raise ToonvisionError(
+            f"the model gives {probabilities.shape[1]} class scores but the data has "
+            f"{len(data.class_names)} classes ({', '.join(data.class_names)})"
+        )
+    binary = int(model.outputs[0].shape[-1]) == 1
+    return Evaluation(probabilities, data.y, data.class_names, binary)
+
+
+def metrics(evaluation: Evaluation) -> dict:
+    """Accuracy, the scikit-learn classification report and the confusion matrix.
+
+    Returns:
+        `{"accuracy": float, "report": classification_report(output_dict=True),
+        "confusion_matrix": (classes, classes) array, rows true, columns predicted}`.
+    """
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+    labels = list(range(len(evaluation.class_names)))
+    return {
+        "accuracy": float(accuracy_score(evaluation.y_true, evaluation.y_pred)),
+        "report": classification_report(
+            evaluation.y_true, evaluation.y_pred, labels=labels,
+            target_names=list(evaluation.class_names), output_dict=True, zero_division=0),
+        "confusion_matrix": confusion_matrix(evaluation.y_true, evaluation.y_pred, labels=labels),
+    }
+
+
+def choose_samples(evaluation: Evaluation, count: int, seed: int = 0) -> list[int]:
+    """Picks up to `count` images spread over the true classes (round robin, seeded)."""
+    generator = np.random.default_rng(seed)
+    pools = [list(generator.permutation(np.flatnonzero(evaluation.y_true == class_index)))
+             for class_index in range(len(evaluation.class_names))]
+    chosen: list[int] = []
+    while len(chosen) < count and any(pools):
+        for pool in pools:
+            if pool and len(chosen) < count:
+                chosen.append(int(pool.pop(0)))
+    return chosen

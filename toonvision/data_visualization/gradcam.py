@@ -1,0 +1,147 @@
+"""Grad-CAM heatmaps, batched inside one compiled function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+
+from toonvision import ToonvisionError
+from toonvision.data_visualization.interpret import (
+    DEFAULT_BATCH_SIZE,
+    _require_gradients,
+    flatten_model,
+    last_conv_layer,
+)
+
+
+class GradCam:
+    """Grad-CAM heatmaps of one layer (default: the last Conv2D), batched and compiled.
+
+    For each image, the gradient of the chosen class's score with respect to the layer's
+    feature maps is averaged over space to weigh each map; the weighted sum, clipped at 0,
+    is the heatmap: where the evidence for that class lies. For a binary sigmoid model the
+    score of class 1 is the logit and that of class 0 its negative (the complement); for a
+    softmax model, the chosen class's logit.
+
+    Example:
+        grad_cam = GradCam(model)
+        heatmaps, probabilities = grad_cam(images)   # heatmaps in [0, 1], image size
+    """
+
+    def __init__(self, model: keras.Model, layer_name: str | None = None) -> None:
+        """Builds the flat graph and the compiled function.
+
+        Args:
+            model: the classifier.
+            layer_name: the path of the layer to explain (see `FlatModel.layer_names`);
+                default: the last Conv2D, nested models included.
+
+        Raises:
+            ValueError: if the layer does not exist, the model has no Conv2D layer, or Keras
+                does not run on TensorFlow.
+        """
+        _require_gradients("Grad-CAM")
+        import tensorflow as tf
+
+        self.flat = flatten_model(model)
+        self.layer_name = layer_name or last_conv_layer(self.flat)
+        if self.layer_name not in self.flat.layers:
+            raise ToonvisionError(
+                f"no layer {self.layer_name!r} in model {model.name!r}; layers are "
+                f"{', '.join(self.flat.layer_names)}"
+            )
+        binary = self.flat.binary
+        explained = keras.Model(self.flat.input, {
+            "features": self.flat.outputs[self.layer_name],
+            "logits": self.flat.logits,
+            "probabilities": self.flat.probabilities,
+        })
+
+        @tf.function(reduce_retracing=True)
+        def heatmaps_and_probabilities(images, class_indices, use_predicted):
+            with tf.GradientTape() as tape:
+                outputs = explained(images, training=False)
+                feature_maps, logits = outputs["features"], outputs["logits"]
+                if binary:
+                    predicted = tf.cast(outputs["probabilities"][:, 0] > 0.5, tf.int32)
+                else:
+                    predicted = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
+                chosen = tf.where(use_predicted, predicted, class_indices)
+                if binary:
+                    scores = logits[:, 0] * tf.cast(2 * chosen - 1, logits.dtype)
+                else:
+                    scores = tf.gather(logits, chosen, axis=1, batch_dims=1)
+                # Each image's score depends on its own feature maps only, so the gradient
+                # of the sum gives every image's gradient in one pass.
+                total = tf.reduce_sum(scores)
+            gradients = tape.gradient(total, feature_maps)
+            weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+            heatmaps = tf.nn.relu(tf.reduce_sum(weights * feature_maps, axis=-1))
+            return heatmaps, outputs["probabilities"]
+
+        self._compiled = heatmaps_and_probabilities
+
+    def __call__(
+        self,
+        images: np.ndarray,
+        class_indices: Sequence[int] | np.ndarray | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int, int], None] | None = None,
+        upsample: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Computes heatmaps for `images`.
+
+        Args:
+            images: (N, height, width, 3) images as the model takes them.
+            class_indices: the class to explain per image; default: the predicted class.
+            batch_size: images per compiled call.
+            progress: called as `progress(done, total)` after each batch.
+            upsample: resize the heatmaps to the image size (bilinear); else keep the
+                layer's resolution.
+
+        Returns:
+            `(heatmaps, probabilities)`: heatmaps (N, height, width) float32, each scaled so
+            that its maximum is 1 (all zeros where no evidence for the class was found), and
+            the class probabilities (N, classes) as `predict_probabilities` gives them.
+        """
+        import cv2
+
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ToonvisionError("images must be (N, height, width, channels); got "
+                                  f"{images.shape}")
+        count = len(images)
+        use_predicted = class_indices is None
+        chosen = np.zeros(count, np.int32) if use_predicted else np.asarray(class_indices, np.int32)
+        if chosen.shape != (count,):
+            raise ToonvisionError(f"need one class index per image ({count}); got {chosen.shape}")
+        maps, probabilities = [], []
+        for start in range(0, count, batch_size):
+            stop = min(start + batch_size, count)
+            batch_maps, batch_probabilities = self._compiled(
+                np.asarray(images[start:stop], dtype=np.float32), chosen[start:stop],
+                np.bool_(use_predicted),
+            )
+            maps.append(batch_maps.numpy())
+            probabilities.append(batch_probabilities.numpy())
+            if progress is not None:
+                progress(stop, count)
+        if count == 0:
+            return np.zeros((0, *images.shape[1:3]), np.float32), np.zeros((0, 2), np.float32)
+        heatmaps = np.concatenate(maps).astype(np.float32)
+        probabilities_array = np.concatenate(probabilities).astype(np.float32)
+        if probabilities_array.shape[-1] == 1:
+            probabilities_array = np.concatenate(
+                [1.0 - probabilities_array, probabilities_array], axis=1)
+        peaks = heatmaps.max(axis=(1, 2), keepdims=True)
+        heatmaps = np.divide(heatmaps, peaks, out=np.zeros_like(heatmaps), where=peaks > 0)
+        if upsample:
+            height, width = images.shape[1:3]
+            heatmaps = np.stack([
+                cv2.resize(heatmap, (width, height), interpolation=cv2.INTER_LINEAR)
+                for heatmap in heatmaps
+            ])
+        return heatmaps, probabilities_array

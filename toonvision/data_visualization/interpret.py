@@ -1,0 +1,382 @@
+"""What a trained image classifier sees: activations, filters and Grad-CAM heatmaps.
+
+Every function here takes any Keras image classifier: our own models (augmentation layers
+inside, inactive at inference), models nested inside other models (a `Sequential` used as a
+layer), and legacy Keras 2 HDF5 models such as the ToonVision author's, whose `model.input`
+is a list. They all go through `flatten_model`, which re-applies every leaf layer of the
+model (recursing into nested models) to a fresh input, so that the output of any inner layer
+is a tensor of one flat graph that gradients can flow through.
+
+Inputs are what the model takes: uint8 (or float) RGB images of the model's input size, with
+any rescaling done inside the model. Grad-CAM runs batched inside one compiled TensorFlow
+function (`tf.function`): about 10x faster than an eager per-image loop on a CPU.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import ops
+
+from toonvision import ToonvisionError
+
+logger = logging.getLogger(__name__)
+
+ACTIVATION_LAYER_TYPES: tuple[type, ...] = (keras.layers.Conv2D, keras.layers.MaxPooling2D)
+DEFAULT_BATCH_SIZE = 32
+PROBABILITY_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def gradients_supported() -> bool:
+    """Whether Grad-CAM and filter patterns can run: they need the TensorFlow backend.
+
+    Everything else here (flattening, activations, kernels, predictions) is plain Keras and
+    runs on any backend.
+    """
+    return keras.backend.backend() == "tensorflow"
+
+
+def _require_gradients(what: str) -> None:
+    if not gradients_supported():
+        raise ToonvisionError(f"{what} needs the TensorFlow backend; Keras runs on "
+                              f"{keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
+
+
+@dataclass
+class FlatModel:
+    """A model re-applied layer by layer to a fresh input, exposing every inner output.
+
+    Attributes:
+        input: the fresh input tensor.
+        logits: the class scores before the final sigmoid/softmax (see `flatten_model`).
+        probabilities: the model's own output.
+        outputs: the symbolic output of every leaf layer, by path.
+        layer_inputs: the symbolic input of every leaf layer, by path.
+        layer_names: the leaf layers, as paths (`outer/inner` for nested models), in the order
+            they run.
+        layers: the leaf layer objects, by path.
+        binary: whether the model has a single sigmoid-style output (class 1 = output > 0.5).
+    """
+
+    input: keras.KerasTensor
+    logits: keras.KerasTensor
+    probabilities: keras.KerasTensor
+    outputs: dict[str, keras.KerasTensor]
+    layer_inputs: dict[str, keras.KerasTensor]
+    layer_names: list[str]
+    layers: dict[str, keras.layers.Layer]
+    binary: bool
+
+
+def _single_input(model: keras.Model) -> keras.KerasTensor:
+    inputs = model.inputs
+    if len(inputs) != 1:
+        raise ToonvisionError(f"model {model.name!r} has {len(inputs)} inputs; images need "
+                              "exactly 1")
+    return inputs[0]
+
+
+def _call_layer(layer: keras.layers.Layer, args: tuple, kwargs: dict) -> object:
+    """Calls `layer` for inference: `training=False` when its `call` accepts it."""
+    if "training" in inspect.signature(layer.call).parameters:
+        kwargs = {**kwargs, "training": False}
+    return layer(*args, **kwargs)
+
+
+def _apply_flat(
+    model: keras.Model,
+    inputs: object,
+    prefix: str,
+    record: Callable[[str, keras.layers.Layer, object, object], None],
+) -> object:
+    """Applies `model` to `inputs` one leaf layer at a time, recursing into nested models."""
+
+    def wrap(operation: keras.layers.Layer) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            path = f"{prefix}{operation.name}"
+            if isinstance(operation, keras.Model):
+                return _apply_flat(operation, args[0], f"{path}/", record)
+            outputs = _call_layer(operation, args, kwargs)
+            record(path, operation, args[0] if args else None, outputs)
+            return outputs
+
+        return call
+
+    if isinstance(model, keras.Sequential):
+        outputs = inputs
+        for layer in model.layers:
+            outputs = wrap(layer)(outputs)
+        return outputs
+    # Functional models: replay the model's own graph (the same walk `Functional.call`
+    # does), with every operation swapped for its flat version.
+    return model._run_through_graph(inputs, operation_fn=wrap)
+
+
+def flatten_model(model: keras.Model) -> FlatModel:
+    """Rebuilds `model` as one flat functional graph exposing every leaf layer's output.
+
+    Args:
+        model: a Keras image classifier with one image input and one output.
+
+    Returns:
+        The flat model. Its `logits` are the input of the final sigmoid/softmax when the
+        model ends in a Dense or Activation layer with one (Grad-CAM needs the score before
+        the squashing, whose gradient vanishes on confident predictions); a model ending in
+        a linear layer outputs logits, and its `probabilities` are their sigmoid/softmax.
+
+    Raises:
+        ValueError: if the model has several inputs or outputs.
+    """
+    if len(model.outputs) != 1:
+        raise ToonvisionError(f"model {model.name!r} has {len(model.outputs)} outputs; need "
+                              "exactly 1")
+    original_input = _single_input(model)
+    inputs = keras.Input(shape=tuple(original_input.shape[1:]), dtype=original_input.dtype)
+    recorded: dict[str, tuple[keras.layers.Layer, object, object]] = {}
+
+    def record(path: str, layer: keras.layers.Layer, layer_input: object, output: object) -> None:
+        recorded[path] = (layer, layer_input, output)
+
+    outputs = _apply_flat(model, inputs, "", record)
+    if isinstance(outputs, (list, tuple)):
+        outputs = outputs[0]
+    logits, probabilities = _scores_and_probabilities(outputs, *next(reversed(recorded.values())))
+    return FlatModel(
+        input=inputs,
+        logits=logits,
+        probabilities=probabilities,
+        outputs={path: output for path, (_, _, output) in recorded.items()},
+        layer_inputs={path: layer_input for path, (_, layer_input, _) in recorded.items()},
+        layer_names=list(recorded),
+        layers={path: layer for path, (layer, _, _) in recorded.items()},
+        binary=int(outputs.shape[-1]) == 1,
+    )
+
+
+def _scores_and_probabilities(
+    outputs: keras.KerasTensor, last_layer: keras.layers.Layer, last_input: object,
+    last_output: object,
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The class scores before the final squashing, and the class probabilities.
+
+    A model ending in sigmoid/softmax gives its probabilities; its scores are the input of
+    that activation. A model ending in a linear layer outputs the scores (logits) itself;
+    its probabilities are their sigmoid (one output) or softmax, as training with
+    `from_logits=True` means them.
+    """
+    activation_name = getattr(getattr(last_layer, "activation", None), "__name__", "")
+    if last_output is not outputs:
+        logger.info("cannot tell the model's final activation; its output is used as is")
+        return outputs, outputs
+    if activation_name in PROBABILITY_ACTIVATIONS:
+        if isinstance(last_layer, keras.layers.Activation):
+            return last_input, outputs
+        if isinstance(last_layer, keras.layers.Dense):
+            return _dense_pre_activation(last_layer)(last_input), outputs
+    if activation_name == "linear":
+        squash = "sigmoid" if int(outputs.shape[-1]) == 1 else "softmax"
+        return outputs, keras.layers.Activation(squash)(outputs)
+    logger.info("model does not end in sigmoid, softmax or a linear layer; its output is used "
+                "as both scores and probabilities")
+    return outputs, outputs
+
+
+def _dense_pre_activation(dense: keras.layers.Dense) -> keras.layers.Layer:
+    """A layer computing `dense`'s output before its activation, sharing its weights."""
+
+    def pre_activation(values: object) -> object:
+        scores = ops.matmul(values, dense.kernel)
+        return scores if dense.bias is None else ops.add(scores, dense.bias)
+
+    return keras.layers.Lambda(pre_activation)
+
+
+def _conv_pre_activation(conv: keras.layers.Conv2D) -> keras.layers.Layer:
+    """A layer computing `conv`'s output before its activation, sharing its weights."""
+
+    def pre_activation(values: object) -> object:
+        responses = conv.convolution_op(values, conv.kernel)
+        if conv.bias is None:
+            return responses
+        if conv.data_format == "channels_first":
+            return ops.add(responses, ops.reshape(conv.bias, (1, -1, 1, 1)))
+        return ops.add(responses, conv.bias)
+
+    return keras.layers.Lambda(pre_activation)
+
+
+def layer_paths(flat: FlatModel, layer_types: tuple[type, ...]) -> list[str]:
+    """Returns the paths of the flat model's leaf layers of the given types, in run order."""
+    return [path for path in flat.layer_names if isinstance(flat.layers[path], layer_types)]
+
+
+def last_conv_layer(flat: FlatModel) -> str:
+    """Returns the path of the last 2-D convolution, searching nested models too.
+
+    Raises:
+        ValueError: if the model has no Conv2D layer.
+    """
+    paths = layer_paths(flat, (keras.layers.Conv2D,))
+    if not paths:
+        raise ToonvisionError(f"model has no Conv2D layer for Grad-CAM; layers are "
+                              f"{', '.join(flat.layer_names)}")
+    return paths[-1]
+
+
+def predict_probabilities(
+    model: keras.Model, images: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Returns the model's class probabilities, shape (N, classes).
+
+    A binary sigmoid model's single output p becomes the two columns `[1 - p, p]`, so that
+    column `k` is always the probability of class `k`. Models ending in a linear layer
+    (logits) get their sigmoid or softmax.
+
+    Args:
+        model: the classifier.
+        images: (N, height, width, 3) images as the model takes them.
+        batch_size: images per forward pass.
+        progress: called as `progress(done, total)` after each batch.
+    """
+    flat = flatten_model(model)
+    probability_model = keras.Model(flat.input, flat.probabilities)
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        outputs.append(ops.convert_to_numpy(probability_model(batch, training=False)))
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
+    if not outputs:
+        return np.zeros((0, 2), dtype=np.float32)
+    probabilities = np.concatenate(outputs).astype(np.float32)
+    if probabilities.shape[-1] == 1:
+        probabilities = np.concatenate([1.0 - probabilities, probabilities], axis=1)
+    return probabilities
+
+
+
+
+def layer_activations(
+    model: keras.Model, image: np.ndarray, layer_types: tuple[type, ...] = ACTIVATION_LAYER_TYPES,
+) -> list[tuple[str, np.ndarray]]:
+    """Returns the feature maps of every layer of `layer_types` for one image.
+
+    Args:
+        model: the classifier (nested models are searched too).
+        image: (height, width, 3), as the model takes it.
+        layer_types: which leaf layers to return; default Conv2D and MaxPooling2D.
+
+    Returns:
+        `(layer path, maps)` pairs in run order; `maps` is (height, width, channels).
+    """
+    flat = flatten_model(model)
+    paths = layer_paths(flat, layer_types)
+    if not paths:
+        return []
+    activation_model = keras.Model(flat.input, {path: flat.outputs[path] for path in paths})
+    outputs = activation_model(np.asarray(image, np.float32)[None], training=False)
+    return [(path, ops.convert_to_numpy(outputs[path])[0]) for path in paths]
+
+
+def first_layer_kernels(model: keras.Model) -> tuple[str, np.ndarray]:
+    """Returns the first Conv2D layer's kernels as small images, one per filter.
+
+    Returns:
+        `(layer path, patches)`, patches (filters, kernel height, kernel width, 3) in [0, 1]:
+        each filter scaled on its own to the full range (mid-grey = 0 when it is symmetric).
+        A layer whose input is not 3-channel shows the mean over input channels as grey.
+
+    Raises:
+        ValueError: if the model has no Conv2D layer.
+    """
+    flat = flatten_model(model)
+    paths = layer_paths(flat, (keras.layers.Conv2D,))
+    if not paths:
+        raise ToonvisionError(f"model {model.name!r} has no Conv2D layer")
+    kernel = flat.layers[paths[0]].get_weights()[0].astype(np.float32)
+    patches = np.transpose(kernel, (3, 0, 1, 2))
+    if patches.shape[-1] != 3:
+        patches = np.repeat(patches.mean(axis=-1, keepdims=True), 3, axis=-1)
+    low = patches.min(axis=(1, 2, 3), keepdims=True)
+    span = patches.max(axis=(1, 2, 3), keepdims=True) - low
+    return paths[0], np.divide(patches - low, span, out=np.full_like(patches, 0.5),
+                               where=span > 0)
+
+
+def filter_patterns(
+    model: keras.Model,
+    layer_name: str,
+    filter_indices: Sequence[int],
+    steps: int = 30,
+    step_size: float = 2.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Finds, by gradient ascent on the input, the pattern each filter responds to most.
+
+    The objective is the filter's response before its activation function: after a ReLU,
+    a filter silent on the grey starting image would get no gradient and stay noise. All
+    filters are optimised together, one image each, inside one compiled function: each step
+    moves every image along the normalised gradient of its filter's mean response (borders
+    excluded, where padding artefacts dominate).
+
+    Args:
+        model: the classifier.
+        layer_name: the path of a Conv2D layer (see `FlatModel.layer_names`).
+        filter_indices: the filters (channels) to visualise.
+        steps: gradient ascent steps.
+        step_size: how far each step moves a pixel on average, in input units (0..255).
+        seed: the seed of the starting noise.
+
+    Returns:
+        (filters, height, width, 3) uint8 images of the model's input size, contrast
+        stretched for display.
+
+    Raises:
+        ValueError: for an unknown or non-Conv2D layer, a filter index out of range, or a
+            Keras backend other than TensorFlow.
+    """
+    _require_gradients("gradient ascent on filters")
+    import tensorflow as tf
+
+    flat = flatten_model(model)
+    if layer_name not in flat.layers:
+        raise ToonvisionError(f"no layer {layer_name!r}; layers are {', '.join(flat.layer_names)}")
+    layer = flat.layers[layer_name]
+    if not isinstance(layer, keras.layers.Conv2D):
+        raise ToonvisionError(f"layer {layer_name!r} is a {type(layer).__name__}, not a Conv2D")
+    feature_model = keras.Model(
+        flat.input, _conv_pre_activation(layer)(flat.layer_inputs[layer_name]))
+    channels = int(feature_model.outputs[0].shape[-1])
+    indices = np.asarray(filter_indices, dtype=np.int32)
+    if indices.size == 0 or indices.min() < 0 or indices.max() >= channels:
+        raise ToonvisionError(f"filter indices must lie in 0..{channels - 1}; got {list(indices)}")
+    input_shape = tuple(int(size) for size in flat.input.shape[1:])
+    generator = np.random.default_rng(seed)
+    images = tf.Variable(
+        generator.uniform(124, 132, size=(len(indices), *input_shape)).astype(np.float32))
+    selection = tf.constant(np.eye(channels, dtype=np.float32)[indices][:, None, None, :])
+
+    @tf.function
+    def ascend() -> None:
+        with tf.GradientTape() as tape:
+            activations = feature_model(images, training=False)
+            border = 2 if min(activations.shape[1:3]) > 8 else 0
+            if border:
+                activations = activations[:, border:-border, border:-border, :]
+            objective = tf.reduce_sum(tf.reduce_mean(activations * selection, axis=(1, 2, 3)))
+        gradients = tape.gradient(objective, images)
+        scale = tf.math.reduce_std(gradients, axis=(1, 2, 3), keepdims=True) + 1e-8
+        images.assign(tf.clip_by_value(images + step_size * gradients / scale, 0.0, 255.0))
+
+    for _ in range(steps):
+        ascend()
+    patterns = images.numpy()
+    patterns -= patterns.mean(axis=(1, 2, 3), keepdims=True)
+    patterns /= patterns.std(axis=(1, 2, 3), keepdims=True) + 1e-5
+    return np.clip((patterns * 0.15 + 0.5) * 255, 0, 255).astype(np.uint8)

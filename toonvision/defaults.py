@@ -1,0 +1,41 @@
+"""Every default of toonvision, in one place (the library and the command line read them here).
+
+The values are the ToonVision article's unless a comment says otherwise. A comparison's
+settings can also come from a TOML file (`compare --settings FILE`, see
+`model_utils.settings`); flags override the file, and the file overrides these defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# --- data -----------------------------------------------------------------------------------
+DATA_DIR = Path("data")                 # where `extract` writes crops and everything reads them
+TASK = "binary"                         # cog vs toon
+IMAGE_SIZE: tuple[int, int] = (600, 200)  # (height, width) the article resizes crops to
+RATIOS: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / validate / test shares
+SEED = 0                                # split seed; run r of a comparison uses SEED + r
+BALANCE = "none"                        # none | undersample | oversample (training split only)
+
+# --- comparisons (`compare`) ------------------------------------------------------------------
+CONFIGS: tuple[str, ...] = ("baseline", "optimized")
+RUNS = 200                              # paired runs per configuration
+SELECT = "test"                         # best-model rule: test (the article's) | val_loss
+RUNS_DIR = Path("runs")                 # comparisons go to RUNS_DIR/<name>/
+
+# --- the optimizer study (`optimizers`) -------------------------------------------------------
+OPTIMIZER_EPOCHS = 20
+OPTIMIZER_LEARNING_RATE = 1e-3
+
+# --- the MLP study (`ablate`, the Pokemon deck) -----------------------------------------------
+ABLATION_IMAGE_SIZE: tuple[int, int] = (64, 64)
+ABLATION_SEEDS = 3
+
+# --- prediction and reports -----------------------------------------------------------------
+BATCH_SIZE = 32                         # images per forward pass in predict and report
+REPORT_SAMPLES = 8                      # Grad-CAM sample images in a report
+REPORT_FILTERS = 8                      # filter patterns per layer in a report
+REPORTS_DIR = Path("reports")
+
+# --- demo data (`synth`) --------------------------------------------------------------------
+SYNTH_SCREENSHOTS = 60

@@ -1,0 +1,37 @@
+"""model_utils: configurations in, trained models, comparisons and predictions out.
+
+    configs.py             training configurations as data (built-in, TOML), looked up by name
+    models.py              the article's CNN and the deck's MLP, metrics, class probabilities
+    augment.py             the fused OpenCV augmentation and the training feed
+    trainer.py             one compiled model per configuration, re-initialised for every run
+    model_io.py            model files with the sidecar that says what they predict
+    compare.py             N paired runs on fresh splits, the run log, resume, best models
+    comparison_summary.py  the statistics of a run log
+    optimizers.py          the article's optimizer study
+    ablation.py            the Pokemon deck's MLP study
+    predict.py             classifying crops, folders and annotated screenshots
+    tracking.py            experiment records (JSONL, optional MLflow)
+
+Example:
+    >>> from toonvision.model_utils import BUILTIN_CONFIGS, Trainer
+    >>> trainer = Trainer(BUILTIN_CONFIGS["optimized"], num_classes=2,   # doctest: +SKIP
+    ...                   image_size=(600, 200))
+"""
+
+from toonvision import lazy_exports
+
+_EXPORTS = {
+    "TrainingConfig": "configs",
+    "BUILTIN_CONFIGS": "configs",
+    "resolve_configs": "configs",
+    "make_model": "models",
+    "predict_probabilities": "models",
+    "Trainer": "trainer",
+    "load_model": "model_io",
+    "save_model_atomic": "model_io",
+    "Comparison": "compare",
+    "summarize": "comparison_summary",
+    "predict_paths": "predict",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,246 @@
+"""Training configurations as data: the article's built-in ones, TOML files, lookup by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from toonvision import ToonvisionError
+
+FAMILIES: tuple[str, ...] = ("cnn", "mlp")
+
+
+OPTIMIZERS: dict[str, str] = {
+    "adam": "Adam", "adamax": "Adamax", "nadam": "Nadam", "rmsprop": "RMSprop", "sgd": "SGD",
+    "adadelta": "Adadelta", "adagrad": "Adagrad", "ftrl": "Ftrl",
+}
+
+
+HIDDEN_ACTIVATIONS: tuple[str, ...] = ("relu", "sigmoid", "linear")
+
+
+OUTPUT_ACTIVATIONS: tuple[str, ...] = ("auto", "none")
+
+
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+
+
+# How the augmentation warp samples the image (see `augment.augment_images`).
+INTERPOLATIONS: tuple[str, ...] = ("bilinear", "nearest")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """One training configuration: the model family, optimizer and training settings.
+
+    Attributes:
+        name: the configuration's name (used in logs, file names and plots).
+        family: "cnn" (the ToonVision article's) or "mlp" (the Pokemon deck's).
+        learning_rate: the optimizer's initial learning rate.
+        decay: Keras 2 style decay, learning_rate / (1 + decay * step), expressed as
+            `keras.optimizers.schedules.InverseTimeDecay(learning_rate, 1, decay)`.
+        dropout: dropout rate before the output layer (0 = none).
+        augmentation: random horizontal flip (50%), rotation within +/-7.5% of a turn and zoom
+            within +/-20%, on training batches only.
+        interpolation: how the augmentation's warp samples the image: "bilinear" (the Keras
+            layers' default, the article's) or "nearest" (about 3x cheaper to compute).
+        optimizer: one of adam, adamax, nadam, rmsprop, sgd, adadelta, adagrad, ftrl.
+        batch_size: training batch size.
+        epochs: training epochs (the most, with early stopping).
+        hidden_units: the MLP's hidden layer sizes.
+        hidden_activation: the MLP's hidden activation: relu, sigmoid or linear (no
+            non-linearity, "ReLU removed").
+        output_activation: "auto" (sigmoid for two classes, softmax otherwise) or "none"
+            (logits, trained with a from-logits loss).
+        early_stopping_patience: epochs without a better validation loss before stopping, the
+            best weights being restored; None = train every epoch.
+        precision: "auto" (for the CNN, bfloat16 compute where the CPU has native bfloat16;
+            float32 otherwise and for the MLP), "float32" or "bfloat16" (Keras
+            `mixed_bfloat16`; the output layer stays float32).
+    """
+
+    name: str
+    family: str = "cnn"
+    learning_rate: float = 1e-3
+    decay: float = 0.0
+    dropout: float = 0.0
+    augmentation: bool = False
+    interpolation: str = "bilinear"
+    optimizer: str = "adam"
+    batch_size: int = 32
+    epochs: int = 25
+    hidden_units: tuple[int, ...] = (256, 128)
+    hidden_activation: str = "relu"
+    output_activation: str = "auto"
+    early_stopping_patience: int | None = None
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        choices = {
+            "family": FAMILIES, "optimizer": tuple(OPTIMIZERS),
+            "hidden_activation": HIDDEN_ACTIVATIONS, "output_activation": OUTPUT_ACTIVATIONS,
+            "precision": PRECISIONS, "interpolation": INTERPOLATIONS,
+        }
+        for attribute, allowed in choices.items():
+            if getattr(self, attribute) not in allowed:
+                raise ToonvisionError(f"config {self.name!r}: {attribute} must be one of "
+                                      f"{', '.join(allowed)}; got {getattr(self, attribute)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ToonvisionError(f"config {self.name!r}: dropout must be in [0, 1); "
+                                  f"got {self.dropout}")
+        if self.learning_rate <= 0 or self.decay < 0:
+            raise ToonvisionError(f"config {self.name!r}: learning_rate must be > 0 and decay >= "
+                                  "0; "
+                                  f"got {self.learning_rate} and {self.decay}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ToonvisionError(f"config {self.name!r}: batch_size and epochs must be >= 1; "
+                                  f"got {self.batch_size} and {self.epochs}")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 0:
+            raise ToonvisionError(f"config {self.name!r}: early_stopping_patience must be >= 0 or "
+                                  f"None; got {self.early_stopping_patience}")
+        if any(units < 1 for units in self.hidden_units):
+            raise ToonvisionError(f"config {self.name!r}: hidden_units must be positive; "
+                                  f"got {self.hidden_units}")
+        object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        """Returns a copy with `changes` applied (validated like a new config)."""
+        unknown = set(changes) - {item.name for item in dataclasses.fields(self)}
+        if unknown:
+            raise ToonvisionError(f"unknown config field(s) {sorted(unknown)}; known: "
+                                  f"{', '.join(item.name for item in dataclasses.fields(self))}")
+        return dataclasses.replace(self, **changes)
+
+
+_OPTIMIZED = TrainingConfig(name="optimized", augmentation=True, dropout=0.9, decay=1e-5)
+
+
+BUILTIN_CONFIGS: dict[str, TrainingConfig] = {
+    "baseline": TrainingConfig(name="baseline"),
+    "optimized": _OPTIMIZED,
+    "optimized_1e-4": _OPTIMIZED.replace(name="optimized_1e-4", learning_rate=1e-4),
+    "optimized_1e-5": _OPTIMIZED.replace(name="optimized_1e-5", learning_rate=1e-5),
+    "mlp": TrainingConfig(name="mlp", family="mlp", epochs=200, early_stopping_patience=5),
+}
+
+
+def load_config_file(path: str | Path) -> dict[str, TrainingConfig]:
+    """Reads configurations from a TOML file of `[configs.NAME]` tables.
+
+    Each table sets `TrainingConfig` fields; `base = "NAME"` starts from a built-in config or
+    one defined earlier in the file. Example:
+
+        [configs.optimized_small_batch]
+        base = "optimized"
+        batch_size = 16
+        learning_rate = 5e-4
+
+    `early_stopping_patience = false` turns early stopping off (TOML has no null).
+
+    Args:
+        path: the TOML file.
+
+    Returns:
+        The configurations by name, in file order.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        ValueError: when the file is not valid TOML or a table names an unknown field, base
+            or value.
+    """
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ToonvisionError(f"{path}: not valid TOML: {error}") from error
+    tables = document.get("configs")
+    if not isinstance(tables, dict) or not tables:
+        raise ToonvisionError(f"{path}: no [configs.NAME] tables found")
+    field_names = {item.name for item in dataclasses.fields(TrainingConfig)} - {"name"}
+    configs: dict[str, TrainingConfig] = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ToonvisionError(f"{path}: configs.{name} must be a table")
+        settings = dict(table)
+        base_name = settings.pop("base", None)
+        unknown = set(settings) - field_names
+        if unknown:
+            raise ToonvisionError(f"{path}: configs.{name}: unknown field(s) {sorted(unknown)}; "
+                                  f"known: base, {', '.join(sorted(field_names))}")
+        known = {**BUILTIN_CONFIGS, **configs}
+        if base_name is not None and base_name not in known:
+            raise ToonvisionError(f"{path}: configs.{name}: unknown base {base_name!r}; known: "
+                                  f"{', '.join(known)}")
+        if "hidden_units" in settings:
+            settings["hidden_units"] = tuple(settings["hidden_units"])
+        if settings.get("early_stopping_patience") is False:     # TOML has no null
+            settings["early_stopping_patience"] = None
+        base = known[base_name] if base_name is not None else TrainingConfig(name=name)
+        try:
+            configs[name] = base.replace(name=name, **settings)
+        except TypeError as error:
+            raise ToonvisionError(f"{path}: configs.{name}: {error}") from error
+    return configs
+
+
+def resolve_configs(names: Sequence[str],
+                    config_file: str | Path | None = None) -> list[TrainingConfig]:
+    """Looks configurations up by name among the built-in ones and those of `config_file`.
+
+    Args:
+        names: configuration names, e.g. ["baseline", "optimized"].
+        config_file: an optional TOML file (see `load_config_file`); its configs win over
+            built-in ones of the same name.
+
+    Returns:
+        The configurations, in the order of `names`.
+
+    Raises:
+        ValueError: naming an unknown name and listing the known ones.
+    """
+    known = dict(BUILTIN_CONFIGS)
+    if config_file is not None:
+        known.update(load_config_file(config_file))
+    if not names:
+        raise ToonvisionError(f"no configuration named; known: {', '.join(known)}")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ToonvisionError(f"unknown configuration(s) {', '.join(map(repr, unknown))}; known: "
+                              f"{', '.join(known)}")
+    return [known[name] for name in names]
+
+
+@cache
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX-BF16 or AVX512-BF16 on Linux)."""
+    try:
+        cpu_info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in cpu_info.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & {"amx_bf16", "avx512_bf16"})
+    return False
+
+
+def dtype_policy_name(precision: str, family: str = "cnn") -> str:
+    """The Keras dtype policy for a config's `precision` ("auto", "float32" or "bfloat16").
+
+    "auto" is bfloat16 compute for the CNN where the CPU has native bfloat16 (1.7-2.3x faster
+    here) and float32 otherwise; the MLP, limited by memory traffic rather than arithmetic,
+    gains nothing from bfloat16 and stays float32.
+    """
+    if precision not in PRECISIONS:
+        raise ToonvisionError(f"precision must be one of {', '.join(PRECISIONS)}; got "
+                              f"{precision!r}")
+    if precision == "auto":
+        native = family == "cnn" and cpu_has_native_bfloat16()
+        precision = "bfloat16" if native else "float32"
+    return "mixed_bfloat16" if precision == "bfloat16" else "float32"

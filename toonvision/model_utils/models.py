@@ -1,0 +1,197 @@
+"""The article's CNN and the Pokemon deck's MLP, their optimizer, loss and metrics, and the
+class probabilities of any classifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from toonvision import ToonvisionError
+from toonvision.model_utils.configs import OPTIMIZERS, TrainingConfig, dtype_policy_name
+
+CNN_FILTERS: tuple[int, ...] = (16, 32, 32)
+
+
+CNN_MINIMUM_SIDE = 44       # smallest image side that survives the CNN's pooling and convolutions
+
+
+def uses_xla(config: TrainingConfig) -> bool:
+    """Whether `Trainer` compiles the train step with XLA (`jit_compile`).
+
+    Only the MLP on the TensorFlow backend: XLA fuses its Adam update over 3 million weights
+    (2.2x faster per epoch here), while it makes the CNN ~4x slower on a CPU. The JAX backend
+    always compiles with XLA; the torch backend is left as is.
+    """
+    return config.family == "mlp" and keras.backend.backend() == "tensorflow"
+
+
+def cnn_output_size(side: int) -> int:
+    """The CNN's feature map size along one image side of `side` pixels (0 = too small)."""
+    side //= 2
+    for _ in CNN_FILTERS:
+        side = max(side - 2, 0) // 2
+    return side
+
+
+def make_model(config: TrainingConfig, num_classes: int,
+               image_size: tuple[int, int]) -> keras.Model:
+    """Builds the model of `config` (uncompiled) for images of `image_size` = (height, width).
+
+    The CNN is the ToonVision article's: Rescaling(1/255) -> MaxPooling2D(2) ->
+    [Conv2D(f, 3, relu) -> MaxPooling2D(2)] for f in 16, 32, 32 -> Flatten -> [Dropout] ->
+    Dense(1, sigmoid) for two classes or Dense(num_classes, softmax). The MLP is the Pokemon
+    deck's: Rescaling -> Flatten -> Dense(units, activation) per hidden layer -> [Dropout] ->
+    the same output layer. Augmentation is not a layer: `Trainer` applies it to training
+    batches (see `toonvision.augment`), so the model is the same in training and inference.
+
+    Args:
+        config: the configuration.
+        num_classes: number of classes (>= 2).
+        image_size: (height, width) of the input images.
+
+    Returns:
+        A functional `keras.Model` taking (N, height, width, 3) float RGB in 0-255.
+    """
+    if num_classes < 2:
+        raise ToonvisionError(f"a classifier needs at least 2 classes; got {num_classes}")
+    height, width = image_size
+    if config.family == "cnn" and min(cnn_output_size(height), cnn_output_size(width)) < 1:
+        raise ToonvisionError(f"image_size {tuple(image_size)} is too small for the CNN: each side "
+                              f"must be at least {CNN_MINIMUM_SIDE} pixels")
+    policy = dtype_policy_name(config.precision, config.family)
+    inputs = keras.Input(shape=(height, width, 3), name="image")
+    features = keras.layers.Rescaling(1.0 / 255, dtype=policy, name="rescaling")(inputs)
+    if config.family == "cnn":
+        features = keras.layers.MaxPooling2D(2, dtype=policy, name="pool_0")(features)
+        for index, filters in enumerate(CNN_FILTERS, start=1):
+            features = keras.layers.Conv2D(filters, 3, activation="relu", dtype=policy,
+                                           name=f"conv_{index}")(features)
+            features = keras.layers.MaxPooling2D(2, dtype=policy, name=f"pool_{index}")(features)
+        features = keras.layers.Flatten(dtype=policy, name="flatten")(features)
+    else:
+        features = keras.layers.Flatten(dtype=policy, name="flatten")(features)
+        for index, units in enumerate(config.hidden_units, start=1):
+            features = keras.layers.Dense(units, activation=config.hidden_activation,
+                                          dtype=policy, name=f"hidden_{index}")(features)
+    if config.dropout > 0:
+        features = keras.layers.Dropout(config.dropout, dtype=policy, name="dropout")(features)
+    binary = num_classes == 2
+    if config.output_activation == "none":
+        activation = None
+    else:
+        activation = "sigmoid" if binary else "softmax"
+    outputs = keras.layers.Dense(1 if binary else num_classes, activation=activation,
+                                 dtype="float32", name="output")(features)
+    return keras.Model(inputs, outputs, name=f"toonvision_{config.family}")
+
+
+@keras.saving.register_keras_serializable(package="toonvision")
+class SparseMacroF1(keras.metrics.F1Score):
+    """Macro-averaged F1 for integer class labels (Keras' F1Score wants one-hot labels).
+
+    Args:
+        num_classes: number of classes.
+        name: the metric's name in logs.
+        dtype: the metric's dtype.
+    """
+
+    def __init__(self, num_classes: int, name: str = "macro_f1", dtype: Any = None) -> None:
+        super().__init__(average="macro", name=name, dtype=dtype)
+        self.num_classes = num_classes
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        super().update_state(keras.ops.one_hot(labels, self.num_classes), y_pred,
+                             sample_weight)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="toonvision")
+class LogitPrecision(keras.metrics.Precision):
+    """Precision of a binary model that outputs a logit (applies the sigmoid first)."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        super().update_state(y_true, keras.ops.sigmoid(y_pred), sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="toonvision")
+class LogitRecall(keras.metrics.Recall):
+    """Recall of a binary model that outputs a logit (applies the sigmoid first)."""
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        super().update_state(y_true, keras.ops.sigmoid(y_pred), sample_weight)
+
+
+def make_optimizer(config: TrainingConfig) -> keras.optimizers.Optimizer:
+    """The optimizer of `config`, with Keras 2 style decay as an InverseTimeDecay schedule."""
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
+    if config.decay > 0:
+        learning_rate = keras.optimizers.schedules.InverseTimeDecay(
+            config.learning_rate, decay_steps=1, decay_rate=config.decay)
+    optimizer_class = getattr(keras.optimizers, OPTIMIZERS[config.optimizer])
+    return optimizer_class(learning_rate=learning_rate)
+
+
+def loss_and_metrics(config: TrainingConfig,
+                     num_classes: int) -> tuple[keras.losses.Loss, list[keras.metrics.Metric]]:
+    """The loss and metrics for the task: binary (2 classes) or multiclass.
+
+    Binary: binary cross-entropy with accuracy, precision and recall (class 1 is positive).
+    Multiclass: sparse categorical cross-entropy with accuracy and macro F1.
+    """
+    logits = config.output_activation == "none"
+    if num_classes == 2:
+        loss = keras.losses.BinaryCrossentropy(from_logits=logits)
+        if logits:
+            metrics = [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0),
+                       LogitPrecision(name="precision"), LogitRecall(name="recall")]
+        else:
+            metrics = [keras.metrics.BinaryAccuracy(name="accuracy"),
+                       keras.metrics.Precision(name="precision"),
+                       keras.metrics.Recall(name="recall")]
+        return loss, metrics
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+    return loss, [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                  SparseMacroF1(num_classes)]
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray,
+                          batch_size: int = 64) -> np.ndarray:
+    """Class probabilities of `images` for one of our models or a legacy binary model.
+
+    A (N, 1) sigmoid output becomes [1 - p, p]; models that output logits (a linear output
+    layer) get a sigmoid (one output) or softmax.
+
+    Args:
+        model: a Keras classifier taking (N, height, width, 3) RGB in 0-255.
+        images: (N, height, width, 3) images, uint8 or float.
+        batch_size: images per forward pass.
+
+    Returns:
+        (N, num_classes) float32 probabilities (num_classes = 2 for a one-output model).
+    """
+    if len(images) == 0:
+        outputs = int(model.outputs[0].shape[-1])
+        return np.zeros((0, max(outputs, 2)), dtype=np.float32)
+    batches = []
+    for start in range(0, len(images), batch_size):
+        chunk = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        prediction = model.predict_on_batch(chunk)
+        if isinstance(prediction, list | tuple):
+            prediction = prediction[0]
+        batches.append(np.asarray(prediction, dtype=np.float32))
+    outputs = np.concatenate(batches).reshape(len(images), -1)
+    output_activation = getattr(model.layers[-1], "activation", None)
+    logits = getattr(output_activation, "__name__", "") == "linear"
+    if outputs.shape[1] == 1:
+        positive = 1.0 / (1.0 + np.exp(-outputs[:, 0])) if logits else outputs[:, 0]
+        return np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
+    if logits:
+        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+    return outputs

@@ -1,0 +1,244 @@
+"""Apply a trained classifier to crops, folders of crops, or annotated screenshots.
+
+Three kinds of input, told apart by what is on disk (read by `toonvision.inputs`, as the
+report reads them):
+
+- an image file with a labelImg XML of the same stem beside it (or the XML itself) is a
+  screenshot: every box of the XML is cropped, classified, and its true label kept beside
+  the prediction;
+- any other image file is one crop; if its name follows the extracted-crop pattern
+  (`cog_sb_coldcaller_12.png`) and the task knows that label, it is kept as the true label;
+- a folder is every image and XML under it (recursively), each taken as above.
+
+Crops are resized to the model's `ModelInfo.image_size` and fed as 0..255 float RGB, which is
+what our models and the ToonVision author's legacy model expect. `draw_predictions` draws the
+boxes, predicted classes and confidences onto a screenshot.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toonvision.data_processing.images import draw_labelled_box, read_image
+from toonvision.data_processing.inputs import Crop, find_inputs, iter_crops
+from toonvision.labels import Task, make_task
+
+logger = logging.getLogger(__name__)
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "source", "xmin", "ymin", "xmax", "ymax", "label", "predicted", "confidence",
+)
+BATCH_SIZE = 32
+CORRECT_COLOR = (40, 200, 40)
+WRONG_COLOR = (230, 30, 30)
+UNKNOWN_COLOR = (255, 190, 0)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one crop.
+
+    Attributes:
+        source: the image file (a crop, or the screenshot the box is in).
+        box: (xmin, ymin, xmax, ymax) in the screenshot, clipped to it; None for a crop.
+        label: the true raw label (from the XML, or the crop's file name), or '' if unknown.
+        true_class: the class of `label` under the task, or None if unknown or not covered.
+        predicted: the predicted class.
+        confidence: the predicted class's probability.
+    """
+
+    source: Path
+    box: tuple[int, int, int, int] | None
+    label: str
+    true_class: str | None
+    predicted: str
+    confidence: float
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether the prediction matches the true class; None when the truth is unknown."""
+        return None if self.true_class is None else self.true_class == self.predicted
+
+
+@dataclass
+class PredictionResults:
+    """All predictions of one call, and the inputs that could not be used.
+
+    Attributes:
+        predictions: one per crop or box, in input order.
+        skipped: one message per file or box left out, naming it and saying why.
+    """
+
+    predictions: list[Prediction] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def accuracy(self) -> float | None:
+        """The share of correct predictions among those with a known true class."""
+        known = [item.correct for item in self.predictions if item.correct is not None]
+        return float(np.mean(known)) if known else None
+
+
+def task_for(info: Any, spec: str | None = None) -> Task | None:
+    """The task that maps true labels to the model's classes, or None if none fits.
+
+    Args:
+        info: the model's `ModelInfo`.
+        spec: a task spec overriding `info.task` (e.g. `binary`).
+    """
+    spec = spec or info.task
+    try:
+        task = make_task(spec, info.class_names)
+    except ValueError as error:
+        logger.warning("cannot map true labels to classes: %s", error)
+        return None
+    if tuple(task.classes) != tuple(info.class_names):
+        logger.warning("task %r has classes %s but the model predicts %s; true classes left "
+                       "out", spec, task.classes, info.class_names)
+        return None
+    return task
+
+
+def predict_paths(
+    model: Any,
+    info: Any,
+    paths: Iterable[str | os.PathLike],
+    task: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> PredictionResults:
+    """Classifies every crop and screenshot box that `paths` name.
+
+    Args:
+        model: a Keras classifier (`model_io.load_model`).
+        info: its `ModelInfo` (class names, image size, task).
+        paths: crop images, screenshots with their XML beside them (or the XML), or folders
+            of these (see `toonvision.inputs`).
+        task: a task spec for reading true labels; default `info.task`.
+        batch_size: crops per forward pass.
+        progress: called with the number of crops classified so far, after each batch.
+
+    Returns:
+        The predictions and the skipped inputs.
+
+    Raises:
+        FileNotFoundError: if a path does not exist.
+        ValueError: if a file is neither an image nor an XML, or a folder holds neither.
+    """
+    from toonvision.model_utils.models import predict_probabilities
+
+    results = PredictionResults()
+    mapping = task_for(info, task)
+    image_size = tuple(info.image_size)
+    batch: list[Crop] = []
+
+    def flush() -> None:
+        probabilities = predict_probabilities(
+            model, np.stack([crop.image for crop in batch]).astype(np.float32), batch_size)
+        for crop, row in zip(batch, probabilities, strict=True):
+            index = int(np.argmax(row))
+            true_class = mapping.class_of(crop.label) if mapping is not None else None
+            # A crop's file name is a label only when the task knows it; a box's always is.
+            label = crop.label if crop.box is not None or true_class is not None else ""
+            results.predictions.append(Prediction(
+                source=crop.source, box=crop.box, label=label, true_class=true_class,
+                predicted=info.class_names[index], confidence=float(row[index]),
+            ))
+        batch.clear()
+        if progress is not None:
+            progress(len(results.predictions))
+
+    for crop in iter_crops(find_inputs(paths), image_size, results.skipped):
+        batch.append(crop)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return results
+
+
+def predictions_csv(predictions: Sequence[Prediction]) -> str:
+    """The predictions as CSV text with `CSV_COLUMNS` (box columns empty for crops)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in predictions:
+        box = item.box if item.box is not None else ("", "", "", "")
+        writer.writerow([item.source, *box, item.label, item.predicted,
+                         f"{item.confidence:.4f}"])
+    return buffer.getvalue()
+
+
+def predictions_table(predictions: Sequence[Prediction]) -> str:
+    """The predictions as aligned text for a terminal, with a mark for right and wrong."""
+    import pandas as pd
+
+    marks = {True: "ok", False: "WRONG", None: ""}
+    rows = [{
+        "source": str(item.source),
+        "box": "" if item.box is None else "{},{},{},{}".format(*item.box),
+        "label": item.label,
+        "predicted": item.predicted,
+        "confidence": f"{item.confidence:.3f}",
+        "": marks[item.correct],
+    } for item in predictions]
+    return pd.DataFrame(rows).to_string(index=False) if rows else "(no predictions)"
+
+
+def draw_predictions(image: np.ndarray, predictions: Sequence[Prediction]) -> np.ndarray:
+    """Draws each prediction's box and `class confidence` (and the true label when wrong).
+
+    Args:
+        image: the screenshot, uint8 RGB.
+        predictions: predictions with boxes in this screenshot.
+
+    Returns:
+        A copy of the image with the boxes drawn: green when right, red when wrong, amber
+        when the true class is unknown.
+    """
+    drawn = image.copy()
+    for item in predictions:
+        if item.box is None:
+            continue
+        color = {True: CORRECT_COLOR, False: WRONG_COLOR, None: UNKNOWN_COLOR}[item.correct]
+        text = f"{item.predicted} {item.confidence:.2f}"
+        if item.correct is False:
+            text += f" (true: {item.true_class})"
+        draw_labelled_box(drawn, item.box, text, color)
+    return drawn
+
+
+def write_drawings(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> list[Path]:
+    """Writes every screenshot that has boxed predictions, drawn, as `<stem>_predicted.png`.
+
+    Returns:
+        The files written (names made unique when two screenshots share a stem).
+    """
+    from toonvision.data_processing.images import write_image_atomic
+
+    out_dir = Path(out_dir)
+    by_source: dict[Path, list[Prediction]] = {}
+    for item in predictions:
+        if item.box is not None:
+            by_source.setdefault(item.source, []).append(item)
+    written: list[Path] = []
+    used: set[str] = set()
+    for source, items in by_source.items():
+        name = f"{source.stem}_predicted.png"
+        counter = 1
+        while name in used:
+            counter += 1
+            name = f"{source.stem}_predicted_{counter}.png"
+        used.add(name)
+        target = out_dir / name
+        write_image_atomic(target, draw_predictions(read_image(source), items))
+        written.append(target)
+    return written

@@ -1,0 +1,335 @@
+"""The article's models, their training configurations, and a fast trainer for repeated runs.
+
+`make_model` builds the ToonVision CNN (or the Pokemon deck's MLP) from a `TrainingConfig`.
+`Trainer` builds and compiles that model once and then trains it many times, re-initialising
+weights, optimizer state and random seeds for each run from the run's seed: the ~3 s spent
+building and tracing a Keras model is paid once per configuration, not once per run.
+
+Speed, measured on a 2-core CPU with AMX-BF16 (docs/training.md has the figures):
+- augmentation is one OpenCV affine warp per image in the data feed (`toonvision.augment`)
+  instead of Keras RandomRotation + RandomZoom layers (~5 ms per image each on a CPU);
+- the `mixed_bfloat16` dtype policy where the CPU computes bfloat16 natively (the output
+  layer stays float32);
+- one compiled model per configuration, re-initialised per run;
+- for the MLP, `steps_per_execution` and XLA on TensorFlow (its fused Adam update);
+- the CNN's first Rescaling + MaxPooling2D done on the uint8 images before training (exactly
+  the same numbers, a quarter of the data to move).
+The training path uses only `keras.*`, numpy and OpenCV, so it runs on any Keras backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from toonvision import ToonvisionError
+from toonvision.model_utils.augment import TrainingFeed, max_pool_2x2
+from toonvision.model_utils.configs import TrainingConfig
+from toonvision.model_utils.models import loss_and_metrics, make_model, make_optimizer, uses_xla
+
+LOGGER = logging.getLogger(__name__)
+
+# Batches per compiled call for the MLP: its steps are so small that Python overhead between
+# steps dominates (measured in benchmarks/bench_mlp.py).
+MLP_STEPS_PER_EXECUTION = 16
+EVALUATION_BATCH_SIZE = 64
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+@dataclass
+class RunResult:
+    """What one training run produced.
+
+    Attributes:
+        config: the configuration's name.
+        seed: the run's seed.
+        history: per-epoch values: loss, accuracy, val_loss, val_accuracy, plus
+            precision/recall (binary) or macro_f1 (multiclass) and their val_ versions.
+        validation_metrics: metrics of the final (or restored best) model on validation.
+        test_metrics: the same metrics on the test split (empty when it is empty).
+        epochs_run: epochs trained (fewer than configured when early stopping stopped).
+        setup_seconds: model build (first run only), re-initialisation and tracing.
+        train_seconds: training and evaluation.
+    """
+
+    config: str
+    seed: int
+    history: dict[str, list[float]]
+    validation_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+    epochs_run: int
+    setup_seconds: float
+    train_seconds: float
+
+
+def targets_for(y: np.ndarray, num_classes: int) -> np.ndarray:
+    """The training targets for class indices `y`: (N, 1) float32 for binary, (N,) int64."""
+    y = np.asarray(y)
+    if num_classes == 2:
+        return y.reshape(-1, 1).astype(np.float32)
+    return y.astype(np.int64)
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    """Passes each epoch's logs to a plain function."""
+
+    def __init__(self, report: Callable[[int, dict[str, float]], None]) -> None:
+        super().__init__()
+        self.report = report
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.report(epoch, {key: float(value) for key, value in (logs or {}).items()})
+
+
+def training_model_after_first_pooling(model: keras.Model) -> keras.Model:
+    """A model sharing `model`'s layers that takes images already 2x2 max-pooled.
+
+    The CNN begins Rescaling -> MaxPooling2D(2). Rescaling is monotonic, so pooling the uint8
+    images first (`augment.max_pool_2x2`) and then rescaling gives exactly the same numbers;
+    training on pooled images moves a quarter of the data and skips a full-size pass.
+
+    Args:
+        model: a CNN from `make_model`.
+
+    Returns:
+        A functional model with input (height // 2, width // 2, 3) and the same weights.
+    """
+    height, width = model.input_shape[1:3]
+    inputs = keras.Input(shape=(height // 2, width // 2, 3), name="pooled_image")
+    features = model.get_layer("rescaling")(inputs)
+    names = [layer.name for layer in model.layers]
+    for layer in model.layers[names.index("pool_0") + 1:]:
+        features = layer(features)
+    return keras.Model(inputs, features, name=f"{model.name}_after_pool_0")
+
+
+class Trainer:
+    """Builds and compiles one model per (config, num_classes, image_size) ONCE, and
+    re-initialises its weights and optimizer state for every run (fresh weights, no new trace).
+
+    For the CNN, training and evaluation run on a model that shares every weight with
+    `Trainer.model` but takes 2x2 max-pooled images (see
+    `training_model_after_first_pooling`): the results are the same, the data four times
+    smaller. Keras callbacks passed to `run` therefore see that training model; the full model
+    (600x200 input) is `Trainer.model`.
+
+    Args:
+        config: the training configuration.
+        num_classes: number of classes (2 = binary with a sigmoid output).
+        image_size: (height, width) of the images.
+    """
+
+    def __init__(self, config: TrainingConfig, num_classes: int,
+                 image_size: tuple[int, int]) -> None:
+        self.config = config
+        self.num_classes = num_classes
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.pools_input = config.family == "cnn"
+        self._model: keras.Model | None = None
+        self._training_model: keras.Model | None = None
+        self._initial_optimizer_state: list[np.ndarray] = []
+        self._pending_setup_seconds = 0.0
+        self._cached_images: np.ndarray | None = None
+        self._cached_inputs: np.ndarray | None = None
+
+    @property
+    def model(self) -> keras.Model:
+        """The full model as trained by the last run (built on first access)."""
+        if self._model is None:
+            self._build()
+        return self._model
+
+    @property
+    def training_model(self) -> keras.Model:
+        """The compiled model `fit` trains (the CNN after its first pooling; else the model)."""
+        if self._training_model is None:
+            self._build()
+        return self._training_model
+
+    def _build(self) -> None:
+        """Builds, compiles and traces the model once (a tiny fit), timing it as set-up."""
+        start = time.perf_counter()
+        model = make_model(self.config, self.num_classes, self.image_size)
+        training_model = (training_model_after_first_pooling(model) if self.pools_input
+                          else model)
+        loss, metrics = loss_and_metrics(self.config, self.num_classes)
+        training_model.compile(
+            optimizer=make_optimizer(self.config), loss=loss, metrics=metrics,
+            steps_per_execution=MLP_STEPS_PER_EXECUTION if self.config.family == "mlp" else 1,
+            jit_compile=True if uses_xla(self.config) else "auto",
+        )
+        training_model.optimizer.build(training_model.trainable_variables)
+        self._initial_optimizer_state = [np.array(variable.numpy())
+                                         for variable in training_model.optimizer.variables]
+        self._model, self._training_model = model, training_model
+        # Trace the train and test steps now with one batch, so that every run, the first
+        # included, starts from a traced model; the weights are re-initialised afterwards.
+        batch = min(self.config.batch_size, 4)
+        warm_images = np.zeros((batch, *self.image_size, 3), dtype=np.uint8)
+        warm_targets = targets_for(np.arange(batch) % self.num_classes, self.num_classes)
+        training_model.fit(
+            **self._training_data(warm_images, self._model_inputs(warm_images), warm_targets,
+                                  batch, seed=0),
+            validation_data=(self._model_inputs(warm_images), warm_targets),
+            validation_batch_size=EVALUATION_BATCH_SIZE, epochs=1, verbose=0)
+        self._pending_setup_seconds = time.perf_counter() - start
+        LOGGER.info("built and traced %s in %.2f s", self.config.name,
+                    self._pending_setup_seconds)
+
+    def _training_data(self, images: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
+                       batch_size: int, seed: int) -> dict[str, Any]:
+        """The training data arguments of `fit`: full-size `images`, or the same images as
+        the training model takes them (`inputs`, see `_model_inputs`).
+
+        With augmentation: a `TrainingFeed` that warps (and pools) every batch in worker
+        threads. Without: the (pooled) arrays themselves, which Keras batches and shuffles
+        inside the framework; a Python feed there left one of 2 CPU cores idle during the
+        step (7.7 against 5.2 s per 600x200 epoch, measured in benchmarks/README.md).
+        """
+        if self.config.augmentation:
+            # Warp at full size, then pool: exactly what the full model's layers would see.
+            return {"x": TrainingFeed(images, targets, batch_size, augment=True, seed=seed,
+                                      pool=self.pools_input,
+                                      interpolation=self.config.interpolation)}
+        return {"x": inputs, "y": targets, "batch_size": batch_size, "shuffle": True}
+
+    def _model_inputs(self, images: np.ndarray) -> np.ndarray:
+        """`images` as the training model takes them (pooled for the CNN), cached per array."""
+        if not self.pools_input:
+            return images
+        if self._cached_images is not images:
+            self._cached_images, self._cached_inputs = images, max_pool_2x2(images)
+        return self._cached_inputs
+
+    def reinitialise(self, seed: int) -> None:
+        """Gives the model fresh weights, optimizer state and random seeds from `seed`.
+
+        A model built anew with the global seed set supplies the initial values, so a reused
+        Trainer starts exactly where a brand-new one with the same seed would.
+        """
+        model, training_model = self.model, self.training_model
+        keras.utils.set_random_seed(seed)
+        fresh = make_model(self.config, self.num_classes, self.image_size)
+        for target, source in zip(model.variables, fresh.variables, strict=True):
+            target.assign(source)
+        for variable, value in zip(training_model.optimizer.variables,
+                                   self._initial_optimizer_state, strict=True):
+            variable.assign(value)
+
+    def run(self, images: np.ndarray, y: np.ndarray, split: Mapping[str, np.ndarray], seed: int,
+            epoch_callback: Callable[[int, dict[str, float]], None] | None = None,
+            extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunResult:
+        """Trains from fresh weights on split["train"], validating on split["validate"].
+
+        Args:
+            images: (N, height, width, 3) uint8 images (`TaskData.images`).
+            y: (N,) class indices.
+            split: index arrays "train", "validate" and "test" (`splits.stratified_split`;
+                "train" may already be balanced).
+            seed: sets initial weights, shuffling, dropout and augmentation.
+            epoch_callback: called after each epoch with (epoch index, logs).
+            extra_callbacks: more Keras callbacks for `fit` (e.g. CSVLogger); they see the
+                training model (see the class documentation).
+
+        Returns:
+            The run's `RunResult`.
+        """
+        self._check_inputs(images, y, split)
+        start = time.perf_counter()
+        self.reinitialise(seed)
+        setup_seconds = time.perf_counter() - start + self._pending_setup_seconds
+        self._pending_setup_seconds = 0.0
+
+        train_start = time.perf_counter()
+        inputs = self._model_inputs(images)
+        train_indices = np.asarray(split["train"])
+        validation_indices = np.asarray(split.get("validate", ()), dtype=np.int64)
+        test_indices = np.asarray(split.get("test", ()), dtype=np.int64)
+        train_targets = targets_for(y[train_indices], self.num_classes)
+        validation_data = None
+        if len(validation_indices):
+            validation_data = (inputs[validation_indices],
+                               targets_for(y[validation_indices], self.num_classes))
+        callbacks = list(extra_callbacks)
+        if epoch_callback is not None:
+            callbacks.append(_EpochReporter(epoch_callback))
+        if self.config.early_stopping_patience is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss" if validation_data is not None else "loss",
+                patience=self.config.early_stopping_patience, restore_best_weights=True))
+        history = self.training_model.fit(
+            **self._training_data(images[train_indices], inputs[train_indices], train_targets,
+                                  self.config.batch_size, seed),
+            validation_data=validation_data, validation_batch_size=EVALUATION_BATCH_SIZE,
+            epochs=self.config.epochs, callbacks=callbacks, verbose=0)
+        validation_metrics = self._evaluate(inputs, y, validation_indices)
+        test_metrics = self._evaluate(inputs, y, test_indices)
+        train_seconds = time.perf_counter() - train_start
+        history_values = {key: [float(value) for value in values]
+                          for key, values in history.history.items()}
+        return RunResult(
+            config=self.config.name, seed=seed, history=history_values,
+            validation_metrics=validation_metrics, test_metrics=test_metrics,
+            epochs_run=len(history_values.get("loss", [])), setup_seconds=setup_seconds,
+            train_seconds=train_seconds,
+        )
+
+    def _evaluate(self, inputs: np.ndarray, y: np.ndarray,
+                  indices: np.ndarray) -> dict[str, float]:
+        if len(indices) == 0:
+            return {}
+        results = self.training_model.evaluate(
+            inputs[indices], targets_for(y[indices], self.num_classes),
+            batch_size=EVALUATION_BATCH_SIZE, verbose=0, return_dict=True)
+        return {key: float(value) for key, value in results.items()}
+
+    def _check_inputs(self, images: np.ndarray, y: np.ndarray,
+                      split: Mapping[str, np.ndarray]) -> None:
+        expected = (*self.image_size, 3)
+        if images.ndim != 4 or images.shape[1:] != expected:
+            raise ToonvisionError(f"images must have shape (N, {expected[0]}, {expected[1]}, 3) "
+                                  "for "
+                                  f"this trainer; got {images.shape}")
+        if len(y) != len(images):
+            raise ToonvisionError(f"{len(images)} images but {len(y)} labels")
+        if "train" not in split or len(split["train"]) == 0:
+            raise ToonvisionError("split needs a non-empty 'train' part; got parts "
+                                  f"{sorted(split)}")
+        if len(y) and (np.min(y) < 0 or np.max(y) >= self.num_classes):
+            raise ToonvisionError(f"class indices must be in 0..{self.num_classes - 1}; got "
+                                  f"{int(np.min(y))}..{int(np.max(y))}")
+
+
