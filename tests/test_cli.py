@@ -4,21 +4,15 @@ import csv
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from toonvision.cli import COMMANDS, build_parser, main, without_tensorflow_banner
-from toonvision.data_processing.images import write_image_atomic
 from toonvision.labels import COG_LABELS, TOON_LABELS
 
 
 @pytest.fixture
-def crops_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    for index, label in enumerate(list(COG_LABELS) * 2 + list(TOON_LABELS) * 4):
-        folder = label.split("_")[0]
-        write_image_atomic(tmp_path / "data" / "unsorted" / folder / f"{label}_{index}.png",
-                           rng.integers(0, 255, (20, 10, 3), dtype=np.uint8))
+def crops_dir(tmp_path, write_crops):
+    write_crops(tmp_path / "data", list(COG_LABELS) * 2 + list(TOON_LABELS) * 4, size=(20, 10))
     return tmp_path / "data"
 
 
@@ -113,3 +107,35 @@ def test_missing_data_dir_is_a_one_line_error(tmp_path, capsys):
     assert main(["stats", "--data-dir", str(tmp_path / "nowhere")]) == 2
     error = capsys.readouterr().err
     assert "nowhere" in error and "Traceback" not in error
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    status = main(["split", "--data-dir", str(tmp_path / "nowhere")])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert error.startswith("toonvision split: error: ") and error.count("\n") == 1
+    assert str(tmp_path / "nowhere") in error
+
+
+def test_a_bug_is_not_dressed_up_as_bad_input(monkeypatch, crops_dir):
+    """Only ToonvisionError means bad input: any other exception (here a ValueError from deep
+    inside a library) propagates with its traceback instead of exiting 2."""
+    import toonvision.data_processing.splits as splits
+
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(splits, "stratified_split", broken)
+    with pytest.raises(ValueError, match="broadcast"):
+        main(["split", "--data-dir", str(crops_dir)])
+
+
+def test_defaults_shown_by_help_come_from_the_defaults_module(capsys):
+    from toonvision import defaults
+
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {defaults.RUNS})" in text
+    assert f"(default: {' '.join(map(str, defaults.RATIOS))})" in text
+    assert f"(default: {defaults.SELECT})" in text

@@ -2,13 +2,17 @@
 
 import pytest
 
+from toonvision.data_processing.balance import taxonomy_counts
 from toonvision.labels import (
     COG_LABELS,
     TAXONOMY_LABELS,
     TOON_LABELS,
+    label_kind,
     label_prefix,
     make_task,
     safe_label,
+    task_for_classes,
+    taxonomy_parts,
 )
 
 
@@ -100,3 +104,44 @@ def test_label_prefix():
     assert label_prefix("cog_lb_bigwig") == "cog"
     assert label_prefix("toon_cat") == "toon"
     assert label_prefix("king") == "king"
+
+
+def test_an_unknown_task_name_gets_a_suggestion():
+    with pytest.raises(ValueError, match=r"unknown task 'binery' \(did you mean 'binary'\?\)"):
+        make_task("binery")
+    with pytest.raises(ValueError, match="unknown task 'animals' .*'animal'"):
+        make_task("animals")
+    with pytest.raises(ValueError) as error:
+        make_task("colour")
+    assert "did you mean" not in str(error.value) and "use one of binary" in str(error.value)
+
+
+def test_taxonomy_parts_are_what_every_task_and_count_reads():
+    assert taxonomy_parts("cog_sb_coldcaller") == {"binary": "cog", "suit": "sellbot",
+                                                   "name": "coldcaller"}
+    assert taxonomy_parts("toon_dog") == {"binary": "toon", "animal": "dog"}
+    assert taxonomy_parts("cog_xx_fake") == taxonomy_parts("king") == {}
+    for label in TAXONOMY_LABELS:
+        for task_name, part in taxonomy_parts(label).items():
+            assert make_task(task_name).class_of(label) == part
+    suits, animals = taxonomy_counts(["cog_sb_coldcaller", "cog_bb_flunky", "cog_sb_twoface",
+                                      "toon_dog", "cog_xx_fake", "toon_unicorn", "king"])
+    assert (suits["sellbot"], suits["bossbot"], suits["lawbot"]) == (2, 1, 0)
+    assert animals["dog"] == 1 and sum(animals.values()) == 1
+
+
+def test_the_prefix_alone_makes_a_cog_or_a_toon():
+    assert [label_kind(label) for label in ("cog_xx_fake", "toon_unicorn", "king", "cogs")] == [
+        "cog", "toon", None, None]
+    assert make_task("binary").class_of("cog_xx_fake") == "cog"
+    assert label_prefix("cog_xx_fake") == "cog"
+
+
+def test_task_for_classes_checks_the_model_classes_and_their_order():
+    assert task_for_classes("binary", ("cog", "toon")).name == "binary"
+    assert task_for_classes("label", ("ace", "king")).classes == ("ace", "king")
+    with pytest.raises(ValueError, match="gives classes cog, toon but the model predicts toon, "
+                                         "cog"):
+        task_for_classes("binary", ("toon", "cog"))
+    with pytest.raises(ValueError, match="did you mean 'suit'"):
+        task_for_classes("suits", ("bossbot", "lawbot", "cashbot", "sellbot"))

@@ -11,10 +11,10 @@ task does not cover map to `None` and are left out of that task's data, never an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from toonvision import ToonvisionError
+from toonvision import ToonvisionError, did_you_mean
 
 SUITS: dict[str, str] = {
     "bb": "bossbot",
@@ -52,12 +52,47 @@ _SAFE_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+# What each taxonomy label says, by the name of the task that asks (see `taxonomy_parts`).
+_TAXONOMY_PARTS: dict[str, dict[str, str]] = {
+    **{f"cog_{suit}_{name}": {"binary": "cog", "suit": SUITS[suit], "name": name}
+       for suit, names in COG_NAMES.items() for name in names},
+    **{f"toon_{animal}": {"binary": "toon", "animal": animal} for animal in TOON_ANIMALS},
+}
+_TAXONOMY_TASKS: tuple[str, ...] = ("suit", "name", "animal")
+
+
 def is_taxonomy_label(label: str) -> bool:
     """Returns whether `label` is one of the 43 ToonTown labels."""
-    return label in _TAXONOMY_SET
+    return label in _TAXONOMY_PARTS
 
 
-_TAXONOMY_SET = frozenset(TAXONOMY_LABELS)
+def label_kind(label: str) -> str | None:
+    """Returns `cog` for a `cog_...` label, `toon` for a `toon_...` label, else None.
+
+    The prefix alone decides, so a Cog missing from the taxonomy (`cog_bb_newcog`) is a Cog
+    too: this is the `binary` task's rule and the crop folder's.
+    """
+    for kind in ("cog", "toon"):
+        if label.startswith(f"{kind}_"):
+            return kind
+    return None
+
+
+def taxonomy_parts(label: str) -> dict[str, str]:
+    """Returns what a ToonTown label says, by task name; empty outside the taxonomy.
+
+    This is the one place that reads a label's parts: `Task.class_of` answers the `suit`,
+    `name` and `animal` tasks with it, and the balance counts use it.
+
+    Example:
+        >>> taxonomy_parts("cog_sb_coldcaller")
+        {'binary': 'cog', 'suit': 'sellbot', 'name': 'coldcaller'}
+        >>> taxonomy_parts("toon_dog")
+        {'binary': 'toon', 'animal': 'dog'}
+        >>> taxonomy_parts("king")
+        {}
+    """
+    return dict(_TAXONOMY_PARTS.get(label, {}))
 
 
 def label_prefix(label: str) -> str:
@@ -66,11 +101,7 @@ def label_prefix(label: str) -> str:
     Args:
         label: a label that already passed `safe_label`.
     """
-    if label.startswith("cog_"):
-        return "cog"
-    if label.startswith("toon_"):
-        return "toon"
-    return label
+    return label_kind(label) or label
 
 
 def safe_label(label: str) -> str:
@@ -114,20 +145,10 @@ class Task:
         if self.name == "label":
             return label if label in self.classes else None
         if self.name == "binary":
-            if label.startswith("cog_"):
-                return "cog"
-            if label.startswith("toon_"):
-                return "toon"
-            return None
-        if not is_taxonomy_label(label):
-            return None
-        if self.name == "suit":
-            return SUITS[label.split("_")[1]] if label.startswith("cog_") else None
-        if self.name == "name":
-            return label.split("_", 2)[2] if label.startswith("cog_") else None
-        if self.name == "animal":
-            return label.split("_", 1)[1] if label.startswith("toon_") else None
-        raise ToonvisionError(f"unknown task {self.name!r}")
+            return label_kind(label)
+        if self.name in _TAXONOMY_TASKS:
+            return _TAXONOMY_PARTS.get(label, {}).get(self.name)
+        raise ToonvisionError(f"unknown task {self.name!r}{did_you_mean(self.name, TASK_NAMES)}")
 
     def class_index(self, label: str) -> int | None:
         """Returns the class index of `label`, or None if the task does not cover it."""
@@ -163,8 +184,9 @@ def make_task(spec: str = "binary", labels: Iterable[str] = ()) -> Task:
         return Task("label", tuple(sorted(set(labels))))
     if "," not in spec and "=" not in spec:
         raise ToonvisionError(
-            f"unknown task {spec!r}: use one of {', '.join(TASK_NAMES)}, or a class list "
-            "such as 'king,queen,jack' or 'king=face,queen=face,ace=number'"
+            f"unknown task {spec!r}{did_you_mean(spec, TASK_NAMES)}: use one of "
+            f"{', '.join(TASK_NAMES)}, or a class list such as 'king,queen,jack' or "
+            "'king=face,queen=face,ace=number'"
         )
     mapping: dict[str, str] = {}
     for item in spec.split(","):
@@ -179,3 +201,24 @@ def make_task(spec: str = "binary", labels: Iterable[str] = ()) -> Task:
     if not mapping:
         raise ToonvisionError(f"class list {spec!r} names no labels")
     return Task("custom", tuple(sorted(set(mapping.values()))), mapping)
+
+
+def task_for_classes(spec: str, class_names: Sequence[str]) -> Task:
+    """Builds the task `spec` for a model that predicts `class_names`, and checks it fits.
+
+    `predict` and `report` read true labels through it: the task must give the model's
+    classes in the model's output order, or true labels would be compared with the wrong
+    outputs.
+
+    Args:
+        spec: a task name or class list, as for `make_task`.
+        class_names: the model's classes, in output order (also the `label` task's classes).
+
+    Raises:
+        ValueError: if `spec` is not a task, or its classes are not `class_names` in order.
+    """
+    task = make_task(spec, class_names)
+    if task.classes != tuple(class_names):
+        raise ToonvisionError(f"task {spec!r} gives classes {', '.join(task.classes)} but the "
+                              f"model predicts {', '.join(class_names)}")
+    return task

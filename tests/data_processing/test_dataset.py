@@ -89,6 +89,18 @@ def test_cache_is_hit_and_invalidated_by_content(tmp_path):
 
     other_size, _ = load_images(paths, (32, 16), cache)
     assert other_size.shape == (80, 32, 16, 3)
+    names = sorted(path.name for path in cache.iterdir())
+    assert len(names) == 6 and all(name.startswith("images-") for name in names)  # no temporary
+
+
+def test_an_unwritable_cache_only_costs_the_next_run_its_speed(tmp_path):
+    paths = _write_crops(tmp_path, [("toon_dog", 200)] * 2)
+    cache = tmp_path / "cache"
+    cache.write_text("a file where the cache folder should be")
+
+    images, errors = load_images(paths, (16, 8), cache)
+
+    assert images.shape == (2, 16, 8, 3) and errors == [None, None]
 
 
 def test_from_csv_challenge_form(tmp_path):

@@ -1,4 +1,4 @@
-"""Dataset exploration (toonvision.explore) and the `explore` command."""
+"""Dataset exploration (data_processing.explore) and the `explore` command."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from toonvision.cli import main
 from toonvision.data_processing.dataset import from_csv
-from toonvision.data_processing.explore import explore, write_exploration
+from toonvision.data_processing.explore import choose_samples, explore, write_exploration
 
 
 def make_set(folder: Path) -> tuple[Path, Path]:
@@ -56,21 +56,33 @@ def test_explore_counts_sizes_modes_and_duplicates(tmp_path: Path) -> None:
     assert table.loc["total", "count"] == 6
 
 
-def test_write_exploration_files(tmp_path: Path) -> None:
+def test_write_exploration_writes_the_tables(tmp_path: Path) -> None:
     labels, images = make_set(tmp_path)
     exploration = explore(from_csv(labels, images))
 
-    written = write_exploration(exploration, tmp_path / "out", samples_per_label=2)
+    written = write_exploration(exploration, tmp_path / "out")
 
-    names = {path.name for path in written}
-    assert names == {"summary.json", "label_counts.csv", "duplicates.csv",
-                     "label_counts_pie.png", "label_counts_bar.png", "samples.png"}
+    assert [path.name for path in written] == ["summary.json", "label_counts.csv",
+                                               "duplicates.csv"]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["images"] == 6 and summary["labels"] == 2
     assert summary["duplicate_images"] == 1
     assert summary["imbalance_ratio"] == 1.0
-    for name in ("label_counts_pie.png", "label_counts_bar.png", "samples.png"):
-        assert cv2.imread(str(tmp_path / "out" / name)) is not None
+    assert "f1_copy.png" in (tmp_path / "out" / "duplicates.csv").read_text()
+
+
+def test_choose_samples_picks_readable_images_per_label_repeatably(tmp_path: Path) -> None:
+    labels, images = make_set(tmp_path)
+    infos = explore(from_csv(labels, images)).infos
+
+    chosen = choose_samples(infos, per_label=2, seed=0)
+
+    assert list(chosen) == ["Fire", "Water"]
+    assert all(len(members) == 2 for members in chosen.values())
+    assert all(info.error is None and info.label == label
+               for label, members in chosen.items() for info in members)
+    assert choose_samples(infos, per_label=2, seed=0) == chosen
+    assert sum(map(len, choose_samples(infos, per_label=9).values())) == 6
 
 
 def test_explore_command_prints_the_table(
@@ -86,4 +98,6 @@ def test_explore_command_prints_the_table(
     assert "3 images, 1 labels" in output
     assert "Fire" in output and "Water" not in output
     assert "1 images repeat another" in output
-    assert (tmp_path / "out" / "label_counts_pie.png").is_file()
+    for name in ("summary.json", "label_counts.csv", "duplicates.csv", "label_counts_pie.png",
+                 "label_counts_bar.png", "samples.png"):
+        assert f"wrote {tmp_path / 'out' / name}" in output

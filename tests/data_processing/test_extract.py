@@ -18,14 +18,17 @@ import pytest
 from PIL import Image
 
 from toonvision import cli
-from toonvision.data_processing import extract as data_processing
+from toonvision.data_processing import extractor
 from toonvision.data_processing.dataset import from_crops
-from toonvision.data_processing.extract import (
+from toonvision.data_processing.extract import extract, extract_screenshots, find_screenshots
+from toonvision.data_processing.extract_results import (
+    AMBIGUOUS_PAIR,
     BOX_CLIPPED,
     BOX_OUTSIDE_IMAGE,
     EMPTY_BOX,
     IMAGE_WITHOUT_XML,
     LABEL_RENAMED,
+    MOVE_FAILED,
     SAME_CONTENT,
     SIZE_MISMATCH,
     UNREADABLE_IMAGE,
@@ -34,9 +37,6 @@ from toonvision.data_processing.extract import (
     UNUSABLE_XML,
     XML_WITHOUT_IMAGE,
     ExtractionSummary,
-    extract,
-    extract_screenshots,
-    find_screenshots,
 )
 from toonvision.data_processing.images import read_image
 from toonvision.data_processing.manifest import MANIFEST_COLUMNS, read_manifest
@@ -214,17 +214,60 @@ def test_find_screenshots_reports_unpaired_ambiguous_and_empty(tmp_path):
     (shots / "orphan.png").unlink()
     write_screenshot(shots, "twice", [], extension=".png")
     write_screenshot(shots, "twice", [], extension=".jpg")
+    (shots / "twice.xml").write_text("<annotation><filename>elsewhere.png</filename>"
+                                     "</annotation>")    # names neither image
     pairs, problems = find_screenshots(shots)
     assert pairs == []
     kinds = {(problem.path.name, problem.kind) for problem in problems}
     assert (("lonely.png", IMAGE_WITHOUT_XML) in kinds
             and ("orphan.xml", XML_WITHOUT_IMAGE) in kinds)
-    assert {name for name, kind in kinds if kind == data_processing.AMBIGUOUS_PAIR} == {
+    assert {name for name, kind in kinds if kind == AMBIGUOUS_PAIR} == {
         "twice.jpg", "twice.png", "twice.xml"}
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     assert find_screenshots(tmp_path / "empty") == ([], [])
     with pytest.raises(FileNotFoundError, match="missing: no such folder"):
         find_screenshots(tmp_path / "missing")
+
+
+def test_the_xml_filename_tells_which_of_two_images_it_describes(tmp_path):
+    shots = tmp_path / "shots"
+    write_screenshot(shots, "shot", [("king", 0, 0, 10, 10)], extension=".png", seed=1)
+    write_screenshot(shots, "shot", [("queen", 0, 0, 10, 10)], extension=".jpg", seed=2)
+    pairs, problems = find_screenshots(shots)   # the XML last saved names shot.jpg
+    assert [(pair.image.name, pair.xml.name) for pair in pairs] == [("shot.jpg", "shot.xml")]
+    assert [(problem.path.name, problem.kind) for problem in problems] == [
+        ("shot.png", IMAGE_WITHOUT_XML)]
+    summary = run_all(shots, tmp_path / "data")
+    assert summary.crops_per_label == Counter({"queen": 1})
+
+
+def test_predict_and_report_read_the_screenshots_extract_pairs(tmp_path):
+    from toonvision.data_processing.inputs import find_inputs, iter_crops
+
+    shots = tmp_path / "shots"
+    write_screenshot(shots, "shot", [("king", 0, 0, 10, 10)], extension=".png", seed=1)
+    write_screenshot(shots, "shot", [("queen", 0, 0, 10, 10)], extension=".JPG", seed=2)
+    write_screenshot(shots, "renamed", [("ace", 0, 0, 10, 10)], extension=".webp", seed=3)
+    (shots / "renamed.xml").rename(shots / "renamed_copy.xml")   # <filename> still names it
+    write_screenshot(shots, "double", [("ten", 0, 0, 10, 10)], seed=4)
+    (shots / "double.XML").write_text((shots / "double.xml").read_text())
+    pairs, problems = find_screenshots(shots)
+    assert sorted((pair.image.name, pair.xml.name) for pair in pairs) == [
+        ("renamed.webp", "renamed_copy.xml"), ("shot.JPG", "shot.xml")]
+    assert {(problem.path.name, problem.kind) for problem in problems} == {
+        ("shot.png", IMAGE_WITHOUT_XML), ("double.png", AMBIGUOUS_PAIR),
+        ("double.xml", AMBIGUOUS_PAIR), ("double.XML", AMBIGUOUS_PAIR)}
+
+    skipped: list[str] = []
+    crops = list(iter_crops(find_inputs([shots]), (8, 8), skipped))
+    boxed = sorted((crop.source.name, crop.label) for crop in crops if crop.box is not None)
+    assert boxed == [("renamed.webp", "ace"), ("shot.JPG", "queen")]
+    assert [crop.source.name for crop in crops if crop.box is None] == ["shot.png"]
+    assert len(skipped) == 1 and AMBIGUOUS_PAIR in skipped[0] and "double.XML" in skipped[0]
+    # Named alone, each file finds the same partner.
+    assert [crop.label for crop in iter_crops([shots / "renamed_copy.xml"], (8, 8), [])] == [
+        "ace"]
+    assert [crop.label for crop in iter_crops([shots / "shot.JPG"], (8, 8), [])] == ["queen"]
 
 
 def test_data_and_drawing_folders_inside_the_screenshots_folder_are_not_searched(tmp_path):
@@ -273,11 +316,11 @@ def test_a_failed_move_is_reported_and_the_crops_are_kept(tmp_path, monkeypatch)
     def refuse(source, target):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(data_processing, "move_without_overwrite", refuse)
+    monkeypatch.setattr(extractor, "move_without_overwrite", refuse)
     summary = run_all(tmp_path / "shots", tmp_path / "data", move=True)
     assert summary.crops_written == 1 and summary.moved == 0
     assert [(problem.path.name, problem.kind, problem.detail) for problem in summary.skipped] == [
-        ("a.png", data_processing.MOVE_FAILED, "Permission denied")]
+        ("a.png", MOVE_FAILED, "Permission denied")]
     assert (tmp_path / "shots" / "a.png").is_file()
 
 
@@ -289,7 +332,7 @@ def test_draw_writes_a_copy_with_boxes_mirroring_subfolders(tmp_path):
     drawing = read_image(tmp_path / "drawn" / "day1" / "street.png")
     assert summary.drawn == 1
     assert drawing.shape == image.shape
-    assert drawing[30, 10].tolist() == list(data_processing._LABEL_COLORS["cog"])
+    assert drawing[30, 10].tolist() == list(extractor._LABEL_COLORS["cog"])
     assert drawing[30, 30].tolist() == [0, 0, 0]
 
 
@@ -480,7 +523,7 @@ def uninterrupted(tmp_path) -> tuple[Path, dict[str, bytes]]:
 def test_failure_while_writing_crops_then_rerun_gives_the_same_files(
         tmp_path, monkeypatch, uninterrupted, fail_at):
     shots, expected = uninterrupted
-    real_write = data_processing.write_image_atomic
+    real_write = extractor.write_image_atomic
     calls = []
 
     def failing_write(path, image):
@@ -489,7 +532,7 @@ def test_failure_while_writing_crops_then_rerun_gives_the_same_files(
             raise OSError("disk unplugged")
         real_write(path, image)
 
-    monkeypatch.setattr(data_processing, "write_image_atomic", failing_write)
+    monkeypatch.setattr(extractor, "write_image_atomic", failing_write)
     with pytest.raises(OSError, match="disk unplugged"):
         run_all(shots, tmp_path / "data")
     monkeypatch.undo()
@@ -501,7 +544,7 @@ def test_failure_while_writing_crops_then_rerun_gives_the_same_files(
 def test_failure_while_writing_the_manifest_then_rerun_gives_the_same_files(
         tmp_path, monkeypatch, uninterrupted, fail_at):
     shots, expected = uninterrupted
-    real_write = data_processing.write_text_atomic
+    real_write = extractor.write_text_atomic
     calls = []
 
     def failing_write(path, text):
@@ -510,7 +553,7 @@ def test_failure_while_writing_the_manifest_then_rerun_gives_the_same_files(
             raise OSError("power cut")
         real_write(path, text)
 
-    monkeypatch.setattr(data_processing, "write_text_atomic", failing_write)
+    monkeypatch.setattr(extractor, "write_text_atomic", failing_write)
     with pytest.raises(OSError, match="power cut"):
         run_all(shots, tmp_path / "data")
     monkeypatch.undo()
@@ -574,7 +617,7 @@ def test_command_on_an_empty_folder_says_so_and_writes_nothing(tmp_path, capsys)
                      str(tmp_path / "data")]) == 0
     output = capsys.readouterr()
     assert output.err.strip() == (f"{tmp_path / 'empty'}: nothing to extract (no .png, .jpg, "
-                                  ".jpeg or .xml files in it or below it)")
+                                  ".jpeg, .bmp, .webp or .xml files in it or below it)")
     assert "crops written: 0" in output.out
     assert not (tmp_path / "data" / "manifest.csv").exists()
 
@@ -598,7 +641,7 @@ def test_command_stops_on_a_full_disk_with_one_line_and_status_2(tmp_path, monke
     def disk_full(path, image):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(data_processing, "write_image_atomic", disk_full)
+    monkeypatch.setattr(extractor, "write_image_atomic", disk_full)
     assert cli.main(["extract", str(tmp_path / "shots"), "--data-dir",
                      str(tmp_path / "data")]) == 2
     error_lines = capsys.readouterr().err.strip().splitlines()

@@ -19,6 +19,8 @@ from toonvision.data_processing.preprocess import (
     preprocess_dataset,
     preprocess_image,
     remove_background_steps,
+    steps_columns,
+    steps_examples,
 )
 
 SIDE = 32
@@ -165,6 +167,27 @@ def test_output_folder_must_be_new_and_outside_the_input(tmp_path: Path) -> None
         check_output_dir(tmp_path / "full", [tmp_path / "input"])
     (tmp_path / "empty").mkdir()
     assert check_output_dir(tmp_path / "empty", [tmp_path / "input"]).is_dir()
+
+
+def test_steps_examples_give_one_panel_per_column_and_skip_unreadable_images(
+    tmp_path: Path,
+) -> None:
+    _, images = make_flat_set(tmp_path / "input")
+    done = []
+
+    examples = steps_examples([images / "p0.png", images / "broken.png", images / "p1.png"],
+                              iterations=3, trade_off=(1, 3), size=16,
+                              progress=lambda count, total: done.append((count, total)))
+
+    columns = steps_columns(3, (1, 3), 16)
+    assert columns[3] == "3. close x3" and columns[5] == "centred 16x16"
+    assert columns[-2:] == ["kept, close x1", "kept, close x3"]
+    assert [example.name for example in examples] == ["p0", "p1"]
+    assert all(len(example.panels) == len(columns) for example in examples)
+    assert examples[0].panels[5].shape == (16, 16, 3)
+    assert done == [(1, 2), (2, 2)]
+    with pytest.raises(ValueError, match="no readable example"):
+        steps_examples([images / "broken.png"])
 
 
 def test_preprocess_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

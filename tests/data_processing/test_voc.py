@@ -147,3 +147,85 @@ def test_boxes_are_clipped_to_the_image_or_refused_with_their_kind():
         with pytest.raises(voc.UnusableBox) as caught:
             unusable.clipped_box((64, 96))
         assert caught.value.kind == kind
+
+
+# --- pairing an image with its XML: the one rule of extract, predict and report ------------
+
+def make_files(folder: Path, *names: str, filenames: dict[str, str] | None = None) -> list[Path]:
+    """Creates empty images and XML files whose `<filename>` is `filenames[name]` or '' ."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        path = folder / name
+        if voc.is_annotation_file(path):
+            filename = (filenames or {}).get(name, "")
+            path.write_text(f"<annotation><filename>{filename}</filename></annotation>")
+        else:
+            path.write_bytes(b"")
+    return [folder / name for name in names]
+
+
+def test_images_pair_with_the_xml_of_their_stem_in_any_case(tmp_path):
+    files = make_files(tmp_path, "a.PNG", "a.xml", "b.jpeg", "b.XML", "c.webp", "c.Xml",
+                       "notes.txt", "lonely.bmp", "orphan.xml")
+    pairing = voc.pair_files(files)
+    assert [(image.name, xml.name) for image, xml in pairing.pairs] == [
+        ("a.PNG", "a.xml"), ("b.jpeg", "b.XML"), ("c.webp", "c.Xml")]
+    assert [path.name for path in pairing.images_without_annotation] == ["lonely.bmp"]
+    assert [path.name for path in pairing.annotations_without_image] == ["orphan.xml"]
+    assert pairing.ambiguous == []
+    assert pairing.partner(tmp_path / "a.PNG") == tmp_path / "a.xml"
+    assert pairing.partner(tmp_path / "a.xml") == tmp_path / "a.PNG"
+    assert pairing.partner(tmp_path / "lonely.bmp") is None
+    assert voc.pair_folder(tmp_path) == pairing
+
+
+def test_the_stem_wins_over_a_stale_filename(tmp_path):
+    # b.xml was copied from a.xml as a template: its <filename> still says a.png.
+    files = make_files(tmp_path, "a.png", "a.xml", "b.png", "b.xml",
+                       filenames={"a.xml": "a.png", "b.xml": "a.png"})
+    assert [(image.name, xml.name) for image, xml in voc.pair_files(files).pairs] == [
+        ("a.png", "a.xml"), ("b.png", "b.xml")]
+
+
+def test_the_filename_settles_several_images_of_one_stem(tmp_path):
+    files = make_files(tmp_path, "shot.png", "shot.jpg", "shot.xml",
+                       filenames={"shot.xml": "shot.png"})
+    pairing = voc.pair_files(files)
+    assert pairing.pairs == [(tmp_path / "shot.png", tmp_path / "shot.xml")]
+    assert pairing.images_without_annotation == [tmp_path / "shot.jpg"]
+
+
+@pytest.mark.parametrize("filename", ["", "other.png", "shot.gif"])
+def test_several_images_and_a_filename_naming_none_cannot_be_told_apart(tmp_path, filename):
+    files = make_files(tmp_path, "shot.png", "shot.jpg", "shot.xml",
+                       filenames={"shot.xml": filename})
+    pairing = voc.pair_files(files)
+    assert pairing.pairs == [] and pairing.images_without_annotation == []
+    group = (tmp_path / "shot.jpg", tmp_path / "shot.png", tmp_path / "shot.xml")
+    assert pairing.ambiguous == [group]
+    assert pairing.ambiguous_group(tmp_path / "shot.png") == group
+
+
+def test_an_unusable_xml_names_no_image(tmp_path):
+    files = make_files(tmp_path, "shot.png", "shot.jpg", "renamed.png")
+    (tmp_path / "shot.xml").write_text("<annotation><filename>shot.png")
+    (tmp_path / "other.xml").write_text("<annotation><filename>renamed.png")
+    pairing = voc.pair_files([*files, tmp_path / "shot.xml", tmp_path / "other.xml"])
+    assert pairing.pairs == [] and len(pairing.ambiguous) == 1
+    assert pairing.annotations_without_image == [tmp_path / "other.xml"]
+    assert pairing.images_without_annotation == [tmp_path / "renamed.png"]
+
+
+def test_an_xml_without_its_image_takes_the_one_its_filename_names(tmp_path):
+    files = make_files(tmp_path, "street.png", "renamed.xml", "kept.png", "kept.xml",
+                       "stray.xml", "twin_1.xml", "twin_2.xml", "twin.png",
+                       filenames={"renamed.xml": "street.png", "stray.xml": "kept.png",
+                                  "twin_1.xml": "twin.png", "twin_2.xml": "twin.png"})
+    pairing = voc.pair_files(files)
+    assert [(image.name, xml.name) for image, xml in pairing.pairs] == [
+        ("kept.png", "kept.xml"), ("street.png", "renamed.xml")]
+    # kept.png has an XML of its own: stray.xml cannot take it.
+    assert pairing.annotations_without_image == [tmp_path / "stray.xml"]
+    assert pairing.ambiguous == [(tmp_path / "twin.png", tmp_path / "twin_1.xml",
+                                  tmp_path / "twin_2.xml")]
+    assert pairing.images_without_annotation == []

@@ -1,7 +1,9 @@
-"""Figures: heatmap overlays, grids, metrics figures and the architecture diagram."""
+"""Figures: heatmap overlays, grids, metrics figures, the architecture diagram, saving."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +108,45 @@ def test_architecture_image_falls_back_with_a_reason(monkeypatch) -> None:
     assert image is None
     assert note == ("visualkeras could not draw this model (AttributeError: 'InputLayer' object "
                     "has no attribute 'output_shape')")
+
+
+def test_save_figure_writes_through_a_temporary_file_and_keeps_the_old_one_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "out" / "grid.png"
+    figures.save_figure(figures.image_grid_figure([np.zeros((8, 8, 3), np.uint8)], ["a"]), path)
+    before = path.read_bytes()
+    figure = figures.image_grid_figure([np.full((8, 8, 3), 255, np.uint8)], ["b"])
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(figure, "savefig", fail)
+    with pytest.raises(OSError, match="disk full"):
+        figures.save_figure(figure, path)
+    assert path.read_bytes() == before
+    assert [item.name for item in path.parent.iterdir()] == ["grid.png"]
+
+
+FIGURES_IN_A_FRESH_PROCESS = """
+import sys
+import matplotlib
+matplotlib.use("pdf")  # what a notebook user chose
+import matplotlib.pyplot as pyplot
+import numpy as np
+from toonvision.data_visualization import figures
+images = [np.zeros((20, 10, 3), np.uint8)] * 2
+figures.save_figure(figures.image_grid_figure(images, ["a", "b"]), sys.argv[1] + "/grid.png")
+figures.save_figure(figures.confusion_matrix_figure(np.eye(2, dtype=int), ["cog", "toon"]),
+                    sys.argv[1] + "/matrix.png")
+print(matplotlib.get_backend(), pyplot.get_fignums())
+"""
+
+
+def test_drawing_and_saving_keeps_the_backend_and_creates_no_pyplot_figure(
+    tmp_path: Path,
+) -> None:
+    result = subprocess.run([sys.executable, "-c", FIGURES_IN_A_FRESH_PROCESS, str(tmp_path)],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n")[0] == "pdf []"
+    assert read_image(tmp_path / "grid.png").size and read_image(tmp_path / "matrix.png").size

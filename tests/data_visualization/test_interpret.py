@@ -8,6 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from toonvision.data_visualization import gradcam, interpret  # noqa: E402
+from toonvision.model_utils.models import predict_probabilities  # noqa: E402
 
 SIZE = 32
 CORNER = 8  # the model only looks at this many rows and columns in the top-left corner
@@ -202,7 +203,7 @@ def test_filter_patterns_find_the_colour_a_filter_wants() -> None:
 
 
 def test_predict_probabilities_gives_one_column_per_class() -> None:
-    probabilities = interpret.predict_probabilities(corner_model(), corner_images(), batch_size=2)
+    probabilities = predict_probabilities(corner_model(), corner_images(), batch_size=2)
     assert probabilities.shape == (3, 2)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
     assert np.all(probabilities[:, 1] > 0.5)
@@ -215,11 +216,25 @@ def test_a_model_ending_in_logits_gets_probabilities_and_the_same_heatmaps() -> 
     logits_model = keras.Model(model.input, logits_head(head.input))
     logits_head.set_weights(head.get_weights())
     expected_heatmaps, expected = gradcam.GradCam(model)(corner_images())
-    probabilities = interpret.predict_probabilities(logits_model, corner_images())
+    probabilities = predict_probabilities(logits_model, corner_images())
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
     heatmaps, gradcam_probabilities = gradcam.GradCam(logits_model)(corner_images())
     np.testing.assert_allclose(gradcam_probabilities, expected, atol=1e-6)
     np.testing.assert_allclose(heatmaps, expected_heatmaps, atol=1e-5)
+
+
+def test_logits_from_a_nested_head_are_found_by_predict_and_gradcam_alike() -> None:
+    model = corner_model()
+    head = model.get_layer("classify")
+    logits_head = keras.layers.Dense(1, name="logits")
+    nested_head = keras.Sequential([keras.Input(head.input.shape[1:]), logits_head], name="head")
+    nested_model = keras.Model(model.input, nested_head(head.input))
+    logits_head.set_weights(head.get_weights())
+    _, expected = gradcam.GradCam(model)(corner_images())
+    np.testing.assert_allclose(predict_probabilities(nested_model, corner_images()), expected,
+                               atol=1e-6)
+    np.testing.assert_allclose(gradcam.GradCam(nested_model)(corner_images())[1], expected,
+                               atol=1e-6)
 
 
 def test_a_sequential_model_works_like_a_functional_one() -> None:
@@ -228,7 +243,7 @@ def test_a_sequential_model_works_like_a_functional_one() -> None:
     heatmaps, probabilities = gradcam.GradCam(model)(corner_images())
     expected, expected_probabilities = gradcam.GradCam(corner_model())(corner_images())
     np.testing.assert_allclose(heatmaps, expected, atol=1e-5)
-    np.testing.assert_allclose(interpret.predict_probabilities(model, corner_images()),
+    np.testing.assert_allclose(predict_probabilities(model, corner_images()),
                                expected_probabilities, atol=1e-6)
 
 

@@ -1,4 +1,5 @@
-"""Tests of toonvision.compare and the compare/optimizers commands.
+"""Tests of model_utils.compare and runlog, the comparison figures, and the compare/optimizers
+commands.
 
 Most tests drive `Comparison` with a fake trainer (no Keras), so that the log, the resume logic
 and the best-model bookkeeping can be checked at every possible crash point in milliseconds.
@@ -24,27 +25,29 @@ import pytest
 import toonvision.model_utils.compare as compare
 import toonvision.model_utils.model_io as model_io
 from toonvision.data_processing.images import write_image_atomic
-from toonvision.model_utils.compare import (
+from toonvision.data_visualization.comparison_figures import (
     BEST_RUN_CURVES_FILE,
     BOXPLOTS_FILE,
     LEARNING_CURVES_FILE,
+    write_comparison_figures,
+)
+from toonvision.model_utils.compare import PENDING_FOLDER, SUMMARY_FILE, Comparison
+from toonvision.model_utils.comparison_summary import bootstrap_mean_interval, describe, summarize
+from toonvision.model_utils.runlog import (
     LOG_FILE,
-    PENDING_FOLDER,
-    SUMMARY_FILE,
-    Comparison,
-    ComparisonSettings,
+    RunRecord,
     complete_runs,
     is_better,
     read_log,
     select_best,
 )
-from toonvision.model_utils.comparison_summary import bootstrap_mean_interval, describe, summarize
+from toonvision.model_utils.settings import SETTINGS_FILE, ComparisonSettings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def record(config: str, run: int, test_loss: float, test_accuracy: float,
-           validation_loss: float = 0.5, epochs: int = 3) -> dict:
+           validation_loss: float = 0.5, epochs: int = 3) -> RunRecord:
     """A hand-made run record, shaped like the ones the comparison logs."""
     history = {
         "loss": list(np.linspace(0.7, test_loss, epochs)),
@@ -52,10 +55,10 @@ def record(config: str, run: int, test_loss: float, test_accuracy: float,
         "val_loss": list(np.linspace(0.7, validation_loss, epochs)),
         "val_accuracy": list(np.linspace(0.5, test_accuracy, epochs)),
     }
-    return {"config": config, "run": run, "seed": run, "split_seed": run, "history": history,
-            "validation_metrics": {"loss": validation_loss, "accuracy": test_accuracy},
-            "test_metrics": {"loss": test_loss, "accuracy": test_accuracy},
-            "epochs_run": epochs, "setup_seconds": 0.1, "train_seconds": 1.0}
+    return RunRecord(config=config, run=run, seed=run, split_seed=run, history=history,
+                     validation_metrics={"loss": validation_loss, "accuracy": test_accuracy},
+                     test_metrics={"loss": test_loss, "accuracy": test_accuracy},
+                     epochs_run=epochs, setup_seconds=0.1, train_seconds=1.0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -86,10 +89,12 @@ def test_select_best_replays_the_rule_in_run_order():
         record("b", 0, 0.50, 0.80, validation_loss=0.2),
         record("b", 1, 0.40, 0.85, validation_loss=0.3),
     ]
-    assert select_best(records)["a"]["run"] == 3
-    assert select_best(records)["b"]["run"] == 1
-    assert select_best(records, "val_loss")["b"]["run"] == 0
-    assert select_best(list(reversed(records)))["a"]["run"] == 3
+    assert select_best(records)["a"].run == 3
+    assert select_best(records)["b"].run == 1
+    assert select_best(records, "val_loss")["b"].run == 0
+    assert select_best(list(reversed(records)))["a"].run == 3
+    with pytest.raises(ValueError, match=r"unknown selection rule 'val-loss' \(did you mean"):
+        select_best(records, "val-loss")
 
 
 def test_describe_on_known_numbers():
@@ -135,21 +140,42 @@ def test_bootstrap_interval_covers_the_mean_of_noisy_differences():
 
 def test_read_log_drops_only_a_torn_last_line(tmp_path):
     path = tmp_path / LOG_FILE
-    lines = [json.dumps(record("a", 0, 0.2, 0.9)), json.dumps(record("b", 0, 0.2, 0.9))]
+    lines = [json.dumps(record("a", 0, 0.2, 0.9).to_dict()),
+             json.dumps(record("b", 0, 0.2, 0.9).to_dict())]
     path.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[0][:25])
     records, torn = read_log(path)
-    assert [item["config"] for item in records] == ["a", "b"] and torn == 1
+    assert [item.config for item in records] == ["a", "b"] and torn == 1
     path.write_text(lines[0][:25] + "\n" + lines[1] + "\n")
-    with pytest.raises(ValueError, match=":1: not a run record"):
+    with pytest.raises(ValueError, match=":1: damaged record"):
         read_log(path)
+
+
+def test_a_json_line_that_is_not_a_run_record_is_an_error(tmp_path):
+    path = tmp_path / LOG_FILE
+    path.write_text(json.dumps(record("a", 0, 0.2, 0.9).to_dict()) + '\n{"config": "b"}\n')
+    with pytest.raises(ValueError, match=r"record 2: not a run record: no run, seed"):
+        read_log(path)
+
+
+def test_log_lines_read_and_written_back_are_unchanged(tmp_path):
+    run_fake(tmp_path / "out", runs=2)
+    text = (tmp_path / "out" / LOG_FILE).read_text()
+    first = json.loads(text.splitlines()[0])
+    assert list(first) == ["config", "run", "seed", "split_seed", "split_sizes", "history",
+                           "validation_metrics", "test_metrics", "epochs_run", "setup_seconds",
+                           "train_seconds", "finished_at"]   # the format of older folders
+    assert "".join(json.dumps(RunRecord.from_dict(json.loads(line)).to_dict()) + "\n"
+                   for line in text.splitlines()) == text
+    best = json.loads((tmp_path / "out" / "best_baseline.json").read_text())
+    assert RunRecord.from_dict(best).to_dict() == best
 
 
 def test_complete_runs_keeps_runs_logged_for_every_config_once():
     records = [record("a", 0, 0.2, 0.9), record("b", 0, 0.2, 0.9), record("a", 0, 0.1, 0.95),
                record("a", 1, 0.2, 0.9)]
     kept = complete_runs(records, ["a", "b"])
-    assert [(item["config"], item["run"]) for item in kept] == [("a", 0), ("b", 0)]
-    assert kept[0]["test_metrics"]["loss"] == 0.2
+    assert [(item.config, item.run) for item in kept] == [("a", 0), ("b", 0)]
+    assert kept[0].test_metrics["loss"] == 0.2
 
 
 # ------------------------------------------------------------------------------------------
@@ -214,23 +240,23 @@ def run_fake(out_dir: Path, runs: int = 4, resume: bool = False, **changes) -> C
     return comparison
 
 
-def comparable(records: list[dict]) -> list[tuple]:
-    return [(item["config"], item["run"], item["split_seed"], item["test_metrics"]["loss"],
-             item["validation_metrics"]["loss"]) for item in records]
+def comparable(records: list[RunRecord]) -> list[tuple]:
+    return [(item.config, item.run, item.split_seed, item.test_metrics["loss"],
+             item.validation_metrics["loss"]) for item in records]
 
 
-def assert_consistent(out_dir: Path, runs: int, reference: list[dict]) -> None:
+def assert_consistent(out_dir: Path, runs: int, reference: list[RunRecord]) -> None:
     """The log has each run once per config, and best_* are the log's best runs."""
     records, torn = read_log(out_dir / LOG_FILE)
     assert torn == 0
-    assert sorted((item["run"], item["config"]) for item in records) == sorted(
+    assert sorted((item.run, item.config) for item in records) == sorted(
         (run, config.name) for run in range(runs) for config in CONFIGS)
     assert comparable(records) == comparable(reference)
     for name, best in select_best(records).items():
-        assert json.loads((out_dir / f"best_{name}.json").read_text())["run"] == best["run"]
-        assert (out_dir / f"best_{name}.keras").read_text() == f"{name} {best['seed']}"
+        assert json.loads((out_dir / f"best_{name}.json").read_text())["run"] == best.run
+        assert (out_dir / f"best_{name}.keras").read_text() == f"{name} {best.seed}"
         sidecar = json.loads((out_dir / f"best_{name}.keras.json").read_text())
-        assert sidecar["extra"]["run"] == best["run"] and sidecar["config"] == name
+        assert sidecar["extra"]["run"] == best.run and sidecar["config"] == name
     assert not (out_dir / PENDING_FOLDER).exists()
 
 
@@ -238,9 +264,9 @@ def test_comparison_logs_every_run_and_keeps_the_best(tmp_path):
     comparison = run_fake(tmp_path / "out", runs=4)
     records, _ = read_log(tmp_path / "out" / LOG_FILE)
     assert len(records) == 8
-    assert [item["run"] for item in records] == [0, 0, 1, 1, 2, 2, 3, 3]
-    assert {item["split_seed"] for item in records} == {0, 1, 2, 3}
-    assert records[0]["split_sizes"] == {"train": 18, "validate": 6, "test": 6}
+    assert [item.run for item in records] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert {item.split_seed for item in records} == {0, 1, 2, 3}
+    assert records[0].split_sizes == {"train": 18, "validate": 6, "test": 6}
     assert_consistent(tmp_path / "out", 4, records)
     assert comparison.best_records() == select_best(records)
     epochs_csv = tmp_path / "out" / "epochs" / "optimized_run0003.csv"
@@ -251,7 +277,8 @@ def test_refuses_to_overwrite_and_to_resume_with_other_settings(tmp_path):
     out_dir = tmp_path / "out"
     run_fake(out_dir, runs=2)
     before = (out_dir / LOG_FILE).read_text()
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match="resume the comparison there, or choose another "
+                                              "folder"):
         run_fake(out_dir, runs=2)
     with pytest.raises(ValueError, match=r"image_size: \[4, 4\] there, \[8, 8\] now"):
         run_fake(out_dir, runs=2, resume=True, image_size=[8, 8])
@@ -260,7 +287,7 @@ def test_refuses_to_overwrite_and_to_resume_with_other_settings(tmp_path):
         run_fake(out_dir, runs=2, resume=True, configs=changed)
     with pytest.raises(ValueError, match="data_fingerprint"):
         run_fake(out_dir, runs=2, resume=True, data_fingerprint="other data")
-    with pytest.raises(ValueError, match="already has 2 complete runs"):
+    with pytest.raises(compare.ResumeError, match="for 1 runs: it already has 2 complete runs"):
         run_fake(out_dir, runs=1, resume=True)
     assert (out_dir / LOG_FILE).read_text() == before
     (tmp_path / "other").mkdir()
@@ -285,7 +312,7 @@ def test_resume_after_a_crash_at_every_step(tmp_path, monkeypatch):
     reference = read_log(run_fake(tmp_path / "reference", runs=runs).log_path)[0]
     original = {
         "replace": os.replace, "write_text": compare.write_text_atomic,
-        "append": compare._append_records, "save_model": model_io.save_model_atomic,
+        "append": compare.append_records, "save_model": model_io.save_model_atomic,
         "train": FakeTrainer.run,
     }
     counter = {"step": 0, "crash_at": 0}
@@ -306,7 +333,7 @@ def test_resume_after_a_crash_at_every_step(tmp_path, monkeypatch):
     def torn_append(path, records):
         step()
         if counter["step"] + 1 == counter["crash_at"]:
-            text = "".join(json.dumps(item) + "\n" for item in records)
+            text = "".join(json.dumps(item.to_dict()) + "\n" for item in records)
             with open(path, "a") as handle:
                 handle.write(text[: len(text) * 3 // 4])   # a kill in the middle of the write
         step()
@@ -320,7 +347,7 @@ def test_resume_after_a_crash_at_every_step(tmp_path, monkeypatch):
         with monkeypatch.context() as patch:
             patch.setattr(os, "replace", wrap(original["replace"]))
             patch.setattr(compare, "write_text_atomic", wrap(original["write_text"]))
-            patch.setattr(compare, "_append_records", torn_append)
+            patch.setattr(compare, "append_records", torn_append)
             patch.setattr(model_io, "save_model_atomic", wrap(original["save_model"]))
             patch.setattr(FakeTrainer, "run", wrap(original["train"]))
             try:
@@ -339,15 +366,20 @@ def test_resume_after_a_crash_at_every_step(tmp_path, monkeypatch):
 
 def test_outputs_are_written_from_the_log(tmp_path):
     comparison = run_fake(tmp_path / "out", runs=4)
-    outputs = comparison.write_outputs()
-    for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE):
-        content = (tmp_path / "out" / name).read_bytes()
+    summary = comparison.write_summary()
+    reloaded = Comparison.load(tmp_path / "out")
+    assert reloaded.records == comparison.records
+    figures = write_comparison_figures(reloaded)
+    assert figures == [tmp_path / "out" / name
+                       for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE)]
+    for path in figures:
+        content = path.read_bytes()
         assert content.startswith(PNG_SIGNATURE) and len(content) > 10_000
-    table = (tmp_path / "out" / SUMMARY_FILE).read_text().splitlines()
+    table = comparison.summary_path.read_text().splitlines()
+    assert comparison.summary_path == tmp_path / "out" / SUMMARY_FILE
     assert table[0] == "metric,config,n,median,q1,q3,min,max,mean,ci_low,ci_high,ci_method,b_better"
     assert len(table) == 1 + 2 * 3   # accuracy and loss: two configs and their difference
-    assert list(outputs.summary.config[:3]) == ["baseline", "optimized", "optimized - baseline"]
-    assert Comparison.load(tmp_path / "out").records == comparison.records
+    assert list(summary.config[:3]) == ["baseline", "optimized", "optimized - baseline"]
 
 
 def test_tracker_gets_every_run_of_every_config(tmp_path):
@@ -364,6 +396,32 @@ def test_tracker_gets_every_run_of_every_config(tmp_path):
     assert [call[0] for call in tracker.calls] == [
         "baseline-run0000", "optimized-run0000", "baseline-run0001", "optimized-run0001"]
     assert all(path.is_file() for call in tracker.calls for path in call[3])
+
+
+def test_comparison_json_of_a_finished_comparison_reproduces_its_settings(tmp_path):
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.settings import plan_comparison, settings_for
+
+    task_data = SimpleNamespace(**vars(TASK_DATA), paths=[Path(f"{index}.png") for index in
+                                                          range(30)],
+                                labels=["cog" if index % 2 == 0 else "toon" for index in range(30)])
+    configs = [BUILTIN_CONFIGS["baseline"].replace(epochs=3),
+               BUILTIN_CONFIGS["optimized"].replace(early_stopping_patience=2)]
+    settings = settings_for(task_data, "binary", configs, runs=2, source="fake",
+                            ratios=(0.5, 0.25, 0.25), seed=7, select="val_loss",
+                            balance="undersample")
+    comparison = Comparison.start(tmp_path / "out", settings)
+    list(comparison.run(task_data, configs, trainer_factory=FakeTrainer))
+    stored = tmp_path / "out" / SETTINGS_FILE
+
+    plan = plan_comparison(settings_file=stored)
+    again = settings_for(task_data, plan.task, plan.configs, plan.runs, "fake", plan.ratios,
+                         plan.seed, plan.select, plan.balance)
+    assert again == settings and again.to_json() == stored.read_text()
+    assert plan.configs == tuple(configs)
+    more = plan_comparison({"runs": 5, "epochs": 4}, stored)
+    assert more.runs == 5 and [config.epochs for config in more.configs] == [4, 4]
+    assert more.seed == 7 and more.config_names == ["baseline", "optimized"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -415,12 +473,12 @@ def test_a_killed_comparison_resumes_to_exactly_n_runs(tmp_path):
     assert main([*arguments, "--resume"]) == 0
     records, torn = read_log(log)
     assert torn == 0
-    assert sorted((item["run"], item["config"]) for item in records) == [
+    assert sorted((item.run, item.config) for item in records) == [
         (run, config) for run in range(2) for config in ("baseline", "optimized")]
     best = select_best(records)
     for name in ("baseline", "optimized"):
         model, info = load_model(out_dir / f"best_{name}.keras")
-        assert info.extra["run"] == best[name]["run"] and info.config == name
+        assert info.extra["run"] == best[name].run and info.config == name
         assert info.class_names == ("cog", "toon") and info.image_size == (48, 48)
         assert model.inputs[0].shape[1:] == (48, 48, 3)
     for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE):
@@ -452,6 +510,7 @@ def card_crops(cards_dir: Path, labels: tuple[str, ...], size: tuple[int, int]) 
 @pytest.mark.slow
 def test_both_article_configs_learn_real_crops_well_above_chance(shared_data, tmp_path):
     from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.settings import settings_for
 
     labels = ("ace", "king")
     images, y, paths = card_crops(shared_data / "cards_voc" / "train", labels, (64, 48))
@@ -460,10 +519,10 @@ def test_both_article_configs_learn_real_crops_well_above_chance(shared_data, tm
     # The optimized config (dropout 0.9, augmentation) needs more steps to start learning.
     configs = [BUILTIN_CONFIGS["baseline"].replace(epochs=8),
                BUILTIN_CONFIGS["optimized"].replace(epochs=20)]
-    settings = compare.settings_for(task_data, "ace,king", configs, runs=1, source="cards")
+    settings = settings_for(task_data, "ace,king", configs, runs=1, source="cards")
     comparison = Comparison.start(tmp_path / "cards", settings)
     list(comparison.run(task_data, configs))
-    accuracies = {item["config"]: item["test_metrics"]["accuracy"] for item in comparison.records}
+    accuracies = {item.config: item.test_metrics["accuracy"] for item in comparison.records}
     assert len(y) > 150 and abs(np.mean(y) - 0.5) < 0.05   # balanced: chance is 0.5
     assert accuracies["baseline"] > 0.75 and accuracies["optimized"] > 0.75, accuracies
 
@@ -523,6 +582,44 @@ def test_compare_command_applies_epochs_early_stopping_and_balance(tmp_path, mon
     assert len(tracked) == 6 and tracked[0]["params"]["early_stopping_patience"] == 2
     settings = json.loads((out_dir / "comparison.json").read_text())
     assert settings["balance"] == "undersample" and settings["configs"][0]["epochs"] == 7
+
+
+def test_compare_command_takes_settings_from_a_file_and_typed_options_win(tmp_path, monkeypatch,
+                                                                         capsys):
+    import toonvision.model_utils.trainer as model_utils
+    from toonvision.cli import main
+
+    monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
+    RecordingTrainer.made = []
+    write_crops(tmp_path / "data", per_class=10)
+    settings_file = tmp_path / "study.toml"
+    settings_file.write_text('configs = ["baseline", {name = "fast", base = "optimized", '
+                             'batch_size = 8}]\nruns = 3\nepochs = 4\nimage_size = [48, 48]\n'
+                             'seed = 5\nselect = "val_loss"\nbalance = "oversample"\n')
+    out_dir = tmp_path / "out"
+    common = ["compare", "--data-dir", str(tmp_path / "data"), "--cache-dir",
+              str(tmp_path / "cache"), "--no-tracking", "--settings", str(settings_file)]
+    assert main([*common, "--runs", "2", "--seed", "9", "--out", str(out_dir)]) == 0
+    stored = json.loads((out_dir / SETTINGS_FILE).read_text())
+    assert (stored["runs"], stored["seed"]) == (2, 9)                         # typed: win
+    assert (stored["select"], stored["balance"]) == ("val_loss", "oversample")   # the file's
+    assert stored["image_size"] == [48, 48] and stored["ratios"] == [0.6, 0.2, 0.2]  # default
+    assert [(config["name"], config["epochs"], config["batch_size"])
+            for config in stored["configs"]] == [("baseline", 4, 32), ("fast", 4, 8)]
+    assert [seed for seed, _ in RecordingTrainer.made[0].splits] == [9, 10]
+    capsys.readouterr()
+
+    assert main([*common, "--out", str(out_dir)]) == 2
+    assert "add --resume to continue the comparison there" in capsys.readouterr().err
+    assert main([*common, "--out", str(out_dir), "--resume", "--runs", "1", "--seed", "9"]) == 2
+    assert "(--runs may grow, not shrink)" in capsys.readouterr().err
+    assert main([*common, "--out", str(out_dir), "--resume", "--runs", "3"]) == 2   # seed 5 now
+    error = capsys.readouterr().err
+    assert "seed: 9 there, 5 now" in error
+    assert f"--settings {out_dir / SETTINGS_FILE} repeats them" in error
+    again = [*common[:-1], str(out_dir / SETTINGS_FILE)]   # its own settings, one run more
+    assert main([*again, "--out", str(out_dir), "--resume", "--runs", "3"]) == 0
+    assert len(read_log(out_dir / LOG_FILE)[0]) == 6
 
 
 def test_optimizers_command_trains_each_optimizer_on_one_split(tmp_path, monkeypatch):

@@ -1,5 +1,7 @@
 """Saving a model with what it predicts, and loading legacy models."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,24 @@ def test_save_and_load_roundtrip(tmp_path):
     assert loaded_info == info
     batch = np.random.default_rng(0).random((2, 8, 4, 3)).astype("float32")
     assert np.allclose(loaded.predict(batch, verbose=0), model.predict(batch, verbose=0))
+
+
+def test_a_failed_save_leaves_the_earlier_model_and_no_temporary_file(tmp_path):
+    path = save_model_atomic(_tiny_model(), tmp_path / "best.keras", ModelInfo(task="first"))
+    before = path.read_bytes()
+
+    class FailingModel:
+        def save(self, temporary):
+            Path(temporary).write_bytes(b"half a model")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_model_atomic(FailingModel(), path, ModelInfo(task="second"))
+    assert path.read_bytes() == before
+    assert load_model(path)[1].task == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "best.keras.json"]
+    with pytest.raises(ValueError, match=r"\.keras files"):
+        save_model_atomic(_tiny_model(), tmp_path / "best.h5", ModelInfo())
 
 
 def test_model_without_sidecar_infers_size(tmp_path):

@@ -145,3 +145,86 @@ def test_our_keras_models_use_their_stored_classes_and_size(tmp_path, capsys):
     assert rows[0] == list(CSV_COLUMNS) and len(rows) == 4
     assert all(row[5] == "lawbot" and row[6] in info.class_names for row in rows[1:])
     assert all(row[1] == "" for row in rows[1:])   # crops have no box
+
+
+# --- one probability rule: predict, the report and Grad-CAM agree ---------------------------
+
+def _assert_predict_report_and_gradcam_agree(
+        model, info, paths) -> tuple[np.ndarray, np.ndarray]:
+    """Checks that the three give the same probabilities for the crops of `paths`.
+
+    Returns:
+        The probabilities (N, classes) and the crops, for further checks.
+    """
+    from toonvision.data_visualization.evaluation import evaluate, load_inputs
+    from toonvision.data_visualization.gradcam import GradCam
+    from toonvision.labels import make_task
+
+    predictions = predict_paths(model, info, paths).predictions
+    data = load_inputs(paths, info.class_names, info.image_size,
+                       make_task(info.task, info.class_names))
+    reported = evaluate(model, data)
+    assert [item.label for item in predictions] == data.labels
+    assert [item.predicted for item in predictions] == [
+        info.class_names[index] for index in reported.y_pred]
+    np.testing.assert_allclose([item.confidence for item in predictions],
+                               reported.probabilities.max(axis=1), rtol=1e-6)
+    _, gradcam_probabilities = GradCam(model)(data.images)
+    np.testing.assert_allclose(gradcam_probabilities, reported.probabilities, atol=1e-5)
+    np.testing.assert_allclose(reported.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    return reported.probabilities, data.images
+
+
+@pytest.mark.slow
+def test_predict_and_report_give_the_author_models_probabilities(author_model, shared_data):
+    model, info = author_model
+    paths = [shared_data / "toontown" / name for name in SCREENSHOTS]
+    probabilities, images = _assert_predict_report_and_gradcam_agree(model, info, paths)
+    sigmoid = np.asarray(model.predict_on_batch(images.astype(np.float32)))[:, 0]
+    np.testing.assert_allclose(probabilities, np.stack([1 - sigmoid, sigmoid], axis=1),
+                               atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("class_names", [("cog", "toon"), ("ace", "king", "queen")])
+def test_predict_and_report_give_a_logits_models_probabilities(tmp_path, class_names):
+    import dataclasses
+
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.model_io import ModelInfo
+    from toonvision.model_utils.models import make_model
+
+    config = dataclasses.replace(BUILTIN_CONFIGS["baseline"], output_activation="none")
+    model = make_model(config, len(class_names), (48, 48))
+    assert model.get_layer("output").activation.__name__ == "linear"
+    binary = len(class_names) == 2
+    info = ModelInfo(class_names=class_names, image_size=(48, 48),
+                     task="binary" if binary else "label")
+    labels = ("cog_bb_flunky", "toon_dog") if binary else class_names
+    generator = np.random.default_rng(0)
+    screenshot = generator.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    write_image_atomic(tmp_path / "shot.png", screenshot)
+    write_voc(tmp_path / "shot.xml", "shot.png",
+              [(label, 10 * index, 5, 10 * index + 60, 90) for index, label in enumerate(labels)])
+    for index in range(4):
+        write_image_atomic(tmp_path / "crops" / f"{labels[index % len(labels)]}_{index}.png",
+                           generator.integers(0, 256, (60, 30, 3), dtype=np.uint8))
+    # Untrained, the logits of noise crops are all alike: spread them around 0.
+    images = np.stack([crop.image for crop in iter_crops(
+        find_inputs([tmp_path / "crops", tmp_path / "shot.xml"]), (48, 48), [])])
+    raw = np.asarray(model.predict_on_batch(images.astype(np.float32)))
+    scale = 4 / np.ptp(raw, axis=0)
+    kernel, bias = model.get_layer("output").get_weights()
+    model.get_layer("output").set_weights([kernel * scale, (bias - raw.mean(axis=0)) * scale])
+
+    probabilities, images = _assert_predict_report_and_gradcam_agree(
+        model, info, [tmp_path / "crops", tmp_path / "shot.xml"])
+    logits = np.asarray(model.predict_on_batch(images.astype(np.float32)), np.float64)
+    if binary:
+        positive = 1 / (1 + np.exp(-logits[:, 0]))
+        expected = np.stack([1 - positive, positive], axis=1)
+    else:
+        exponentials = np.exp(logits - logits.max(axis=1, keepdims=True))
+        expected = exponentials / exponentials.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    assert np.ptp(probabilities[:, 0]) > 0.3   # neither raw outputs nor saturated

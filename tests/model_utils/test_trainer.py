@@ -110,6 +110,15 @@ def test_unknown_config_name_raises_a_clear_error() -> None:
         TrainingConfig(name="bad", interpolation="cubic")
 
 
+def test_unknown_config_and_field_names_get_a_did_you_mean() -> None:
+    with pytest.raises(ValueError, match=r"unknown configuration 'optimised' \(did you mean "
+                                         r"'optimized'\?\); known: baseline, optimized"):
+        resolve_configs(["optimised"])
+    with pytest.raises(ValueError, match=r"unknown config field 'drop_out' \(did you mean "
+                                         r"'dropout'\?\); known: name, family"):
+        BUILTIN_CONFIGS["baseline"].replace(drop_out=0.5)
+
+
 def test_toml_config_file_loads_with_bases_and_overrides(tmp_path: Path) -> None:
     config_file = tmp_path / "configs.toml"
     config_file.write_text(
@@ -131,7 +140,12 @@ def test_toml_config_file_loads_with_bases_and_overrides(tmp_path: Path) -> None
     assert [config.name for config in resolved] == ["baseline", "derived"]
 
     config_file.write_text('[configs.typo]\nlearning_rat = 0.1\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="learning_rat"):
+    with pytest.raises(ValueError, match=r"configs\.toml: configs\.typo: unknown field "
+                                         r"'learning_rat' \(did you mean 'learning_rate'\?\)"):
+        load_config_file(config_file)
+    config_file.write_text('[configs.typo]\nbase = "optimised"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"unknown base 'optimised' \(did you mean "
+                                         r"'optimized'\?\)"):
         load_config_file(config_file)
     config_file.write_text('[configs.orphan]\nbase = "missing"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="unknown base 'missing'"):

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     base = BUILTIN_CONFIGS["mlp"].replace(**changes)
     if args.out is None:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-        args.out = Path("runs") / f"ablation-{stamp}"
+        args.out = defaults.RUNS_DIR / f"ablation-{stamp}"
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         raise ExistingFileError(f"--out {args.out} exists and is not an empty folder; "
                                 "choose a new one")

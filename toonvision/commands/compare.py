@@ -11,11 +11,18 @@ A stopped comparison loses at most the run in progress: run the same command aga
 (median, quartiles, min, max, mean with a 95% CI per configuration, and the paired difference
 between configurations with a bootstrap CI); the table is also printed. See docs/compare.md.
 
+The comparison's settings (task, configs, config_file, runs, epochs, early_stopping,
+image_size, ratios, seed, select, balance) can come from a TOML file, --settings FILE; the
+comparison.json of an earlier comparison's folder is such a file too. Flags you type win over
+the file, and the file wins over the defaults.
+
 examples:
   toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article
   toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article --resume
   toonvision compare --labels train_labels.csv --images images --task label \\
       --configs mlp,baseline --balance undersample --early-stopping 5 --image-size 64 64
+  toonvision compare --data-dir data --settings runs/article/comparison.json --runs 20 \\
+      --out runs/article-again
 """
 
 from __future__ import annotations
@@ -25,20 +32,52 @@ import datetime
 import re
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from toonvision import ToonvisionError, defaults
+from toonvision import ExistingFileError, ToonvisionError, defaults
 from toonvision.commands._common import add_dataset_arguments, add_split_arguments, print_skipped
+
+if TYPE_CHECKING:
+    from toonvision.model_utils.runlog import RunRecord
+    from toonvision.model_utils.tracking import RunTracker
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 DEFAULT_CONFIGS = ",".join(defaults.CONFIGS)
+# Each option that sets a comparison setting, as its argparse `dest` -> its settings key.
+SETTING_OPTIONS = {
+    "task": "task", "configs": "configs", "config_file": "config_file", "runs": "runs",
+    "epochs": "epochs", "early_stopping": "early_stopping", "image_size": "image_size",
+    "ratio": "ratios", "seed": "seed", "select": "select", "balance": "balance",
+}
+
+
+@dataclass(frozen=True)
+class NotTyped:
+    """The default of a settings option: --help shows its value; `run` knows it was not typed.
+
+    Only typed options override a --settings file, so the defaults must be told apart.
+    """
+
+    value: Any
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser)
     group = parser.add_argument_group("comparison")
     group.add_argument(
-        "--configs", default=DEFAULT_CONFIGS,
+        "--settings", type=Path, metavar="FILE",
+        help="a TOML file of comparison settings (keys: task, configs, config_file, runs, "
+             "epochs, early_stopping, image_size, ratios, seed, select, balance), or the "
+             "comparison.json of an earlier comparison to run it again; options typed here "
+             "override it (default: none)",
+    )
+    group.add_argument(
+        "--configs", default=NotTyped(DEFAULT_CONFIGS),
         help="comma-separated configurations to compare: built-in ones (baseline, optimized, "
              "optimized_1e-4, optimized_1e-5, mlp) or names from --config-file "
              "(default: %(default)s)",
@@ -48,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a TOML file of [configs.NAME] tables defining more configurations, each may "
              "start from another with base = \"optimized\" (default: none)",
     )
-    group.add_argument("--runs", type=int, default=defaults.RUNS,
+    group.add_argument("--runs", type=int, default=NotTyped(defaults.RUNS),
                        help="number of runs, each on a new split (default: %(default)s)")
     group.add_argument(
         "--epochs", type=int,
@@ -64,13 +103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_split_arguments(group, seed_help="run r splits and initialises with seed SEED + r "
                             "(default: %(default)s)")
     group.add_argument(
-        "--select", choices=("test", "val_loss"), default=defaults.SELECT,
+        "--select", choices=("test", "val_loss"), default=NotTyped(defaults.SELECT),
         help="best-model rule: 'test' (the article's: a run replaces the best when its test "
              "loss is lower AND its test accuracy higher) or 'val_loss' (lowest validation "
              "loss; never looks at the test set) (default: %(default)s)",
     )
     group.add_argument(
-        "--balance", choices=("none", "undersample", "oversample"), default=defaults.BALANCE,
+        "--balance", choices=("none", "undersample", "oversample"),
+        default=NotTyped(defaults.BALANCE),
         help="balance the classes of each run's training split (never validation or test): "
              "undersample to the rarest class or oversample to the most common "
              "(default: %(default)s)",
@@ -90,6 +130,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not record runs with toonvision.tracking (a JSONL file, and MLflow when "
              "installed)",
     )
+    # The shared data and split options, told apart from typed ones too.
+    parser.set_defaults(task=NotTyped(defaults.TASK),
+                        image_size=NotTyped(list(defaults.IMAGE_SIZE)),
+                        ratio=NotTyped(list(defaults.RATIOS)), seed=NotTyped(defaults.SEED))
 
 
 def default_out(task: str, configs: str) -> Path:
@@ -99,67 +143,84 @@ def default_out(task: str, configs: str) -> Path:
     return defaults.RUNS_DIR / f"{name}-{stamp}"
 
 
-def make_tracker(out_dir: Path, disabled: bool):
-    """A `tracking.RunTracker` for the comparison, or None when off or not available."""
+def make_tracker(out_dir: Path, disabled: bool) -> RunTracker | None:
+    """A `tracking.RunTracker` for the comparison, or None when tracking is off."""
     if disabled:
         return None
-    try:
-        from toonvision.model_utils.tracking import RunTracker
-    except ModuleNotFoundError as error:
-        if error.name != "toonvision.tracking":
-            raise
-        return None
+    from toonvision.model_utils.tracking import RunTracker
+
     return RunTracker(out_dir, experiment=f"compare-{out_dir.name}")
+
+
+def typed_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the user typed as options (those left at their defaults are not typed)."""
+    typed = {}
+    for dest, key in SETTING_OPTIONS.items():
+        value = getattr(args, dest)
+        if value is None or isinstance(value, NotTyped):
+            continue
+        if key == "configs":
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        typed[key] = value
+    return typed
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from toonvision.commands._common import task_data_from_args
-    from toonvision.model_utils.compare import Comparison, check_out_dir, settings_for
+    from toonvision.data_visualization.comparison_figures import write_comparison_figures
+    from toonvision.model_utils.compare import Comparison, ResumeError, check_out_dir
     from toonvision.model_utils.comparison_summary import format_summary
-    from toonvision.model_utils.configs import resolve_configs
+    from toonvision.model_utils.settings import SETTINGS_FILE, plan_comparison, settings_for
     from toonvision.model_utils.trainer import Trainer
 
     if args.resume and args.out is None:
         raise ToonvisionError("--resume needs --out, the folder of the comparison to continue")
-    if args.runs < 1:
+    if not isinstance(args.runs, NotTyped) and args.runs < 1:
         raise ToonvisionError(f"--runs must be at least 1; got {args.runs}")
-    names = [name.strip() for name in args.configs.split(",") if name.strip()]
-    configs = resolve_configs(names, args.config_file)
-    changes = {}
-    if args.epochs is not None:
-        changes["epochs"] = args.epochs
-    if args.early_stopping is not None:
-        changes["early_stopping_patience"] = args.early_stopping
-    configs = [config.replace(**changes) for config in configs]
-    out_dir = args.out or default_out(args.task, args.configs)
-    check_out_dir(out_dir, args.resume)
+    plan = plan_comparison(typed_settings(args), args.settings)
+    names, configs = plan.config_names, list(plan.configs)
+    out_dir = args.out or default_out(plan.task, ",".join(names))
+    try:
+        check_out_dir(out_dir, args.resume)
+    except ExistingFileError:
+        raise ExistingFileError(
+            f"{out_dir} already exists and is not empty; add --resume to continue the "
+            "comparison there, or choose another --out (nothing was changed)"
+        ) from None
 
-    task_data = task_data_from_args(args)
+    data_args = argparse.Namespace(**{**vars(args), "task": plan.task,
+                                      "image_size": list(plan.image_size)})
+    task_data = task_data_from_args(data_args)
     print_skipped(task_data.skipped)
-    settings = settings_for(task_data, args.task, configs, args.runs, task_data_source(args),
-                            args.ratio, args.seed, args.select, args.balance)
+    settings = settings_for(task_data, plan.task, configs, plan.runs, task_data_source(args),
+                            plan.ratios, plan.seed, plan.select, plan.balance)
     # Built (and so checked) before anything is written: a configuration that cannot train
     # on this data fails here, not after the folder was created.
     trainers = {config.name: Trainer(config, len(task_data.class_names), settings.image_size)
                 for config in configs}
     for trainer in trainers.values():
         trainer.model  # noqa: B018 (builds and traces the model)
-    comparison = Comparison.start(out_dir, settings, resume=args.resume)
+    try:
+        comparison = Comparison.start(out_dir, settings, resume=args.resume)
+    except ResumeError as error:
+        hint = (f"--settings {out_dir / SETTINGS_FILE} repeats them, --out chooses another "
+                "folder" if error.differences else "--runs may grow, not shrink")
+        raise ResumeError(f"{error} ({hint})", error.differences) from None
     done = len(comparison.completed_runs())
     counts = ", ".join(f"{name} {count}" for name, count in task_data.class_counts().items())
     print(f"comparing {', '.join(names)} on {len(task_data)} images ({counts}), "
-          f"{settings.image_size[0]}x{settings.image_size[1]}, {args.runs} runs; "
+          f"{settings.image_size[0]}x{settings.image_size[1]}, {plan.runs} runs; "
           f"{done} already done; writing to {out_dir}", file=sys.stderr)
 
     tracker = make_tracker(out_dir, args.no_tracking)
-    bar = tqdm(total=args.runs, initial=done, unit="run", file=sys.stderr, desc="runs",
+    bar = tqdm(total=plan.runs, initial=done, unit="run", file=sys.stderr, desc="runs",
                dynamic_ncols=True)
 
     def on_epoch(name: str, run_index: int, epoch: int, logs: dict) -> None:
         epochs = next(config.epochs for config in configs if config.name == name)
-        bar.set_description(f"run {run_index + 1}/{args.runs} {name} epoch {epoch + 1}/{epochs}")
+        bar.set_description(f"run {run_index + 1}/{plan.runs} {name} epoch {epoch + 1}/{epochs}")
 
     try:
         updates = comparison.run(
@@ -169,9 +230,9 @@ def run(args: argparse.Namespace) -> int:
         for update in updates:
             bar.update(1)
             medians = {
-                name: statistics.median(record["test_metrics"]["accuracy"]
+                name: statistics.median(record.test_metrics["accuracy"]
                                         for record in comparison.records
-                                        if record["config"] == name)
+                                        if record.config == name)
                 for name in names
             }
             bar.set_description(f"run {update.completed}/{update.total}")
@@ -182,19 +243,20 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
 
-    outputs = comparison.write_outputs()
-    print(format_summary(outputs.summary))
+    summary = comparison.write_summary()
+    files = [comparison.summary_path, *write_comparison_figures(comparison)]
+    print(format_summary(summary))
     print()
     for name, record in comparison.best_records().items():
-        test = record["test_metrics"]
-        print(f"best {name}: run {record['run']} (split seed {record['split_seed']}), test "
+        test = record.test_metrics
+        print(f"best {name}: run {record.run} (split seed {record.split_seed}), test "
               f"accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f} -> "
               f"{comparison.best_model_path(name)}")
     per_run = _seconds_per_run(comparison.records)
     print(f"{per_run:.1f} s per run of {len(names)} configuration(s) on this machine; "
-          f"{args.runs} runs take about {_duration(per_run * args.runs)}")
+          f"{plan.runs} runs take about {_duration(per_run * plan.runs)}")
     print(f"log: {comparison.log_path}")
-    print("files: " + ", ".join(str(path) for path in outputs.files))
+    print("files: " + ", ".join(str(path) for path in files))
     return 0
 
 
@@ -205,12 +267,11 @@ def task_data_source(args: argparse.Namespace) -> str:
     return str(args.data_dir)
 
 
-def _seconds_per_run(records: list[dict]) -> float:
+def _seconds_per_run(records: list[RunRecord]) -> float:
     """Mean set-up plus training time of one run of every configuration, from the log."""
     per_run: dict[int, float] = {}
     for record in records:
-        per_run[record["run"]] = per_run.get(record["run"], 0.0) + record["setup_seconds"] + \
-            record["train_seconds"]
+        per_run[record.run] = per_run.get(record.run, 0.0) + record.total_seconds
     return statistics.fmean(per_run.values()) if per_run else 0.0
 
 

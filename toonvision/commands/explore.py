@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from toonvision.data_processing.dataset import Dataset, select_for_task
     from toonvision.data_processing.explore import explore, inspect_images, write_exploration
+    from toonvision.data_visualization.dataset_figures import write_exploration_figures
     from toonvision.labels import make_task
 
     if args.samples < 1:
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     infos = list(tqdm(inspect_images(dataset), total=len(dataset), desc="reading images",
                       unit="img", file=sys.stderr))
     exploration = explore(dataset, infos)
-    written = write_exploration(exploration, args.out, args.samples)
+    written = write_exploration(exploration, args.out)
+    written += write_exploration_figures(exploration, args.out, args.samples)
 
     print_skipped(exploration.skipped + exploration.unreadable)
     summary = exploration.summary()

@@ -1,8 +1,9 @@
 """Crop every labelled object of your screenshots into the dataset.
 
-Searches SCREENSHOTS_DIR (and its sub-folders) for screenshots (.png, .jpg, .jpeg, any case)
-that have a labelImg Pascal VOC XML beside them (same name, .xml), and writes each labelled box
-as DATA_DIR/unsorted/<cog|toon|label>/<label>_<index>.png. Numbers are never reused, and a
+Searches SCREENSHOTS_DIR (and its sub-folders) for screenshots (.png, .jpg, .jpeg, .bmp,
+.webp, any case) that have a labelImg Pascal VOC XML beside them (same name, .xml; the XML's
+<filename> decides between shot.png and shot.jpg), and writes each labelled box as
+DATA_DIR/unsorted/<cog|toon|label>/<label>_<index>.png. Numbers are never reused, and a
 screenshot extracted before adds nothing (DATA_DIR/manifest.csv remembers every crop).
 
 Files that cannot be used are reported one per line and skipped; the batch goes on. The exit
@@ -23,11 +24,12 @@ from tqdm import tqdm
 
 from toonvision import defaults
 from toonvision.data_processing.extract import (
-    ExtractionSummary,
     extract_screenshots,
     find_screenshots,
     output_folders,
 )
+from toonvision.data_processing.extract_results import ExtractionSummary
+from toonvision.data_processing.images import IMAGE_EXTENSIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     pairs, problems = find_screenshots(args.screenshots_dir,
                                        exclude=output_folders(args.data_dir, args.draw))
     if not pairs and not problems:
-        print(f"{args.screenshots_dir}: nothing to extract (no .png, .jpg, .jpeg or .xml files "
-              "in it or below it)", file=sys.stderr)
+        print(f"{args.screenshots_dir}: nothing to extract (no {', '.join(IMAGE_EXTENSIONS)} "
+              "or .xml files in it or below it)", file=sys.stderr)
     summary = ExtractionSummary()
     summary.skipped.extend(problems)
     for problem in problems:

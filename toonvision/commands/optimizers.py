@@ -51,14 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from toonvision.commands._common import task_data_from_args
+    from toonvision.data_visualization.comparison_figures import optimizers_figure
     from toonvision.data_visualization.figures import save_figure
     from toonvision.fileio import write_text_atomic
     from toonvision.model_utils.configs import OPTIMIZERS, resolve_configs
-    from toonvision.model_utils.optimizers import (
-        compare_optimizers,
-        optimizer_table,
-        optimizers_figure,
-    )
+    from toonvision.model_utils.optimizers import compare_optimizers, optimizer_table
 
     names = tuple(OPTIMIZERS) if not args.optimizers else tuple(
         name.strip().lower() for name in args.optimizers.split(",") if name.strip())

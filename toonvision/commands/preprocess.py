@@ -72,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.data_processing.preprocess import (
         check_output_dir,
         check_steps,
-        plot_steps_figure,
         preprocess_dataset,
+        steps_columns,
+        steps_examples,
     )
+    from toonvision.data_visualization.dataset_figures import preprocess_steps_figure
+    from toonvision.data_visualization.figures import save_figure
     from toonvision.labels import make_task
 
     if args.size < 8:
@@ -103,14 +106,15 @@ def run(args: argparse.Namespace) -> int:
             failed.append(result.error)
     print_skipped(failed)
 
-    figure = None
+    figure_path = None
     if done:
         generator = np.random.default_rng(0)
         chosen = generator.choice(len(done), size=min(FIGURE_EXAMPLES, len(done)), replace=False)
-        figure = plot_steps_figure(
-            [done[index] for index in sorted(chosen)], out_dir / STEPS_FIGURE,
-            args.iterations, trade_off, args.size,
-        )
+        examples = steps_examples([done[index] for index in sorted(chosen)], args.iterations,
+                                  trade_off, args.size)
+        columns = steps_columns(args.iterations, trade_off, args.size)
+        figure_path = save_figure(preprocess_steps_figure(columns, examples),
+                                  out_dir / STEPS_FIGURE)
     written = len(done)
     print(f"{written} of {len(dataset)} images processed ({', '.join(steps)}, "
           f"{args.size}x{args.size}, closing x{args.iterations}) into {out_dir / 'images'}")
@@ -118,6 +122,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(failed)} unreadable images skipped")
     print(f"wrote {out_dir / LABELS_FILE} (Id,label); use it with "
           f"--labels {out_dir / LABELS_FILE} --images {out_dir / 'images'}")
-    if figure is not None:
-        print(f"wrote {figure}")
+    if figure_path is not None:
+        print(f"wrote {figure_path}")
     return 0 if written else 1

@@ -29,14 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.data_processing.balance import (
-        plot_class_shares,
-        plot_split_balance,
-        plot_taxonomy_bars,
-        split_counts,
-    )
+    from toonvision.data_processing.balance import split_counts
     from toonvision.data_processing.dataset import select_for_task
     from toonvision.data_processing.splits import stratified_split
+    from toonvision.data_visualization.dataset_figures import write_balance_figures
     from toonvision.fileio import write_text_atomic
     from toonvision.labels import make_task
 
@@ -47,15 +43,10 @@ def run(args: argparse.Namespace) -> int:
     split = stratified_split(y, args.ratio, args.seed)
     table = split_counts(task.classes, y, split)
 
-    written = [
-        plot_split_balance(table, args.out / "split_balance.png"),
-        plot_taxonomy_bars(labels, args.out / "taxonomy.png"),
-        plot_class_shares(table["total"].drop(index="all").to_dict(),
-                          args.out / "class_shares.png"),
-    ]
+    written = write_balance_figures(table, labels, args.out)
     write_text_atomic(args.out / "counts.csv", table.to_csv())
     print(f"{len(paths)} images for task {task.name!r} from {dataset.source}")
     print(table.to_string())
-    for path in [*(path for path in written if path is not None), args.out / "counts.csv"]:
+    for path in [*written, args.out / "counts.csv"]:
         print(f"wrote {path}")
     return 0

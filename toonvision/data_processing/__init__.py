@@ -1,13 +1,16 @@
 """data_processing: labelled screenshots in, arrays per split out.
 
-    voc.py         labelImg Pascal VOC XML, parsed without trusting it
+    voc.py         labelImg Pascal VOC XML, parsed without trusting it; image-XML pairing
     images.py      decoding by content, resizing, labelled boxes drawn on screenshots
-    extract.py     every labelled box cropped into a dataset that only grows
+    extract.py     every labelled box cropped into a dataset that only grows (the run)
+    extractor.py   one screenshot at a time: plan in the manifest, write crops, move, draw
+    extract_results.py  what happened to each file, and the run's summary
     manifest.py    the extraction manifest: where each crop came from
     inputs.py      the crops that predict and report read from files, folders, screenshots
     dataset.py     one dataset abstraction (VOC crops or CSV + folder), cached loading
     splits.py      stratified, seeded 60/20/20 splits as data; class balancing
-    balance.py     counts per class and split (the article's balance check)
+    balance.py     counts per class and split (the article's balance check; figures are
+                   drawn by data_visualization.dataset_figures)
     explore.py     flat labelled sets: sizes, formats, duplicates
     preprocess.py  OpenCV background removal and centering (the Pokemon challenge)
 

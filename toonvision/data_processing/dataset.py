@@ -337,13 +337,11 @@ def load_images(
 def _write_cache(
     images_file: Path, errors_file: Path, images: np.ndarray, messages: list[str | None]
 ) -> None:
-    from toonvision.fileio import write_text_atomic
+    from toonvision.fileio import atomic_path, write_text_atomic
 
     try:
-        images_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = images_file.with_name(f".{images_file.name}.{os.getpid()}.tmp.npy")
-        np.save(temporary, images)
-        os.replace(temporary, images_file)
+        with atomic_path(images_file) as temporary:
+            np.save(temporary, images)
         write_text_atomic(errors_file, "\n".join(message or "" for message in messages))
     except OSError as error:
         logger.warning("could not write the image cache in %s: %s", images_file.parent, error)

@@ -6,13 +6,13 @@ are the same picture twice, what sizes and colour modes the files really have (a
 as a pie chart with percentages (their choice: imbalance shows at a glance) and a bar chart.
 A grid of sample images per label shows what the classes look like.
 
-Everything here returns values or writes files; the `explore` command prints.
+Everything here returns values or writes tables; `data_visualization.dataset_figures` draws
+the figures and the `explore` command prints.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -26,7 +26,7 @@ import pandas as pd
 
 from toonvision.data_processing.dataset import Dataset
 from toonvision.data_processing.images import ImageReadError, read_image
-from toonvision.fileio import write_bytes_atomic, write_text_atomic
+from toonvision.fileio import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,6 @@ SAMPLES_PER_LABEL = 6
 SUMMARY_FILE = "summary.json"
 COUNTS_FILE = "label_counts.csv"
 DUPLICATES_FILE = "duplicates.csv"
-PIE_FILE = "label_counts_pie.png"
-BAR_FILE = "label_counts_bar.png"
-SAMPLES_FILE = "samples.png"
 
 
 @dataclass
@@ -178,97 +175,32 @@ def explore(dataset: Dataset, infos: Sequence[ImageInfo] | None = None) -> Explo
     )
 
 
-def _pyplot():
-    import matplotlib
+def choose_samples(
+    infos: Sequence[ImageInfo], per_label: int = SAMPLES_PER_LABEL, seed: int = 0
+) -> dict[str, list[ImageInfo]]:
+    """Picks up to `per_label` random readable images of each label, for the samples figure.
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot
-
-
-def _save_figure(figure, path: str | os.PathLike) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    _pyplot().close(figure)
-    path = Path(path)
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
-
-
-def plot_label_pie(counts: dict[str, int], path: str | os.PathLike) -> Path:
-    """Draws the share of each label as a pie chart with percentages; returns the PNG path."""
-    pyplot = _pyplot()
-    figure, axis = pyplot.subplots(figsize=(7, 7))
-    axis.pie(
-        list(counts.values()), labels=list(counts), autopct="%1.1f%%", startangle=90,
-        counterclock=False, pctdistance=0.8,
-    )
-    axis.set_title(f"Images per label ({sum(counts.values())} images)")
-    axis.axis("equal")
-    return _save_figure(figure, path)
-
-
-def plot_label_bars(counts: dict[str, int], path: str | os.PathLike) -> Path:
-    """Draws the count of each label as bars, with the balanced count as a line."""
-    pyplot = _pyplot()
-    figure, axis = pyplot.subplots(figsize=(max(6, 0.6 * len(counts) + 2), 4.5))
-    bars = axis.bar(list(counts), list(counts.values()), color="tab:blue")
-    axis.bar_label(bars)
-    if counts:
-        axis.axhline(
-            np.mean(list(counts.values())), color="tab:orange", linestyle="--",
-            label="balanced (mean)",
-        )
-        axis.legend()
-    axis.set_ylabel("images")
-    axis.set_title("Images per label")
-    axis.tick_params(axis="x", labelrotation=45)
-    figure.tight_layout()
-    return _save_figure(figure, path)
-
-
-def plot_sample_grid(
-    infos: Sequence[ImageInfo],
-    path: str | os.PathLike,
-    per_label: int = SAMPLES_PER_LABEL,
-    seed: int = 0,
-) -> Path:
-    """Draws up to `per_label` random images of each label, one row per label.
-
-    Transparent pixels are shown on black, as the models see them.
+    Returns:
+        Label -> its chosen images in file order, labels sorted; the same seed gives the
+        same choice.
     """
-    pyplot = _pyplot()
     by_label: dict[str, list[ImageInfo]] = {}
     for info in infos:
         if info.error is None:
             by_label.setdefault(info.label, []).append(info)
-    labels = sorted(by_label)
     generator = np.random.default_rng(seed)
-    figure, axes = pyplot.subplots(
-        max(len(labels), 1), per_label, figsize=(1.5 * per_label, 1.5 * max(len(labels), 1)),
-        squeeze=False,
-    )
-    for axis in axes.flat:
-        axis.axis("off")
-    for row, label in enumerate(labels):
+    chosen = {}
+    for label in sorted(by_label):
         members = by_label[label]
-        chosen = generator.choice(len(members), size=min(per_label, len(members)), replace=False)
-        for column, index in enumerate(sorted(chosen)):
-            axes[row][column].imshow(read_image(members[index].path))
-            axes[row][column].set_title(members[index].path.stem[:14], fontsize=7)
-        axes[row][0].axis("on")
-        axes[row][0].set_xticks([])
-        axes[row][0].set_yticks([])
-        axes[row][0].set_ylabel(label, fontsize=9)
-    figure.tight_layout()
-    return _save_figure(figure, path)
+        picked = generator.choice(len(members), size=min(per_label, len(members)), replace=False)
+        chosen[label] = [members[index] for index in sorted(picked)]
+    return chosen
 
 
-def write_exploration(
-    exploration: Exploration, out_dir: str | os.PathLike, samples_per_label: int = SAMPLES_PER_LABEL
-) -> list[Path]:
-    """Writes the summary JSON, the counts CSV, the duplicates CSV and the three figures.
+def write_exploration(exploration: Exploration, out_dir: str | os.PathLike) -> list[Path]:
+    """Writes the summary JSON, the counts CSV and the duplicates CSV.
+
+    The figures are drawn by `data_visualization.dataset_figures.write_exploration_figures`.
 
     Returns:
         The written files.
@@ -291,10 +223,4 @@ def write_exploration(
         duplicates_path, pd.DataFrame(rows, columns=["group", "path"]).to_csv(index=False)
     )
     written.append(duplicates_path)
-    if exploration.counts:
-        written.append(plot_label_pie(exploration.counts, out_dir / PIE_FILE))
-        written.append(plot_label_bars(exploration.counts, out_dir / BAR_FILE))
-        written.append(
-            plot_sample_grid(exploration.infos, out_dir / SAMPLES_FILE, samples_per_label)
-        )
     return written

@@ -1,8 +1,10 @@
 """Labelled crops from the paths a user names: crop images, folders, screenshots with XML.
 
 `predict` and `report` take the same PATH... arguments and read them here:
-- an image with a labelImg XML of the same stem beside it (or the XML given itself, its image
-  found beside it) is a screenshot: every usable box becomes a crop, labelled by the XML;
+- an image paired with a labelImg XML beside it (or the XML given itself, with its image) is
+  a screenshot: every usable box becomes a crop, labelled by the XML. Images and XML pair by
+  `voc.pair_files`' rule, the one `extract` follows: same folder and stem, the XML's
+  `<filename>` settling which of several same-stem images it describes;
 - any other image is a crop labelled by its file name (`toon_dog_3.png` is a `toon_dog`);
 - a folder stands for every image and XML file under it (recursively, sorted).
 
@@ -12,7 +14,6 @@ collected as messages that name the file, and the rest goes on.
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from toonvision import MissingFileError, ToonvisionError
+from toonvision.data_processing import voc
 from toonvision.data_processing.dataset import label_from_crop_name
+from toonvision.data_processing.extract_results import AMBIGUOUS_PAIR
 from toonvision.data_processing.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -29,8 +32,6 @@ from toonvision.data_processing.images import (
     read_image,
     resize,
 )
-
-XML_SUFFIX = ".xml"
 
 
 @dataclass(frozen=True)
@@ -57,25 +58,8 @@ class Crop:
         return self.source.name if self.index is None else f"{self.source.name}#{self.index}"
 
 
-def annotation_path(image_path: Path) -> Path | None:
-    """The labelImg XML beside `image_path` (same stem, `.xml` in any case), or None."""
-    for suffix in (XML_SUFFIX, XML_SUFFIX.upper()):
-        candidate = image_path.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def image_for_annotation(xml_path: Path, filename: str) -> Path | None:
-    """The screenshot an XML describes: its `<filename>` beside it, else an image of its stem."""
-    candidates = [xml_path.with_name(filename)] if filename else []
-    candidates += [path for path in sorted(xml_path.parent.glob(f"{glob.escape(xml_path.stem)}.*"))
-                   if is_image_file(path)]
-    return next((path for path in candidates if path.is_file()), None)
-
-
 def _is_input_file(path: Path) -> bool:
-    return is_image_file(path) or path.suffix.lower() == XML_SUFFIX
+    return is_image_file(path) or voc.is_annotation_file(path)
 
 
 def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -85,7 +69,7 @@ def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
         FileNotFoundError: if a path does not exist.
         ValueError: if a file is neither an image nor an XML, or a folder holds neither.
     """
-    kinds = f"{', '.join(IMAGE_EXTENSIONS)} or {XML_SUFFIX}"
+    kinds = f"{', '.join(IMAGE_EXTENSIONS)} or {voc.ANNOTATION_SUFFIX}"
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -113,36 +97,42 @@ def iter_crops(files: Sequence[Path], image_size: tuple[int, int],
     A screenshot named twice (its image and its XML, or both through a folder) is read once.
     What cannot be used is described in `skipped`, naming the file and the reason.
     """
-    from toonvision.data_processing.voc import UnusableBox, VocError, parse_annotation
-
+    pairings: dict[Path, voc.Pairing] = {}   # each folder is listed and paired once
     done: set[Path] = set()
     for path in files:
-        if path.suffix.lower() == XML_SUFFIX:
-            xml_path, image_path = path, None
-        else:
-            xml_path, image_path = annotation_path(path), path
-        if path.resolve() in done or (xml_path is not None and xml_path.resolve() in done):
+        if path.parent not in pairings:
+            pairings[path.parent] = voc.pair_folder(path.parent)
+        pairing = pairings[path.parent]
+        group = pairing.ambiguous_group(path)
+        partner = pairing.partner(path)
+        xml_path = path if voc.is_annotation_file(path) else partner
+        image_path = partner if voc.is_annotation_file(path) else path
+        if path.resolve() in done:
+            continue
+        if group:
+            done.update(member.resolve() for member in group)
+            skipped.append(f"{path}: {AMBIGUOUS_PAIR} (cannot tell apart "
+                           f"{', '.join(member.name for member in group)})")
             continue
         try:
             if xml_path is None:
                 yield Crop(path, None, None, label_from_crop_name(path),
                            resize(read_image(path), image_size))
                 continue
-            annotation = parse_annotation(xml_path)
-            image_path = image_path or image_for_annotation(xml_path, annotation.filename)
             if image_path is None:
                 skipped.append(f"{xml_path}: no image found beside it")
                 continue
             done.update({xml_path.resolve(), image_path.resolve()})
+            annotation = voc.parse_annotation(xml_path)
             screenshot = read_image(image_path)
-        except (ImageReadError, VocError) as error:
+        except (ImageReadError, voc.VocError) as error:
             skipped.append(str(error))
             continue
         skipped.extend(f"{xml_path}: {problem}" for problem in annotation.object_problems)
         for voc_object in annotation.objects:
             try:
                 xmin, ymin, xmax, ymax = voc_object.clipped_box(screenshot.shape[:2])
-            except UnusableBox as error:
+            except voc.UnusableBox as error:
                 skipped.append(f"{xml_path}: object {voc_object.index} "
                                f"({voc_object.label}): {error}")
                 continue

@@ -1,4 +1,7 @@
 """The extraction manifest: one row per crop, saying where it came from.
+
+`<data_dir>/manifest.csv` is what lets extraction promise that nothing is extracted twice and
+no crop number is reused (see `extract`); its columns are `CropRecord`'s fields.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ from pathlib import Path
 from toonvision import ToonvisionError
 
 MANIFEST_NAME = "manifest.csv"
-
-
+# Where `extract(move=True)` puts extracted screenshots and their XML, below the data folder.
+PROCESSED_FOLDER = Path("raw") / "processed"
+# A record's status: its crop number is reserved (the file may not exist yet), or written.
 PLANNED = "planned"
-
-
 WRITTEN = "written"
 
 
@@ -50,11 +52,7 @@ class CropRecord:
 
 
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(column.name for column in fields(CropRecord))
-
-
 _MANIFEST_ROW = attrgetter(*MANIFEST_COLUMNS)
-
-
 _INTEGER_COLUMNS = frozenset(
     column.name for column in fields(CropRecord) if column.type in ("int", int)
 )
@@ -90,6 +88,32 @@ def read_manifest(path: str | os.PathLike) -> list[CropRecord]:
                 raise ToonvisionError(f"{path}: line {reader.line_num} is damaged ({error}); "
                                       "repair or remove that line") from None
     return records
+
+
+class ManifestText:
+    """Formats a manifest as CSV text, formatting again only the records that changed.
+
+    Extraction rewrites the manifest whole (atomically) for each screenshot with new crops;
+    keeping each record's line makes that cost one comparison per unchanged record.
+
+    Example:
+        >>> text = ManifestText()
+        >>> write_text_atomic(path, text.format(records))   # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[int, tuple[tuple, str]] = {}
+
+    def format(self, records: list[CropRecord]) -> str:
+        """The manifest of `records`, header first, in their order."""
+        lines = [_csv_line(MANIFEST_COLUMNS)]
+        for record in records:
+            values = _MANIFEST_ROW(record)
+            cached = self._lines.get(id(record))
+            if cached is None or cached[0] != values:
+                cached = self._lines[id(record)] = (values, _csv_line(values))
+            lines.append(cached[1])
+        return "".join(lines)
 
 
 def _csv_line(values: tuple) -> str:

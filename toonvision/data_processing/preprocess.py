@@ -16,7 +16,8 @@ removal follows their four steps, each an OpenCV call:
 4. apply the mask to the original.
 
 Centering moves the bounding rectangle of the mask to the middle of the image, then resizes
-the image to the target size.
+the image to the target size. `steps_examples` computes every stage on a few images for the
+steps figure, which `data_visualization.dataset_figures` draws.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 from toonvision import ExistingFileError, ToonvisionError
 from toonvision.data_processing.dataset import Dataset
 from toonvision.data_processing.images import ImageReadError, read_image, resize, write_image_atomic
-from toonvision.fileio import write_bytes_atomic, write_text_atomic
+from toonvision.fileio import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -339,75 +340,73 @@ def _on_gray(stages: MaskSteps) -> np.ndarray:
     return panel
 
 
-def plot_steps_figure(
+@dataclass
+class StepsExample:
+    """One row of the steps figure.
+
+    Attributes:
+        name: the example's file stem.
+        panels: one image per column of `steps_columns`: the original, each step's output,
+            the centred and resized result, then the kept pixels for each iteration count
+            compared (on gray, so that background let into the mask shows).
+    """
+
+    name: str
+    panels: list[np.ndarray]
+
+
+def steps_columns(
+    iterations: int = DEFAULT_ITERATIONS,
+    trade_off: Sequence[int] = TRADE_OFF_ITERATIONS,
+    size: int = DEFAULT_SIZE,
+) -> list[str]:
+    """Returns the column titles of the steps figure, matching `StepsExample.panels`."""
+    return [
+        "original", "1. fix border", "2. threshold", f"3. close x{iterations}",
+        "4. mask applied", f"centred {size}x{size}",
+    ] + [f"kept, close x{count}" for count in trade_off]
+
+
+def steps_examples(
     paths: Sequence[Path],
-    figure_path: str | os.PathLike,
     iterations: int = DEFAULT_ITERATIONS,
     trade_off: Sequence[int] = TRADE_OFF_ITERATIONS,
     size: int = DEFAULT_SIZE,
     progress: Callable[[int, int], None] | None = None,
-) -> Path:
-    """Draws each step on a few examples, and the closing-iteration trade-off, as one PNG.
+) -> list[StepsExample]:
+    """Runs each step on a few examples, and the closing-iteration trade-off, for the figure.
 
-    One row per example: original, fixed border, threshold, closed mask, result, centred and
-    resized, then the kept pixels with each iteration count of `trade_off`, on gray so that
-    background let into the mask shows (black or white patches inside the object).
+    `data_visualization.dataset_figures.preprocess_steps_figure` draws the result.
 
     Args:
-        paths: the example images (unreadable ones are left out).
-        figure_path: the PNG to write (atomically).
+        paths: the example images (unreadable ones are left out, with a warning).
         iterations: the iteration count of the main columns.
         trade_off: the iteration counts compared in the last columns.
         size: the output side of the centred column.
         progress: called as `progress(done, total)` per example.
 
     Returns:
-        The figure's path.
+        One `StepsExample` per readable image, in order.
 
     Raises:
-        ValueError: if none of `paths` can be read.
+        ToonvisionError: if none of `paths` can be read.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    examples = []
+    images = []
     for path in paths:
         try:
-            examples.append((path, read_image(path, keep_alpha=True)))
+            images.append((path, read_image(path, keep_alpha=True)))
         except ImageReadError as error:
             logger.warning("steps figure: skipping %s", error)
-    if not examples:
+    if not images:
         raise ToonvisionError("no readable example image for the steps figure")
-    titles = [
-        "original", "1. fix border", "2. threshold", f"3. close x{iterations}",
-        "4. mask applied", f"centred {size}x{size}",
-    ] + [f"kept, close x{count}" for count in trade_off]
-    figure, axes = pyplot.subplots(
-        len(examples), len(titles), figsize=(1.6 * len(titles), 1.7 * len(examples)),
-        squeeze=False,
-    )
-    for row, (path, image) in enumerate(examples):
+    examples = []
+    for path, image in images:
         stages = remove_background_steps(image, iterations)
         panels = [
             stages.original, stages.fixed_border, stages.thresholded, stages.closed,
             stages.result, preprocess_image(image, size, STEPS, iterations),
         ] + [_on_gray(remove_background_steps(image, count)) for count in trade_off]
-        for column, (axis, panel) in enumerate(zip(axes[row], panels, strict=True)):
-            axis.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=255,
-                        interpolation="nearest")
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0:
-                axis.set_title(titles[column], fontsize=8)
-        axes[row][0].set_ylabel(path.stem, fontsize=8)
+        examples.append(StepsExample(path.stem, panels))
         if progress is not None:
-            progress(row + 1, len(examples))
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    pyplot.close(figure)
-    figure_path = Path(figure_path)
-    write_bytes_atomic(figure_path, buffer.getvalue())
-    return figure_path
+            progress(len(examples), len(images))
+    return examples

@@ -8,22 +8,28 @@ access, no DTD loading, no entity expansion, and any document with a DOCTYPE (th
 "billion laughs" and external-entity attacks) is rejected before its content is used. Nothing
 here trusts the numbers either: boxes are returned as written (rounded to whole pixels) and
 clipped later against the real image, and an unreadable `<size>` is simply absent.
+
+Which image an XML describes is decided here too, by one rule (`pair_files`) that
+extraction, prediction and the report all follow.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
 
 from toonvision import ToonvisionError
+from toonvision.data_processing.images import is_image_file
 
 # labelImg files are a few kilobytes; anything far larger is not an annotation.
 MAX_XML_BYTES = 10 * 1024 * 1024
 BOX_FIELDS: tuple[str, ...] = ("xmin", "ymin", "xmax", "ymax")
+ANNOTATION_SUFFIX = ".xml"
 
 
 class VocError(ToonvisionError):
@@ -203,3 +209,125 @@ def _number(text: str | None) -> float:
     if not math.isfinite(value):
         raise ToonvisionError(f"is {text.strip()[:20]!r}, not a finite number")
     return value
+
+
+@dataclass
+class Pairing:
+    """How the images and annotation files of one folder pair up (see `pair_files`).
+
+    Attributes:
+        pairs: (image, annotation) for each screenshot, in the order of the annotations'
+            file stems.
+        images_without_annotation: images that no annotation describes.
+        annotations_without_image: annotations whose image is not there.
+        ambiguous: the files of one stem that cannot be told apart, one tuple per stem
+            (`shot.png` and `shot.jpg` beside a `shot.xml` whose `<filename>` names neither).
+    """
+
+    pairs: list[tuple[Path, Path]]
+    images_without_annotation: list[Path]
+    annotations_without_image: list[Path]
+    ambiguous: list[tuple[Path, ...]]
+    _partners: dict[Path, Path] = field(init=False, repr=False, compare=False)
+    _groups: dict[Path, tuple[Path, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._partners = {**dict(self.pairs), **{xml: image for image, xml in self.pairs}}
+        self._groups = {path: group for group in self.ambiguous for path in group}
+
+    def partner(self, path: Path) -> Path | None:
+        """The annotation of an image, or the image of an annotation; None if unpaired."""
+        return self._partners.get(path)
+
+    def ambiguous_group(self, path: Path) -> tuple[Path, ...]:
+        """The files that cannot be told apart from `path`, itself included; () if none."""
+        return self._groups.get(path, ())
+
+
+def is_annotation_file(path: Path) -> bool:
+    """Whether `path` is named like a labelImg annotation: `.xml`, in any case."""
+    return path.suffix.lower() == ANNOTATION_SUFFIX
+
+
+def pair_files(paths: Iterable[Path]) -> Pairing:
+    """Pairs the images of one folder with their labelImg XML: the rule of extract, predict
+    and report.
+
+    1. An image is a file with an image extension (`images.IMAGE_EXTENSIONS`: .png, .jpg,
+       .jpeg, .bmp, .webp, in any case), an annotation a `.xml` file (any case). Only files
+       of the same folder pair.
+    2. An annotation describes the image of its own stem: labelImg saves `shot.xml` beside
+       `shot.png`. The stem wins over `<filename>`, which goes stale when an XML is copied
+       as a template for another screenshot.
+    3. When several images share the annotation's stem (`shot.png` and `shot.jpg`), its
+       `<filename>` says which one it describes (labelImg overwrote the XML of the other);
+       if it names none of them, the stem's files cannot be told apart.
+    4. An annotation with no image of its stem describes the image its `<filename>` names
+       beside it, if that image has no annotation of its own (an XML that was renamed).
+    5. Two annotations of one stem (`shot.xml`, `shot.XML`), or of one image by rule 4,
+       cannot be told apart. Other files are ignored.
+
+    Args:
+        paths: the files of one folder (other names are ignored).
+
+    Returns:
+        The pairing; every image and annotation among `paths` is in exactly one of its lists.
+    """
+    images: dict[str, list[Path]] = {}
+    annotations: dict[str, list[Path]] = {}
+    for path in sorted(paths):
+        if is_image_file(path):
+            images.setdefault(path.stem, []).append(path)
+        elif is_annotation_file(path):
+            annotations.setdefault(path.stem, []).append(path)
+    paired: dict[Path, Path] = {}    # annotation -> image
+    without_annotation: list[Path] = []
+    without_image: list[Path] = []
+    ambiguous: list[tuple[Path, ...]] = []
+    unclaimed = {path.name: path for stem, paths_of_stem in images.items()
+                 if stem not in annotations for path in paths_of_stem}
+    claims: dict[Path, list[Path]] = {}   # image -> annotations without an image of their stem
+    for stem in sorted(images.keys() | annotations.keys()):
+        stem_images, stem_annotations = images.get(stem, []), annotations.get(stem, [])
+        if len(stem_annotations) > 1:
+            ambiguous.append((*stem_images, *stem_annotations))
+        elif len(stem_annotations) == 1 and len(stem_images) == 1:
+            paired[stem_annotations[0]] = stem_images[0]
+        elif len(stem_annotations) == 1 and stem_images:
+            named = _filename(stem_annotations[0])
+            chosen = next((image for image in stem_images if image.name == named), None)
+            if chosen is None:
+                ambiguous.append((*stem_images, *stem_annotations))
+                continue
+            paired[stem_annotations[0]] = chosen
+            without_annotation += [image for image in stem_images if image != chosen]
+        elif stem_annotations:
+            named = unclaimed.get(_filename(stem_annotations[0]))
+            if named is None:
+                without_image.append(stem_annotations[0])
+            else:
+                claims.setdefault(named, []).append(stem_annotations[0])
+    for image, claimants in claims.items():
+        if len(claimants) == 1:
+            paired[claimants[0]] = image
+        else:
+            ambiguous.append((image, *claimants))
+        del unclaimed[image.name]
+    pairs = sorted(((image, annotation) for annotation, image in paired.items()),
+                   key=lambda pair: pair[1].stem)
+    return Pairing(pairs, sorted(without_annotation + list(unclaimed.values())), without_image,
+                   ambiguous)
+
+
+def pair_folder(folder: Path) -> Pairing:
+    """Pairs the images and annotations in `folder` (not below it) by `pair_files`' rule."""
+    with os.scandir(folder) as entries:
+        return pair_files([folder / entry.name for entry in entries if entry.is_file()])
+
+
+def _filename(annotation: Path) -> str:
+    """The `<filename>` of an annotation, or '' when it has none or cannot be read."""
+    try:
+        return parse_annotation(annotation).filename
+    except VocError:
+        return ""

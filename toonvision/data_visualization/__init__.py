@@ -1,10 +1,13 @@
 """data_visualization: every figure, what a model sees, and the one-page report.
 
     figures.py     figures as `matplotlib.figure.Figure` objects, and the one way to save them
+    dataset_figures.py  balance per split and taxonomy, a first look, the preprocessing steps
+    comparison_figures.py  learning curves, box plots, the optimizer study
     interpret.py   any classifier flattened into one graph; activations and filter patterns
     gradcam.py     Grad-CAM heatmaps, batched and compiled
     evaluation.py  a model evaluated on labelled images: predictions, errors, metrics
-    report.py      the heatmap report, one static HTML page
+    report.py      the heatmap report, one static HTML page (report_sections.py: what each
+                   section shows; report_page.py: the page's HTML)
 
 Nothing here calls `matplotlib.use` or touches pyplot's state, so a notebook keeps its backend.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from toonvision import ToonvisionError
-from toonvision.labels import Task
+from toonvision.labels import Task, make_task
 
 
 @dataclass
@@ -88,17 +88,6 @@ class Evaluation:
                                 float(self.outputs[index]), predicted)
 
 
-def _class_index_of(task: Task | None, class_names: Sequence[str], label: str) -> int | None:
-    """The class index of `label`: through the task, else the label itself as a class."""
-    if task is not None:
-        class_name = task.class_of(label)
-    else:
-        class_name = label if label in class_names else None
-    if class_name is None or class_name not in class_names:
-        return None
-    return list(class_names).index(class_name)
-
-
 def load_inputs(
     paths: Sequence[str | os.PathLike],
     class_names: Sequence[str],
@@ -107,7 +96,7 @@ def load_inputs(
 ) -> LabelledImages:
     """Loads labelled images from crops, folders, or screenshots with labelImg XML.
 
-    The inputs are read as `predict` reads them (`toonvision.inputs`): a screenshot (an
+    The inputs are read as `predict` reads them (`data_processing.inputs`): a screenshot (an
     image with its XML beside it, or the XML) gives a crop per box, labelled by the XML; any
     other image is a crop labelled by its file name (`toon_dog_3.png` is a `toon_dog`); a
     folder stands for every image and XML under it.
@@ -129,15 +118,17 @@ def load_inputs(
     """
     from toonvision.data_processing.inputs import find_inputs, iter_crops
 
+    classes = list(class_names)
+    task = task or make_task("label", classes)   # without a task, a label must be a class
     images, y, names, labels, skipped = [], [], [], [], []
     for crop in iter_crops(find_inputs(paths), image_size, skipped):
-        class_index = _class_index_of(task, class_names, crop.label)
-        if class_index is None:
+        class_name = task.class_of(crop.label)
+        if class_name not in classes:
             skipped.append(f"{crop.name}: label {crop.label!r} is not one of the model's "
                            f"classes ({', '.join(class_names)})")
             continue
         images.append(crop.image)
-        y.append(class_index)
+        y.append(classes.index(class_name))
         names.append(crop.name)
         labels.append(crop.label)
     if not images:
@@ -160,7 +151,7 @@ def evaluate(
     Raises:
         ValueError: if the model's outputs do not match the number of classes.
     """
-    from toonvision.data_visualization.interpret import predict_probabilities
+    from toonvision.model_utils.models import predict_probabilities
 
     probabilities = predict_probabilities(model, data.images, batch_size, progress)
     if probabilities.shape[1] != len(data.class_names):

@@ -1,30 +1,29 @@
 """Figures of what a model sees and how well it does, as the ToonVision article draws them.
 
-Every function takes plain arrays (computed by `toonvision.interpret` or scikit-learn) and
+Every function takes plain arrays (computed by `data_visualization.interpret` or scikit-learn) and
 returns a matplotlib `Figure` (or an RGB array), so the figures can be saved, shown in a
-notebook, or put on the report page. `save_figure` writes a figure atomically and closes it.
-Matplotlib runs headless (the Agg backend); nothing here imports Keras.
+notebook, or put on the report page. `save_figure` is the one way every figure of toonvision
+is written (atomically, through `toonvision.fileio.atomic_path`). Figures are
+`matplotlib.figure.Figure` objects, never pyplot's: nothing here calls `matplotlib.use` or
+keeps a figure in pyplot's list, so a notebook keeps its backend and memory is freed when a
+figure is dropped. Nothing here imports Keras.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 from toonvision import ToonvisionError
-from toonvision.fileio import write_bytes_atomic
+from toonvision.fileio import atomic_path
 
 HEATMAP_COLORMAP = "jet"
 HEATMAP_ALPHA = 0.4
@@ -47,14 +46,26 @@ class LayerShape:
     output_shape: tuple
 
 
-def save_figure(figure: Figure, path: str | os.PathLike) -> None:
-    """Saves `figure` as PNG through a temporary file and a rename, then closes it."""
-    buffer = io.BytesIO()
-    try:
-        figure.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
-    finally:
-        plt.close(figure)
-    write_bytes_atomic(path, buffer.getvalue())
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
+    """Saves `figure` to `path`, which appears only once it is completely written.
+
+    The format follows the extension (`.png` for every figure toonvision writes). The figure
+    is drawn into a temporary file beside `path` that is synced and renamed over it, so a
+    crash never leaves a torn image, and an earlier file of that name stays until then.
+
+    Example:
+        >>> save_figure(confusion_matrix_figure(matrix, classes), "out/m.png")  # doctest: +SKIP
+
+    Args:
+        figure: the figure (not closed: drop it, or show it again in a notebook).
+        path: the file to write; missing parent folders are created.
+
+    Returns:
+        `path`, as a `Path`.
+    """
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=FIGURE_DPI, bbox_inches="tight")
+    return Path(path)
 
 
 def overlay_heatmap(
@@ -91,8 +102,8 @@ def _grid(
     columns = max(1, min(columns, count))
     rows = max(1, math.ceil(count / columns))
     tile_height = tile_width * tile_aspect + 0.18 * title_lines
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(tile_width * columns, tile_height * rows), squeeze=False)
+    figure = Figure(figsize=(tile_width * columns, tile_height * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     return figure, list(axes.flat)
@@ -114,7 +125,7 @@ def image_grid_figure(
     if len(images) != len(titles):
         raise ToonvisionError(f"{len(images)} images but {len(titles)} titles")
     if not images:
-        figure = plt.figure(figsize=(4, 0.6))
+        figure = Figure(figsize=(4, 0.6))
         figure.text(0.5, 0.5, "(nothing to show)", ha="center", va="center")
         return figure
     height, width = np.asarray(images[0]).shape[:2]
@@ -234,7 +245,8 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str]) -> F
     from sklearn.metrics import ConfusionMatrixDisplay
 
     size = max(3.5, 0.55 * len(class_names) + 2.0)
-    figure, axis = plt.subplots(figsize=(size, size * 0.85))
+    figure = Figure(figsize=(size, size * 0.85))
+    axis = figure.subplots()
     display = ConfusionMatrixDisplay(np.asarray(matrix), display_labels=list(class_names))
     display.plot(ax=axis, cmap="Blues", colorbar=False,
                  xticks_rotation="vertical" if len(class_names) > 4 else "horizontal")
@@ -257,8 +269,8 @@ def confidence_histograms_figure(
     count = len(class_names)
     columns = min(count, 4)
     rows = math.ceil(count / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows),
-                                squeeze=False)
+    figure = Figure(figsize=(3.2 * columns, 2.4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     bins = np.linspace(0.0, 1.0, 21)
     for class_index, axis in enumerate(axes.flat):
         if class_index >= count:
@@ -333,7 +345,7 @@ class _ModelView:
 def architecture_figure(image: np.ndarray) -> Figure:
     """Wraps a drawn architecture diagram in a figure for saving."""
     height, width = image.shape[:2]
-    figure = plt.figure(figsize=(width / FIGURE_DPI, height / FIGURE_DPI))
+    figure = Figure(figsize=(width / FIGURE_DPI, height / FIGURE_DPI))
     axis = figure.add_axes((0, 0, 1, 1))
     axis.imshow(image)
     axis.axis("off")

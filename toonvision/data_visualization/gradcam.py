@@ -65,10 +65,8 @@ class GradCam:
             with tf.GradientTape() as tape:
                 outputs = explained(images, training=False)
                 feature_maps, logits = outputs["features"], outputs["logits"]
-                if binary:
-                    predicted = tf.cast(outputs["probabilities"][:, 0] > 0.5, tf.int32)
-                else:
-                    predicted = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
+                # The predicted class is the one `predict` reports: the most probable.
+                predicted = tf.cast(tf.argmax(outputs["probabilities"], axis=-1), tf.int32)
                 chosen = tf.where(use_predicted, predicted, class_indices)
                 if binary:
                     scores = logits[:, 0] * tf.cast(2 * chosen - 1, logits.dtype)
@@ -105,7 +103,8 @@ class GradCam:
         Returns:
             `(heatmaps, probabilities)`: heatmaps (N, height, width) float32, each scaled so
             that its maximum is 1 (all zeros where no evidence for the class was found), and
-            the class probabilities (N, classes) as `predict_probabilities` gives them.
+            the class probabilities (N, classes), as `models.predict_probabilities` gives
+            them (the same `class_probabilities` rule).
         """
         import cv2
 
@@ -133,9 +132,6 @@ class GradCam:
             return np.zeros((0, *images.shape[1:3]), np.float32), np.zeros((0, 2), np.float32)
         heatmaps = np.concatenate(maps).astype(np.float32)
         probabilities_array = np.concatenate(probabilities).astype(np.float32)
-        if probabilities_array.shape[-1] == 1:
-            probabilities_array = np.concatenate(
-                [1.0 - probabilities_array, probabilities_array], axis=1)
         peaks = heatmaps.max(axis=(1, 2), keepdims=True)
         heatmaps = np.divide(heatmaps, peaks, out=np.zeros_like(heatmaps), where=peaks > 0)
         if upsample:

@@ -24,6 +24,7 @@ import numpy as np
 from keras import ops
 
 from toonvision import ToonvisionError
+from toonvision.model_utils.models import class_probabilities, final_activation, output_is_logits
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ PROBABILITY_ACTIVATIONS = ("sigmoid", "softmax")
 def gradients_supported() -> bool:
     """Whether Grad-CAM and filter patterns can run: they need the TensorFlow backend.
 
-    Everything else here (flattening, activations, kernels, predictions) is plain Keras and
-    runs on any backend.
+    Everything else here (flattening, activations, kernels) is plain Keras and runs on any
+    backend.
     """
     return keras.backend.backend() == "tensorflow"
 
@@ -54,7 +55,9 @@ class FlatModel:
     Attributes:
         input: the fresh input tensor.
         logits: the class scores before the final sigmoid/softmax (see `flatten_model`).
-        probabilities: the model's own output.
+        probabilities: the class probabilities, one column per class: the model's output
+            through `models.class_probabilities`, as `models.predict_probabilities` gives
+            them.
         outputs: the symbolic output of every leaf layer, by path.
         layer_inputs: the symbolic input of every leaf layer, by path.
         layer_names: the leaf layers, as paths (`outer/inner` for nested models), in the order
@@ -127,7 +130,8 @@ def flatten_model(model: keras.Model) -> FlatModel:
         The flat model. Its `logits` are the input of the final sigmoid/softmax when the
         model ends in a Dense or Activation layer with one (Grad-CAM needs the score before
         the squashing, whose gradient vanishes on confident predictions); a model ending in
-        a linear layer outputs logits, and its `probabilities` are their sigmoid/softmax.
+        a linear layer outputs logits (`models.output_is_logits`). Its `probabilities`
+        follow `models.class_probabilities`, the rule of `models.predict_probabilities`.
 
     Raises:
         ValueError: if the model has several inputs or outputs.
@@ -145,11 +149,11 @@ def flatten_model(model: keras.Model) -> FlatModel:
     outputs = _apply_flat(model, inputs, "", record)
     if isinstance(outputs, (list, tuple)):
         outputs = outputs[0]
-    logits, probabilities = _scores_and_probabilities(outputs, *next(reversed(recorded.values())))
+    logits = output_is_logits(model)
     return FlatModel(
         input=inputs,
-        logits=logits,
-        probabilities=probabilities,
+        logits=outputs if logits else _scores(outputs, *next(reversed(recorded.values()))),
+        probabilities=class_probabilities(outputs, logits),
         outputs={path: output for path, (_, _, output) in recorded.items()},
         layer_inputs={path: layer_input for path, (_, layer_input, _) in recorded.items()},
         layer_names=list(recorded),
@@ -158,32 +162,23 @@ def flatten_model(model: keras.Model) -> FlatModel:
     )
 
 
-def _scores_and_probabilities(
+def _scores(
     outputs: keras.KerasTensor, last_layer: keras.layers.Layer, last_input: object,
     last_output: object,
-) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The class scores before the final squashing, and the class probabilities.
+) -> keras.KerasTensor:
+    """The class scores before the final sigmoid/softmax of a model that does not end in logits.
 
-    A model ending in sigmoid/softmax gives its probabilities; its scores are the input of
-    that activation. A model ending in a linear layer outputs the scores (logits) itself;
-    its probabilities are their sigmoid (one output) or softmax, as training with
-    `from_logits=True` means them.
+    They are the input of that activation when the last layer is a Dense or an Activation;
+    for any other ending the output itself stands for the scores.
     """
-    activation_name = getattr(getattr(last_layer, "activation", None), "__name__", "")
-    if last_output is not outputs:
-        logger.info("cannot tell the model's final activation; its output is used as is")
-        return outputs, outputs
-    if activation_name in PROBABILITY_ACTIVATIONS:
+    if last_output is outputs and final_activation(last_layer) in PROBABILITY_ACTIVATIONS:
         if isinstance(last_layer, keras.layers.Activation):
-            return last_input, outputs
+            return last_input
         if isinstance(last_layer, keras.layers.Dense):
-            return _dense_pre_activation(last_layer)(last_input), outputs
-    if activation_name == "linear":
-        squash = "sigmoid" if int(outputs.shape[-1]) == 1 else "softmax"
-        return outputs, keras.layers.Activation(squash)(outputs)
+            return _dense_pre_activation(last_layer)(last_input)
     logger.info("model does not end in sigmoid, softmax or a linear layer; its output is used "
-                "as both scores and probabilities")
-    return outputs, outputs
+                "as the class scores")
+    return outputs
 
 
 def _dense_pre_activation(dense: keras.layers.Dense) -> keras.layers.Layer:
@@ -226,40 +221,6 @@ def last_conv_layer(flat: FlatModel) -> str:
         raise ToonvisionError(f"model has no Conv2D layer for Grad-CAM; layers are "
                               f"{', '.join(flat.layer_names)}")
     return paths[-1]
-
-
-def predict_probabilities(
-    model: keras.Model, images: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Returns the model's class probabilities, shape (N, classes).
-
-    A binary sigmoid model's single output p becomes the two columns `[1 - p, p]`, so that
-    column `k` is always the probability of class `k`. Models ending in a linear layer
-    (logits) get their sigmoid or softmax.
-
-    Args:
-        model: the classifier.
-        images: (N, height, width, 3) images as the model takes them.
-        batch_size: images per forward pass.
-        progress: called as `progress(done, total)` after each batch.
-    """
-    flat = flatten_model(model)
-    probability_model = keras.Model(flat.input, flat.probabilities)
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
-        outputs.append(ops.convert_to_numpy(probability_model(batch, training=False)))
-        if progress is not None:
-            progress(min(start + batch_size, len(images)), len(images))
-    if not outputs:
-        return np.zeros((0, 2), dtype=np.float32)
-    probabilities = np.concatenate(outputs).astype(np.float32)
-    if probabilities.shape[-1] == 1:
-        probabilities = np.concatenate([1.0 - probabilities, probabilities], axis=1)
-    return probabilities
-
-
 
 
 def layer_activations(

@@ -5,8 +5,11 @@
     augment.py             the fused OpenCV augmentation and the training feed
     trainer.py             one compiled model per configuration, re-initialised for every run
     model_io.py            model files with the sidecar that says what they predict
-    compare.py             N paired runs on fresh splits, the run log, resume, best models
+    settings.py            a comparison's settings as data: defaults, then a TOML file, then flags
+    runlog.py              the run log (runs.jsonl): typed run records, best-run rules
+    compare.py             N paired runs on fresh splits, resume, best models
     comparison_summary.py  the statistics of a run log
+    verdict.py             how sure a comparison is: corrected intervals, when to stop
     optimizers.py          the article's optimizer study
     ablation.py            the Pokemon deck's MLP study
     predict.py             classifying crops, folders and annotated screenshots

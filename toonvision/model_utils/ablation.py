@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from toonvision import ToonvisionError, defaults
+from toonvision import ToonvisionError, defaults, unknown_name_error
 from toonvision.data_processing.splits import balance_indices, stratified_split
 
 if TYPE_CHECKING:
@@ -70,16 +70,16 @@ def select_variants(names: Sequence[str] | None = None) -> list[Variant]:
     """Returns the variants named (all when None), in the study's order, baseline first.
 
     Raises:
-        ValueError: for an unknown name, listing the known ones.
+        ToonvisionError: for an unknown name, with the closest known one and all of them.
     """
     if names is None:
         return list(VARIANTS)
     names = [name.strip() for name in names if name.strip()]
-    unknown = sorted(set(names) - set(VARIANT_NAMES))
-    if unknown or not names:
-        raise ToonvisionError(
-            f"unknown ablation variants {unknown or names}; known: {', '.join(VARIANT_NAMES)}"
-        )
+    if not names:
+        raise ToonvisionError(f"no ablation variant named; known: {', '.join(VARIANT_NAMES)}")
+    for name in names:
+        if name not in VARIANT_NAMES:
+            raise unknown_name_error("ablation variant", name, VARIANT_NAMES)
     return [variant for variant in VARIANTS if variant.name in names]
 
 

@@ -8,16 +8,17 @@ configurations are compared on the same images (a paired comparison).
 
 Everything lives in one folder per comparison (`runs/NAME/`):
 
-- `comparison.json`: the settings (data, task, classes, image size, ratios, seed,
-  configurations, number of runs, selection rule, balancing), written first; `resume`
-  refuses to continue with different settings.
-- `runs.jsonl`: one JSON record per configuration and finished run, appended when the whole
-  run is finished, flushed and synced before the next run starts.
+- `comparison.json`: the settings (`settings.ComparisonSettings`: data, task, classes, image
+  size, ratios, seed, configurations, number of runs, selection rule, balancing), written
+  first; `resume` refuses to continue with different settings.
+- `runs.jsonl`: one `runlog.RunRecord` per configuration and finished run, appended when the
+  whole run is finished, synced before the next run starts.
 - `best_<config>.keras` (with its `ModelInfo` sidecar `best_<config>.keras.json`) and
   `best_<config>.json` (the run record of that model).
 - `epochs/<config>_run<NNNN>.csv`: the per-epoch history of every run.
-- `learning_curves.png`, `best_run_curves.png`, `boxplots.png`, `summary.csv`, written by
-  `Comparison.write_outputs` from the log alone (`toonvision.comparison_summary`).
+- `summary.csv`, written by `Comparison.write_summary` from the log alone
+  (`comparison_summary`), and `learning_curves.png`, `best_run_curves.png`, `boxplots.png`,
+  drawn from the log by `data_visualization.comparison_figures.write_comparison_figures`.
 
 A kill at any moment loses at most the run in progress. A new best model is first saved under
 `.pending/`; it replaces `best_<config>.*` only after its run's records are in the log. On
@@ -31,12 +32,9 @@ again. So the finished log always holds exactly N runs per configuration, none t
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -46,263 +44,40 @@ from typing import Any
 
 import numpy as np
 
-from toonvision import ExistingFileError, MissingFileError, ToonvisionError, defaults
-from toonvision.data_processing.splits import BALANCE_METHODS, check_ratios, stratified_split
+from toonvision import ExistingFileError, MissingFileError, ToonvisionError
+from toonvision.data_processing.splits import stratified_split
 from toonvision.fileio import write_text_atomic
-from toonvision.model_utils.comparison_summary import (
-    best_run_curves_figure,
-    boxplots_figure,
-    history_table,
-    learning_curves_figure,
-    summarize,
+from toonvision.model_utils.comparison_summary import history_table, summarize
+from toonvision.model_utils.runlog import (
+    LOG_FILE,
+    RunRecord,
+    append_records,
+    complete_runs,
+    is_better,
+    read_log,
+    select_best,
+    write_log,
 )
+from toonvision.model_utils.settings import SETTINGS_FILE, ComparisonSettings
 
 logger = logging.getLogger(__name__)
 
-SETTINGS_FILE = "comparison.json"
-LOG_FILE = "runs.jsonl"
 PENDING_FOLDER = ".pending"
 EPOCHS_FOLDER = "epochs"
 SUMMARY_FILE = "summary.csv"
-LEARNING_CURVES_FILE = "learning_curves.png"
-BEST_RUN_CURVES_FILE = "best_run_curves.png"
-BOXPLOTS_FILE = "boxplots.png"
-SELECTION_RULES: tuple[str, ...] = ("test", "val_loss")
-SETTINGS_VERSION = 1
-_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Fields that may change between a comparison's start and its resumption.
-_RESUMABLE_CHANGES = ("runs", "source")
 
 
-@dataclass
-class ComparisonSettings:
-    """What a comparison trains on and how; stored in `comparison.json`.
+class ResumeError(ToonvisionError):
+    """A comparison folder cannot be resumed as asked (other settings, or fewer runs).
 
     Attributes:
-        source: where the data came from (shown to people; not compared on resume, the
-            fingerprint is).
-        task: the task's spec (`binary`, `suit`, `king,queen`, ...).
-        class_names: the task's classes in index order.
-        image_size: (height, width) of the model input.
-        ratios: train, validate and test shares of every split.
-        seed: run `r` splits with seed `seed + r`.
-        configs: every configuration's fields (`dataclasses.asdict` of a `TrainingConfig`).
-        runs: the number of runs.
-        select: the best-model rule, one of `SELECTION_RULES`.
-        balance: how the training split is balanced, one of `splits.BALANCE_METHODS`.
-        data_fingerprint: a hash of the images' names, labels and classes, in order.
-        num_images: the number of images.
-        version: the layout version of this file.
+        differences: each setting that differs from the folder's (empty when only the
+            number of runs is too small).
     """
 
-    source: str
-    task: str
-    class_names: list[str]
-    image_size: list[int]
-    ratios: list[float]
-    seed: int
-    configs: list[dict[str, Any]]
-    runs: int
-    select: str = "test"
-    balance: str = "none"
-    data_fingerprint: str = ""
-    num_images: int = 0
-    version: int = SETTINGS_VERSION
-
-    def __post_init__(self) -> None:
-        if self.select not in SELECTION_RULES:
-            raise ToonvisionError(f"unknown selection rule {self.select!r}; use one of "
-                                  f"{', '.join(SELECTION_RULES)}")
-        if self.balance not in BALANCE_METHODS:
-            raise ToonvisionError(f"unknown balance method {self.balance!r}; use one of "
-                                  f"{', '.join(BALANCE_METHODS)}")
-        if self.runs < 1:
-            raise ToonvisionError(f"the number of runs must be at least 1; got {self.runs}")
-        if not self.configs:
-            raise ToonvisionError("a comparison needs at least one configuration")
-        names = self.config_names
-        if len(set(names)) != len(names):
-            raise ToonvisionError(f"configuration names must differ; got {', '.join(names)}")
-        for name in names:
-            if not _CONFIG_NAME.match(name):
-                raise ToonvisionError(
-                    f"configuration name {name!r} cannot name a file: use letters, digits, "
-                    "'_', '-' and '.'"
-                )
-        # Stored as JSON: keep lists, not tuples, so that a reloaded copy compares equal.
-        self.configs = json.loads(json.dumps(self.configs, default=list))
-        self.class_names = [str(name) for name in self.class_names]
-        self.image_size = [int(size) for size in self.image_size]
-        self.ratios = [float(ratio) for ratio in check_ratios(self.ratios)]
-
-    @property
-    def config_names(self) -> list[str]:
-        """The configurations' names, in comparison order."""
-        return [config["name"] for config in self.configs]
-
-    def to_json(self) -> str:
-        """The settings as the JSON text of `comparison.json`."""
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> ComparisonSettings:
-        """Reads `comparison.json` text; unknown keys are ignored, missing ones defaulted."""
-        data = json.loads(text)
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
-
-    def differences(self, other: ComparisonSettings) -> list[str]:
-        """Describes every setting that differs from `other`, except those a resume may change."""
-        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        differences = []
-        for name in mine:
-            if name in _RESUMABLE_CHANGES or mine[name] == theirs[name]:
-                continue
-            if name == "configs" and self.config_names == other.config_names:
-                for new, old in zip(self.configs, other.configs, strict=True):
-                    differences.extend(
-                        f"configs.{new['name']}.{key}: {_short(old.get(key))} there, "
-                        f"{_short(new.get(key))} now"
-                        for key in sorted(set(new) | set(old)) if new.get(key) != old.get(key)
-                    )
-                continue
-            differences.append(f"{name}: {_short(theirs[name])} there, {_short(mine[name])} now")
-        return differences
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def data_fingerprint(paths: Sequence[Path], labels: Sequence[str], y: np.ndarray,
-                     class_names: Sequence[str]) -> str:
-    """A hash of the images' file names, labels and classes, in order (the split depends on it)."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update("\t".join(class_names).encode())
-    for path, label, class_index in zip(paths, labels, y, strict=True):
-        digest.update(f"\n{Path(path).name}\t{label}\t{int(class_index)}".encode())
-    return digest.hexdigest()
-
-
-def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: int,
-                 source: str, ratios: Sequence[float] = defaults.RATIOS, seed: int = 0,
-                 select: str = "test", balance: str = "none") -> ComparisonSettings:
-    """Builds the settings of a comparison of `configs` (TrainingConfig) on `task_data` (TaskData).
-
-    The image size is read from the loaded images, so it is always the one really trained on.
-    """
-    return ComparisonSettings(
-        source=source,
-        task=task_spec,
-        class_names=list(task_data.class_names),
-        image_size=list(task_data.images.shape[1:3]),
-        ratios=list(ratios),
-        seed=seed,
-        configs=[dataclasses.asdict(config) for config in configs],
-        runs=runs,
-        select=select,
-        balance=balance,
-        data_fingerprint=data_fingerprint(task_data.paths, task_data.labels, task_data.y,
-                                          task_data.class_names),
-        num_images=len(task_data.y),
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# Best-model selection
-
-
-def is_better(candidate: dict, best: dict | None, rule: str = "test") -> bool:
-    """Whether the run record `candidate` replaces `best` under `rule`.
-
-    Args:
-        candidate: a run record (with `test_metrics` and `validation_metrics`).
-        best: the current best record of the same configuration, or None.
-        rule: `test`, the article's rule: the test loss is lower AND the test accuracy is
-            higher; `val_loss`: the validation loss is lower (never looks at the test set).
-
-    Returns:
-        True if `candidate` becomes the best (always when there is no best yet).
-    """
-    if best is None:
-        return True
-    if rule == "test":
-        return (candidate["test_metrics"]["loss"] < best["test_metrics"]["loss"]
-                and candidate["test_metrics"]["accuracy"] > best["test_metrics"]["accuracy"])
-    if rule == "val_loss":
-        return candidate["validation_metrics"]["loss"] < best["validation_metrics"]["loss"]
-    raise ToonvisionError(f"unknown selection rule {rule!r}; use one of "
-                          f"{', '.join(SELECTION_RULES)}")
-
-
-def select_best(records: Sequence[dict], rule: str = "test") -> dict[str, dict]:
-    """Replays the selection over `records` in run order; returns the best record per config."""
-    best: dict[str, dict] = {}
-    for record in sorted(records, key=lambda item: item["run"]):
-        if is_better(record, best.get(record["config"]), rule):
-            best[record["config"]] = record
-    return best
-
-
-# ----------------------------------------------------------------------------------------------
-# The log
-
-
-def read_log(path: str | os.PathLike) -> tuple[list[dict], int]:
-    """Reads a `runs.jsonl` log.
-
-    Returns:
-        The records, and the number of unreadable lines dropped: only the last line may be
-        torn (by a kill in the middle of a write).
-
-    Raises:
-        ValueError: if a line other than the last is not a JSON record.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return [], 0
-    lines = path.read_text(encoding="utf-8").split("\n")
-    records, dropped = [], 0
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or "config" not in record or "run" not in record:
-                raise ToonvisionError("not a run record")
-        except ValueError as error:
-            if any(rest.strip() for rest in lines[number:]):
-                raise ToonvisionError(f"{path}:{number}: not a run record ({error})") from None
-            dropped += 1
-            continue
-        records.append(record)
-    return records, dropped
-
-
-def complete_runs(records: Sequence[dict], config_names: Sequence[str]) -> list[dict]:
-    """Keeps the records of runs logged for every configuration, once each, in run order."""
-    by_run: dict[int, dict[str, dict]] = {}
-    for record in records:
-        if record["config"] in config_names:
-            by_run.setdefault(int(record["run"]), {}).setdefault(record["config"], record)
-    return [
-        by_run[run][name]
-        for run in sorted(by_run)
-        if len(by_run[run]) == len(config_names)
-        for name in config_names
-    ]
-
-
-def _append_records(path: Path, records: Sequence[dict]) -> None:
-    text = "".join(json.dumps(record) + "\n" for record in records)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-# ----------------------------------------------------------------------------------------------
-# The comparison folder
+    def __init__(self, message: str, differences: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.differences = list(differences)
 
 
 @dataclass
@@ -321,28 +96,21 @@ class RunUpdate:
     run: int
     completed: int
     total: int
-    records: list[dict]
+    records: list[RunRecord]
     seconds: float
     new_best: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ComparisonOutputs:
-    """The files `Comparison.write_outputs` wrote, and the summary table."""
-
-    summary: Any
-    files: list[Path]
 
 
 class Comparison:
     """One comparison folder: its settings, its log of finished runs and its best models.
 
     Use `Comparison.start` to begin or resume one, `run` to train what is missing, and
-    `write_outputs` for the plots and statistics. `Comparison.load` opens a folder read-only.
+    `write_summary` for the statistics (`comparison_figures.write_comparison_figures` draws
+    the figures). `Comparison.load` opens a folder read-only.
     """
 
     def __init__(self, out_dir: str | os.PathLike, settings: ComparisonSettings,
-                 records: Sequence[dict]) -> None:
+                 records: Sequence[RunRecord]) -> None:
         self.out_dir = Path(out_dir)
         self.settings = settings
         self.records = list(records)
@@ -352,6 +120,11 @@ class Comparison:
         """The run log, `runs.jsonl`."""
         return self.out_dir / LOG_FILE
 
+    @property
+    def summary_path(self) -> Path:
+        """The summary table, `summary.csv`."""
+        return self.out_dir / SUMMARY_FILE
+
     def best_model_path(self, config_name: str) -> Path:
         """Where the best model of a configuration is kept."""
         return self.out_dir / f"best_{config_name}.keras"
@@ -360,13 +133,13 @@ class Comparison:
         """Where the run record of that model is kept."""
         return self.out_dir / f"best_{config_name}.json"
 
-    def best_records(self) -> dict[str, dict]:
+    def best_records(self) -> dict[str, RunRecord]:
         """The best record per configuration among the logged runs, under the settings' rule."""
         return select_best(self.records, self.settings.select)
 
     def completed_runs(self) -> list[int]:
         """The numbers of the runs in the log."""
-        return sorted({int(record["run"]) for record in self.records})
+        return sorted({int(record.run) for record in self.records})
 
     def missing_runs(self) -> list[int]:
         """The numbers of the runs still to train."""
@@ -403,8 +176,9 @@ class Comparison:
             The comparison, with the records of the runs already complete.
 
         Raises:
-            FileExistsError: if `out_dir` is not empty and `resume` is off.
-            ValueError: if resuming with different settings, or the folder is inconsistent.
+            ExistingFileError: if `out_dir` is not empty and `resume` is off.
+            ResumeError: if resuming with different settings, or with fewer runs than done.
+            ToonvisionError: if the folder is not a comparison's or is inconsistent.
         """
         out_dir = Path(out_dir)
         settings_path = out_dir / SETTINGS_FILE
@@ -420,23 +194,23 @@ class Comparison:
         stored = ComparisonSettings.from_json(settings_path.read_text(encoding="utf-8"))
         differences = settings.differences(stored)
         if differences:
-            raise ToonvisionError(
+            raise ResumeError(
                 f"cannot resume {out_dir}: it was started with other settings ("
                 + "; ".join(differences)
-                + "). Use the options it was started with, or choose another --out"
+                + f"). Use the settings it was started with (its {SETTINGS_FILE}), or choose "
+                "another folder",
+                differences,
             )
         records, torn = read_log(out_dir / LOG_FILE)
         complete = complete_runs(records, settings.config_names)
-        done = len({record["run"] for record in complete})
+        done = len({record.run for record in complete})
         if done > settings.runs:
-            raise ToonvisionError(f"cannot resume {out_dir} with --runs {settings.runs}: it "
-                                  "already "
-                                  f"has {done} complete runs")
+            raise ResumeError(f"cannot resume {out_dir} for {settings.runs} runs: it already "
+                              f"has {done} complete runs")
         if torn or len(complete) != len(records):
             logger.info("dropping %d records of unfinished runs from %s",
                         len(records) - len(complete) + torn, out_dir / LOG_FILE)
-            write_text_atomic(out_dir / LOG_FILE,
-                              "".join(json.dumps(record) + "\n" for record in complete))
+            write_log(out_dir / LOG_FILE, complete)
         if stored.runs != settings.runs or stored.source != settings.source:
             write_text_atomic(settings_path, settings.to_json())
         comparison = cls(out_dir, settings, complete)
@@ -467,17 +241,17 @@ class Comparison:
             pending_record = self._pending_paths(name)[2]
             if expected is not None and pending_record.is_file():
                 if json.loads(pending_record.read_text(encoding="utf-8"))["run"] == \
-                        expected["run"]:
+                        expected.run:
                     self._promote(name)
             final_model, final_sidecar, final_record = self._final_paths(name)
             if expected is None:
                 continue
             problem = _best_files_problem(final_model, final_sidecar, final_record,
-                                          expected["run"])
+                                          expected.run)
             if problem:
                 raise ToonvisionError(
                     f"cannot resume {self.out_dir}: the best model of {name!r} should be run "
-                    f"{expected['run']} of the log, but {problem}. The folder was changed "
+                    f"{expected.run} of the log, but {problem}. The folder was changed "
                     "outside toonvision; restore it or start a new comparison"
                 )
         shutil.rmtree(self.out_dir / PENDING_FOLDER, ignore_errors=True)
@@ -533,19 +307,19 @@ class Comparison:
                         epoch_callback(name, run, epoch, logs)
                 result = trainer.run(task_data.images, task_data.y, split, seed=split_seed,
                                      epoch_callback=callback)
-                record = _make_record(result, config.name, run, split_seed, split)
+                record = RunRecord.from_result(result, config.name, run, split_seed, split)
                 if is_better(record, best.get(config.name), self.settings.select):
                     self._save_pending(trainer.model, record)
                     new_best.append(config.name)
-                _write_epochs_csv(self._epochs_path(config.name, run), record["history"])
+                _write_epochs_csv(self._epochs_path(config.name, run), record.history)
                 run_records.append(record)
-            _append_records(self.log_path, run_records)
+            append_records(self.log_path, run_records)
             for name in new_best:
                 self._promote(name)
             shutil.rmtree(self.out_dir / PENDING_FOLDER, ignore_errors=True)
             for record in run_records:
-                if record["config"] in new_best:
-                    best[record["config"]] = record
+                if record.config in new_best:
+                    best[record.config] = record
             self.records.extend(run_records)
             if tracker is not None:
                 self._track(tracker, configs, run_records)
@@ -564,71 +338,64 @@ class Comparison:
     def _epochs_path(self, config_name: str, run: int) -> Path:
         return self.out_dir / EPOCHS_FOLDER / f"{config_name}_run{run:04d}.csv"
 
-    def _save_pending(self, model: Any, record: dict) -> None:
+    def _save_pending(self, model: Any, record: RunRecord) -> None:
         from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
 
-        model_path, _, record_path = self._pending_paths(record["config"])
+        model_path, _, record_path = self._pending_paths(record.config)
         info = ModelInfo(
             class_names=tuple(self.settings.class_names),
             image_size=tuple(self.settings.image_size),
             task=self.settings.task,
-            config=record["config"],
-            split_seed=record["split_seed"],
+            config=record.config,
+            split_seed=record.split_seed,
             ratios=tuple(self.settings.ratios),
-            extra={"run": record["run"], "validation_metrics": record["validation_metrics"],
-                   "test_metrics": record["test_metrics"], "comparison": str(self.out_dir)},
+            extra={"run": record.run, "validation_metrics": record.validation_metrics,
+                   "test_metrics": record.test_metrics, "comparison": str(self.out_dir)},
         )
         save_model_atomic(model, model_path, info)
-        write_text_atomic(record_path, json.dumps(record, indent=2))
+        write_text_atomic(record_path, json.dumps(record.to_dict(), indent=2))
 
-    def _track(self, tracker: Any, configs: Sequence[Any], run_records: Sequence[dict]) -> None:
+    def _track(self, tracker: Any, configs: Sequence[Any],
+               run_records: Sequence[RunRecord]) -> None:
         fields = {config.name: dataclasses.asdict(config) for config in configs}
         for record in run_records:
             params = {
-                **fields[record["config"]],
-                "run": record["run"], "split_seed": record["split_seed"],
+                **fields[record.config],
+                "run": record.run, "split_seed": record.split_seed,
                 "task": self.settings.task, "image_size": self.settings.image_size,
                 "balance": self.settings.balance, "comparison": self.out_dir.name,
             }
-            metrics = {f"test_{key}": value for key, value in record["test_metrics"].items()}
+            metrics = {f"test_{key}": value for key, value in record.test_metrics.items()}
             metrics.update({f"validation_{key}": value
-                            for key, value in record["validation_metrics"].items()})
-            metrics["epochs_run"] = record["epochs_run"]
+                            for key, value in record.validation_metrics.items()})
+            metrics["epochs_run"] = record.epochs_run
             try:
-                tracker.log_run(f"{record['config']}-run{record['run']:04d}", params,
-                                record["history"], metrics,
-                                [self._epochs_path(record["config"], record["run"])])
+                tracker.log_run(f"{record.config}-run{record.run:04d}", params,
+                                record.history, metrics,
+                                [self._epochs_path(record.config, record.run)])
             except Exception as error:  # tracking must never stop a long comparison
                 logger.warning("experiment tracking failed for run %s of %s: %s",
-                               record["run"], record["config"], error)
+                               record.run, record.config, error)
 
-    def write_outputs(self) -> ComparisonOutputs:
-        """Writes the summary table and the three figures from the log; returns them."""
-        from toonvision.data_visualization.figures import save_figure
+    def write_summary(self) -> Any:
+        """Writes `summary.csv` from the log; returns the table (a pandas DataFrame).
 
-        names = self.settings.config_names
+        Raises:
+            ToonvisionError: if no run is logged yet.
+        """
         if not self.records:
             raise ToonvisionError(f"{self.out_dir}: no finished run to summarise yet")
-        summary = summarize(self.records, names)
-        write_text_atomic(self.out_dir / SUMMARY_FILE, summary.to_csv(index=False))
-        files = [self.out_dir / SUMMARY_FILE]
-        figures = {
-            LEARNING_CURVES_FILE: learning_curves_figure(self.records, names),
-            BEST_RUN_CURVES_FILE: best_run_curves_figure(self.best_records(), names),
-            BOXPLOTS_FILE: boxplots_figure(self.records, names),
-        }
-        for file_name, figure in figures.items():
-            save_figure(figure, self.out_dir / file_name)
-            files.append(self.out_dir / file_name)
-        return ComparisonOutputs(summary, files)
+        summary = summarize(self.records, self.settings.config_names)
+        write_text_atomic(self.summary_path, summary.to_csv(index=False))
+        return summary
 
 
 def check_out_dir(out_dir: str | os.PathLike, resume: bool) -> bool:
     """Checks that a comparison may be written to `out_dir`; returns whether it is non-empty.
 
     Raises:
-        NotADirectoryError: if `out_dir` is a file.
-        FileExistsError: if it is a non-empty folder and `resume` is off.
+        ToonvisionError: if `out_dir` is a file.
+        ExistingFileError: if it is a non-empty folder and `resume` is off.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -636,8 +403,8 @@ def check_out_dir(out_dir: str | os.PathLike, resume: bool) -> bool:
     non_empty = out_dir.is_dir() and any(out_dir.iterdir())
     if non_empty and not resume:
         raise ExistingFileError(
-            f"{out_dir} already exists and is not empty; add --resume to continue the "
-            "comparison there, or choose another --out (nothing was changed)"
+            f"{out_dir} already exists and is not empty; resume the comparison there, or "
+            "choose another folder (nothing was changed)"
         )
     return non_empty
 
@@ -658,26 +425,6 @@ def _best_files_problem(model: Path, sidecar: Path, record: Path, run: int) -> s
     if sidecar_run != run:
         return f"{sidecar.name} describes run {sidecar_run}"
     return ""
-
-
-def _make_record(result: Any, config_name: str, run: int, split_seed: int,
-                 split: dict[str, np.ndarray]) -> dict:
-    return {
-        "config": config_name,
-        "run": run,
-        "seed": int(result.seed),
-        "split_seed": split_seed,
-        "split_sizes": {name: int(len(indices)) for name, indices in split.items()},
-        "history": {key: [float(value) for value in values]
-                    for key, values in result.history.items()},
-        "validation_metrics": {key: float(value)
-                               for key, value in result.validation_metrics.items()},
-        "test_metrics": {key: float(value) for key, value in result.test_metrics.items()},
-        "epochs_run": int(result.epochs_run),
-        "setup_seconds": float(result.setup_seconds),
-        "train_seconds": float(result.train_seconds),
-        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
 
 
 def _write_epochs_csv(path: Path, history: dict[str, list[float]]) -> None:

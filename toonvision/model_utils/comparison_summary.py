@@ -1,16 +1,19 @@
-"""The statistics and figures of a comparison's run log: summary table, learning curves, box plots.
+"""The statistics of a comparison's run log: the summary table and per-epoch history tables.
 
-Everything here reads run records (the dictionaries of `runs.jsonl`, see `toonvision.compare`)
-and returns a pandas DataFrame or a matplotlib Figure; nothing is written to disk and no
-pyplot state is used (figures are saved by `data_visualization.save_figure`).
+Everything here reads run records (`runlog.RunRecord`, the lines of `runs.jsonl`) and returns
+numbers or a pandas DataFrame; nothing is written to disk. The figures drawn from the same
+records are in `data_visualization.comparison_figures`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from toonvision.model_utils.runlog import RunRecord
 
 SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "loss", "macro_f1")
 CONFIDENCE = 0.95
@@ -33,12 +36,12 @@ def history_table(history: dict[str, list[float]]) -> Any:
 # Statistics
 
 
-def metric_values(records: Sequence[dict], config_name: str, metric: str,
-                  split: str = "test_metrics") -> dict[int, float]:
-    """`{run: value}` of one metric of one configuration."""
-    return {int(record["run"]): float(record[split][metric])
+def metric_values(records: Sequence[RunRecord], config_name: str, metric: str
+                  ) -> dict[int, float]:
+    """`{run: value}` of one test metric of one configuration."""
+    return {int(record.run): float(record.test_metrics[metric])
             for record in records
-            if record["config"] == config_name and metric in record[split]}
+            if record.config == config_name and metric in record.test_metrics}
 
 
 def describe(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, float]:
@@ -78,7 +81,7 @@ def bootstrap_mean_interval(values: Sequence[float], confidence: float = CONFIDE
     return float(interval.low), float(interval.high)
 
 
-def summarize(records: Sequence[dict], config_names: Sequence[str],
+def summarize(records: Sequence[RunRecord], config_names: Sequence[str],
               confidence: float = CONFIDENCE, samples: int = BOOTSTRAP_SAMPLES) -> Any:
     """The summary table of test metrics, per configuration and per pair of configurations.
 
@@ -127,91 +130,3 @@ def format_summary(summary: Any) -> str:
     shown = summary.drop(columns=["ci_method"]).rename(columns={"b_better": "B better"})
     return shown.to_string(index=False, float_format=lambda value: f"{value:.4f}",
                            na_rep="")
-
-
-# ----------------------------------------------------------------------------------------------
-# Figures (matplotlib Figure objects, no pyplot state; saved by data_visualization.save_figure)
-
-CURVES = (("accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"),
-           ("loss", "training loss"), ("val_loss", "validation loss"))
-
-
-def _padded(histories: Sequence[Sequence[float]]) -> np.ndarray:
-    """Stacks histories of different lengths (early stopping), padding with NaN."""
-    length = max(len(history) for history in histories)
-    matrix = np.full((len(histories), length), np.nan)
-    for row, history in enumerate(histories):
-        matrix[row, : len(history)] = history
-    return matrix
-
-
-def new_figure(rows: int, columns: int, width: float, height: float) -> tuple[Any, np.ndarray]:
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for axis in axes.flat:
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return figure, axes
-
-
-def learning_curves_figure(records: Sequence[dict], config_names: Sequence[str]) -> Any:
-    """The article's figure: per epoch, the mean over runs with a band of one standard deviation,
-    for training and validation accuracy and loss, one line per configuration."""
-    figure, axes = new_figure(2, 2, 11, 8)
-    for axis, (key, title) in zip(axes.flat, CURVES, strict=True):
-        for name in config_names:
-            histories = [record["history"][key] for record in records
-                         if record["config"] == name and record["history"].get(key)]
-            if not histories:
-                continue
-            matrix = _padded(histories)
-            mean = np.nanmean(matrix, axis=0)
-            deviation = np.nanstd(matrix, axis=0)
-            epochs = np.arange(1, len(mean) + 1)
-            line, = axis.plot(epochs, mean, label=f"{name} (n={len(histories)})")
-            axis.fill_between(epochs, mean - deviation, mean + deviation,
-                              color=line.get_color(), alpha=0.2)
-        axis.set_title(f"{title}: mean ± 1 sd")
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize="small")
-    return figure
-
-
-def best_run_curves_figure(best: dict[str, dict], config_names: Sequence[str]) -> Any:
-    """Training (solid) and validation (dashed) curves of each configuration's best run."""
-    figure, axes = new_figure(1, 2, 11, 4.5)
-    for axis, metric in zip(axes.flat, ("accuracy", "loss"), strict=True):
-        for name in config_names:
-            record = best.get(name)
-            if record is None:
-                continue
-            history = record["history"]
-            test = record["test_metrics"]
-            label = (f"{name} run {record['run']} (test acc {test['accuracy']:.3f}, "
-                     f"loss {test['loss']:.3f})")
-            epochs = np.arange(1, len(history.get(metric, [])) + 1)
-            line, = axis.plot(epochs, history.get(metric, []), label=f"{label} train")
-            axis.plot(np.arange(1, len(history.get(f"val_{metric}", [])) + 1),
-                      history.get(f"val_{metric}", []), linestyle="--",
-                      color=line.get_color(), label=f"{name} validation")
-        axis.set_title(f"best runs: {metric}")
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize="x-small")
-    return figure
-
-
-def boxplots_figure(records: Sequence[dict], config_names: Sequence[str]) -> Any:
-    """Box plots of the test accuracy and test loss of every run, per configuration."""
-    figure, axes = new_figure(1, 2, 10, 4.5)
-    for axis, metric in zip(axes.flat, ("accuracy", "loss"), strict=True):
-        data = [list(metric_values(records, name, metric).values()) for name in config_names]
-        axis.boxplot(data, tick_labels=list(config_names))
-        counts = ", ".join(f"{name}: {len(values)}"
-                           for name, values in zip(config_names, data, strict=True))
-        axis.set_title(f"test {metric} per run ({counts})", fontsize="medium")
-        axis.grid(alpha=0.3, axis="y")
-    return figure

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from toonvision import ToonvisionError
+from toonvision import MissingFileError, ToonvisionError, unknown_name_error
 
 FAMILIES: tuple[str, ...] = ("cnn", "mlp")
 
@@ -110,11 +110,15 @@ class TrainingConfig:
         object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
 
     def replace(self, **changes: Any) -> TrainingConfig:
-        """Returns a copy with `changes` applied (validated like a new config)."""
-        unknown = set(changes) - {item.name for item in dataclasses.fields(self)}
-        if unknown:
-            raise ToonvisionError(f"unknown config field(s) {sorted(unknown)}; known: "
-                                  f"{', '.join(item.name for item in dataclasses.fields(self))}")
+        """Returns a copy with `changes` applied (validated like a new config).
+
+        Raises:
+            ToonvisionError: for an unknown field (with the closest known one) or a bad value.
+        """
+        known = [item.name for item in dataclasses.fields(self)]
+        for name in changes:
+            if name not in known:
+                raise unknown_name_error("config field", name, known)
         return dataclasses.replace(self, **changes)
 
 
@@ -150,11 +154,13 @@ def load_config_file(path: str | Path) -> dict[str, TrainingConfig]:
         The configurations by name, in file order.
 
     Raises:
-        FileNotFoundError: when the file does not exist.
-        ValueError: when the file is not valid TOML or a table names an unknown field, base
-            or value.
+        MissingFileError: when the file does not exist (also a `FileNotFoundError`).
+        ToonvisionError: when the file is not valid TOML or a table names an unknown field
+            (with a did-you-mean suggestion), base or value.
     """
     path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"config file {path} not found")
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
@@ -162,31 +168,50 @@ def load_config_file(path: str | Path) -> dict[str, TrainingConfig]:
     tables = document.get("configs")
     if not isinstance(tables, dict) or not tables:
         raise ToonvisionError(f"{path}: no [configs.NAME] tables found")
-    field_names = {item.name for item in dataclasses.fields(TrainingConfig)} - {"name"}
     configs: dict[str, TrainingConfig] = {}
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ToonvisionError(f"{path}: configs.{name} must be a table")
-        settings = dict(table)
-        base_name = settings.pop("base", None)
-        unknown = set(settings) - field_names
-        if unknown:
-            raise ToonvisionError(f"{path}: configs.{name}: unknown field(s) {sorted(unknown)}; "
-                                  f"known: base, {', '.join(sorted(field_names))}")
-        known = {**BUILTIN_CONFIGS, **configs}
-        if base_name is not None and base_name not in known:
-            raise ToonvisionError(f"{path}: configs.{name}: unknown base {base_name!r}; known: "
-                                  f"{', '.join(known)}")
-        if "hidden_units" in settings:
-            settings["hidden_units"] = tuple(settings["hidden_units"])
-        if settings.get("early_stopping_patience") is False:     # TOML has no null
-            settings["early_stopping_patience"] = None
-        base = known[base_name] if base_name is not None else TrainingConfig(name=name)
-        try:
-            configs[name] = base.replace(name=name, **settings)
-        except TypeError as error:
-            raise ToonvisionError(f"{path}: configs.{name}: {error}") from error
+        configs[name] = config_from_table(name, table, {**BUILTIN_CONFIGS, **configs},
+                                          f"{path}: configs.{name}")
     return configs
+
+
+def config_from_table(name: str, table: dict[str, Any], known: dict[str, TrainingConfig],
+                      where: str) -> TrainingConfig:
+    """Makes a configuration from a table of `TrainingConfig` fields (TOML or JSON).
+
+    Args:
+        name: the configuration's name.
+        table: its fields (without `name`); `base = "NAME"` starts from the configuration
+            `known[NAME]` instead of the `TrainingConfig` defaults;
+            `early_stopping_patience = false` means None (TOML has no null); lists become
+            tuples.
+        known: the configurations a `base` may name.
+        where: where the table is, for messages (e.g. `FILE: configs.NAME`).
+
+    Raises:
+        ToonvisionError: for an unknown field or base (with the closest known one) or a bad
+            value; the message starts with `where`.
+    """
+    settings = {key: value for key, value in table.items() if key != "base"}
+    base_name = table.get("base")
+    fields = ["base", *(item.name for item in dataclasses.fields(TrainingConfig)
+                        if item.name != "name")]
+    for key in settings:
+        if key not in fields:
+            raise ToonvisionError(f"{where}: {unknown_name_error('field', key, fields)}")
+    if base_name is not None and base_name not in known:
+        raise ToonvisionError(f"{where}: {unknown_name_error('base', base_name, known)}")
+    if "hidden_units" in settings:
+        settings["hidden_units"] = tuple(settings["hidden_units"])
+    if settings.get("early_stopping_patience") is False:     # TOML has no null
+        settings["early_stopping_patience"] = None
+    base = known[base_name] if base_name is not None else TrainingConfig(name=name)
+    try:
+        return base.replace(name=name, **settings)
+    except (TypeError, ToonvisionError) as error:
+        raise ToonvisionError(f"{where}: {error}") from error
 
 
 def resolve_configs(names: Sequence[str],
@@ -202,17 +227,16 @@ def resolve_configs(names: Sequence[str],
         The configurations, in the order of `names`.
 
     Raises:
-        ValueError: naming an unknown name and listing the known ones.
+        ToonvisionError: naming an unknown name, the closest known one and all of them.
     """
     known = dict(BUILTIN_CONFIGS)
     if config_file is not None:
         known.update(load_config_file(config_file))
     if not names:
         raise ToonvisionError(f"no configuration named; known: {', '.join(known)}")
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise ToonvisionError(f"unknown configuration(s) {', '.join(map(repr, unknown))}; known: "
-                              f"{', '.join(known)}")
+    for name in names:
+        if name not in known:
+            raise unknown_name_error("configuration", name, known)
     return [known[name] for name in names]
 
 

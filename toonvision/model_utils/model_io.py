@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toonvision import MissingFileError, ToonvisionError, defaults
-from toonvision.fileio import write_text_atomic
+from toonvision.fileio import atomic_path, write_text_atomic
 
 SIDECAR_SUFFIX = ".json"
 
@@ -112,18 +111,7 @@ def save_model_atomic(model: Any, path: str | os.PathLike, info: ModelInfo) -> P
     path = Path(path)
     if path.suffix != ".keras":
         raise ToonvisionError(f"models are saved as .keras files; got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=".keras"
-    )
-    os.close(descriptor)
-    try:
+    with atomic_path(path) as temporary:
         model.save(temporary)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
         write_text_atomic(sidecar_path(path), info.to_json())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path

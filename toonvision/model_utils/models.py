@@ -1,13 +1,15 @@
 """The article's CNN and the Pokemon deck's MLP, their optimizer, loss and metrics, and the
-class probabilities of any classifier.
+class probabilities of any classifier (the one rule for logits and sigmoid outputs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
+from keras import ops
 
 from toonvision import ToonvisionError
 from toonvision.model_utils.configs import OPTIMIZERS, TrainingConfig, dtype_policy_name
@@ -160,21 +162,75 @@ def loss_and_metrics(config: TrainingConfig,
                   SparseMacroF1(num_classes)]
 
 
-def predict_probabilities(model: keras.Model, images: np.ndarray,
-                          batch_size: int = 64) -> np.ndarray:
-    """Class probabilities of `images` for one of our models or a legacy binary model.
+def final_activation(model: keras.Model | keras.layers.Layer) -> str:
+    """The name of the activation that gives the output of `model` ('' when it has none).
 
-    A (N, 1) sigmoid output becomes [1 - p, p]; models that output logits (a linear output
-    layer) get a sigmoid (one output) or softmax.
+    The last layer decides, looked for inside nested models too (a `Sequential` used as the
+    last layer): `linear` means the model outputs logits (see `output_is_logits`).
+    """
+    layer = model
+    while isinstance(layer, keras.Model) and layer.layers:
+        layer = layer.layers[-1]
+    return getattr(getattr(layer, "activation", None), "__name__", "")
+
+
+def output_is_logits(model: keras.Model | keras.layers.Layer) -> bool:
+    """Whether `model` outputs logits: the one rule every prediction follows.
+
+    A model whose last layer is linear (`Dense(..., activation=None)`, our
+    `output_activation="none"`) was trained `from_logits=True`; its outputs become
+    probabilities through `class_probabilities`. Any other model (sigmoid, softmax, or an
+    activation we cannot tell) gives its outputs as they are.
+    """
+    return final_activation(model) == "linear"
+
+
+def class_probabilities(outputs: Any, logits: bool) -> Any:
+    """Class probabilities from a classifier's outputs, one column per class.
+
+    Logits get their sigmoid (one output) or softmax. A single output p (a binary model)
+    then becomes the two columns `[1 - p, p]`, so that column k is always the probability of
+    class k. Written with `keras.ops`, so the same rule serves NumPy arrays, backend tensors
+    inside a compiled function (Grad-CAM) and symbolic tensors of a functional model.
+
+    Args:
+        outputs: (N, outputs) model outputs.
+        logits: whether they are logits (`output_is_logits`).
+
+    Returns:
+        (N, max(outputs, 2)) probabilities, as a backend tensor (or the symbolic tensor).
+    """
+    single = int(outputs.shape[-1]) == 1
+    if logits:
+        outputs = ops.sigmoid(outputs) if single else ops.softmax(outputs, axis=-1)
+    if single:
+        outputs = ops.concatenate([ops.subtract(1.0, outputs), outputs], axis=-1)
+    return outputs
+
+
+def predict_probabilities(
+    model: keras.Model, images: np.ndarray, batch_size: int = 64,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Class probabilities of `images`, for one of our models or a legacy one.
+
+    The one place where probabilities come from a model: `predict`, the report and the
+    comparisons call it, and Grad-CAM applies the same `class_probabilities`.
 
     Args:
         model: a Keras classifier taking (N, height, width, 3) RGB in 0-255.
         images: (N, height, width, 3) images, uint8 or float.
         batch_size: images per forward pass.
+        progress: called as `progress(done, total)` after each batch.
 
     Returns:
         (N, num_classes) float32 probabilities (num_classes = 2 for a one-output model).
+
+    Example:
+        >>> probabilities = predict_probabilities(model, images)  # doctest: +SKIP
+        >>> predicted = probabilities.argmax(axis=1)              # doctest: +SKIP
     """
+    logits = output_is_logits(model)
     if len(images) == 0:
         outputs = int(model.outputs[0].shape[-1])
         return np.zeros((0, max(outputs, 2)), dtype=np.float32)
@@ -184,14 +240,8 @@ def predict_probabilities(model: keras.Model, images: np.ndarray,
         prediction = model.predict_on_batch(chunk)
         if isinstance(prediction, list | tuple):
             prediction = prediction[0]
-        batches.append(np.asarray(prediction, dtype=np.float32))
-    outputs = np.concatenate(batches).reshape(len(images), -1)
-    output_activation = getattr(model.layers[-1], "activation", None)
-    logits = getattr(output_activation, "__name__", "") == "linear"
-    if outputs.shape[1] == 1:
-        positive = 1.0 / (1.0 + np.exp(-outputs[:, 0])) if logits else outputs[:, 0]
-        return np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
-    if logits:
-        shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
-    return outputs
+        outputs = np.asarray(prediction, dtype=np.float32).reshape(len(chunk), -1)
+        batches.append(ops.convert_to_numpy(class_probabilities(outputs, logits)))
+        if progress is not None:
+            progress(min(start + batch_size, len(images)), len(images))
+    return np.concatenate(batches).astype(np.float32)

@@ -1,23 +1,24 @@
-"""The article's optimizer study: one model and split, trained with each optimizer in turn."""
+"""The article's optimizer study: one model and split, trained with each optimizer in turn.
+
+Its figure is `data_visualization.comparison_figures.optimizers_figure`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
 from toonvision import defaults
 from toonvision.data_processing.splits import stratified_split
-from toonvision.model_utils.comparison_summary import CURVES, history_table, new_figure
+from toonvision.model_utils.comparison_summary import history_table
 
 
 def compare_optimizers(
     task_data: Any,
     base_config: Any,
     optimizers: Sequence[str] | None = None,
-    learning_rate: float = 1e-3,
-    seed: int = 0,
+    learning_rate: float = defaults.OPTIMIZER_LEARNING_RATE,
+    seed: int = defaults.SEED,
     ratios: Sequence[float] = defaults.RATIOS,
     trainer_factory: Callable[[Any, int, tuple[int, int]], Any] | None = None,
     epoch_callback: Callable[[str, int, dict[str, float]], None] | None = None,
@@ -71,17 +72,3 @@ def optimizer_table(results: dict[str, Any]) -> Any:
             table[f"test_{key}"] = value
         frames.append(table)
     return pd.concat(frames, ignore_index=True)
-
-
-def optimizers_figure(results: dict[str, Any]) -> Any:
-    """Loss and accuracy curves (training and validation) of every optimizer."""
-    figure, axes = new_figure(2, 2, 11, 8)
-    for axis, (key, title) in zip(axes.flat, CURVES, strict=True):
-        for optimizer, result in results.items():
-            values = result.history.get(key, [])
-            axis.plot(np.arange(1, len(values) + 1), values, label=optimizer)
-        axis.set_title(title)
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize="small", ncols=2)
-    return figure

@@ -1,11 +1,12 @@
 """Apply a trained classifier to crops, folders of crops, or annotated screenshots.
 
-Three kinds of input, told apart by what is on disk (read by `toonvision.inputs`, as the
-report reads them):
+Three kinds of input, told apart by what is on disk (read by `data_processing.inputs`, as
+the report reads them):
 
-- an image file with a labelImg XML of the same stem beside it (or the XML itself) is a
-  screenshot: every box of the XML is cropped, classified, and its true label kept beside
-  the prediction;
+- an image file paired with a labelImg XML beside it (or the XML itself) is a screenshot:
+  every box of the XML is cropped, classified, and its true label kept beside the
+  prediction. Files pair as `extract` pairs them (`voc.pair_files`: same stem, the XML's
+  `<filename>` settling which of several same-stem images it describes);
 - any other image file is one crop; if its name follows the extracted-crop pattern
   (`cog_sb_coldcaller_12.png`) and the task knows that label, it is kept as the true label;
 - a folder is every image and XML under it (recursively), each taken as above.
@@ -30,7 +31,7 @@ import numpy as np
 
 from toonvision.data_processing.images import draw_labelled_box, read_image
 from toonvision.data_processing.inputs import Crop, find_inputs, iter_crops
-from toonvision.labels import Task, make_task
+from toonvision.labels import Task, task_for_classes
 
 logger = logging.getLogger(__name__)
 
@@ -94,17 +95,11 @@ def task_for(info: Any, spec: str | None = None) -> Task | None:
         info: the model's `ModelInfo`.
         spec: a task spec overriding `info.task` (e.g. `binary`).
     """
-    spec = spec or info.task
     try:
-        task = make_task(spec, info.class_names)
+        return task_for_classes(spec or info.task, info.class_names)
     except ValueError as error:
-        logger.warning("cannot map true labels to classes: %s", error)
+        logger.warning("cannot map true labels to classes: %s; true classes left out", error)
         return None
-    if tuple(task.classes) != tuple(info.class_names):
-        logger.warning("task %r has classes %s but the model predicts %s; true classes left "
-                       "out", spec, task.classes, info.class_names)
-        return None
-    return task
 
 
 def predict_paths(
@@ -121,7 +116,7 @@ def predict_paths(
         model: a Keras classifier (`model_io.load_model`).
         info: its `ModelInfo` (class names, image size, task).
         paths: crop images, screenshots with their XML beside them (or the XML), or folders
-            of these (see `toonvision.inputs`).
+            of these (see `data_processing.inputs`).
         task: a task spec for reading true labels; default `info.task`.
         batch_size: crops per forward pass.
         progress: called with the number of crops classified so far, after each batch.

@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from toonvision import ToonvisionError
+from toonvision import MissingFileError, ToonvisionError
+from toonvision.fileio import append_jsonl, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -144,17 +145,7 @@ class RunTracker:
             except Exception as error:  # tracking must never stop training
                 logger.warning("run %s: MLflow logging failed: %s", name, error)
                 record["mlflow_error"] = f"{type(error).__name__}: {error}"
-        self._append(record)
-
-    def _append(self, record: dict) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
-        descriptor = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(descriptor, line)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        append_jsonl(self.records_path, [record])
 
     def _mlflow_client(self):
         if self._client is None:
@@ -236,20 +227,20 @@ def _param_text(value: object) -> str:
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:
-    """Reads the runs of a `tracking.jsonl` file; a torn last line (a crash) is left out.
+    """Reads the runs of a `tracking.jsonl` file (or of the folder holding one).
+
+    A torn last line (a kill in the middle of a write) is left out, with a warning.
 
     Raises:
-        FileNotFoundError: if the file does not exist.
+        MissingFileError: if the file does not exist.
+        ToonvisionError: if a line before the last is damaged (the message names it).
     """
     path = Path(path)
     if path.is_dir():
         path = path / TRACKING_FILE
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("%s:%d: unreadable record left out", path, number)
+    if not path.is_file():
+        raise MissingFileError(f"tracking record {path} not found")
+    records, torn = read_jsonl(path)
+    if torn:
+        logger.warning("%s: a torn last line (an interrupted write) was left out", path)
     return records

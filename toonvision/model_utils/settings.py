@@ -1,0 +1,401 @@
+"""A comparison's settings as data: a TOML file (or an earlier `comparison.json`), then flags.
+
+Two structures, one before the data is loaded and one after:
+
+- `ComparisonPlan`: what the user asks for (task, configurations, runs, image size, ratios,
+  seed, selection rule, balancing). `plan_comparison` builds it from three layers: the
+  defaults of `toonvision.defaults`, then a settings file, then explicit overrides (the flags
+  the user typed); a later layer wins.
+- `ComparisonSettings`: the plan resolved against the loaded data (class names, a fingerprint
+  of the images), stored as `comparison.json` in the comparison's folder. `resume` refuses to
+  continue with different settings.
+
+A settings file holds the keys of `SETTING_KEYS`, for example:
+
+    task = "binary"
+    configs = ["baseline", "optimized"]     # names, or tables of TrainingConfig fields
+    runs = 200
+    epochs = 25
+    image_size = [600, 200]
+    ratios = [0.6, 0.2, 0.2]
+    seed = 0
+    select = "test"
+    balance = "none"
+
+A file named `*.json` is read as JSON: so `comparison.json` is a settings file, and any
+earlier comparison can be run again from its folder. Its keys that describe the data
+(`RECORD_KEYS`) are accepted and not used. An unknown key is an error with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toonvision import MissingFileError, ToonvisionError, defaults, unknown_name_error
+from toonvision.data_processing.splits import BALANCE_METHODS, check_ratios
+from toonvision.model_utils.runlog import check_rule
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from toonvision.model_utils.configs import TrainingConfig
+
+SETTINGS_FILE = "comparison.json"
+SETTINGS_VERSION = 1
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Fields that may change between a comparison's start and its resumption.
+_RESUMABLE_CHANGES = ("runs", "source")
+
+# What a settings file may set, and the default of each (None: each configuration's own).
+SETTING_DEFAULTS: dict[str, Any] = {
+    "task": defaults.TASK,
+    "configs": list(defaults.CONFIGS),   # names, or tables of TrainingConfig fields
+    "config_file": None,                 # a TOML file of [configs.NAME] tables
+    "runs": defaults.RUNS,
+    "epochs": None,                      # epochs of every configuration
+    "early_stopping": None,              # early-stopping patience of every configuration
+    "image_size": list(defaults.IMAGE_SIZE),
+    "ratios": list(defaults.RATIOS),
+    "seed": defaults.SEED,
+    "select": defaults.SELECT,
+    "balance": defaults.BALANCE,
+}
+SETTING_KEYS: tuple[str, ...] = tuple(SETTING_DEFAULTS)
+# Keys of comparison.json that record the data it ran on: accepted in a file, not used.
+RECORD_KEYS: tuple[str, ...] = ("source", "class_names", "data_fingerprint", "num_images",
+                                "version")
+
+
+def _check_runs(runs: Any) -> int:
+    if not _is_int(runs) or runs < 1:
+        raise ToonvisionError(f"the number of runs must be a whole number of at least 1; "
+                              f"got {runs!r}")
+    return runs
+
+
+def _check_balance(balance: Any) -> str:
+    if balance not in BALANCE_METHODS:
+        raise unknown_name_error("balance method", str(balance), BALANCE_METHODS)
+    return balance
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_tuple(key: str, value: Any) -> tuple:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ToonvisionError(f"{key} must be a list; got {value!r}")
+    return tuple(value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Before the data: the plan
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """What a comparison will run, before its data is loaded (see `plan_comparison`).
+
+    Attributes:
+        task: the task's spec (`binary`, `suit`, `king,queen`, ...).
+        configs: the configurations, in comparison order.
+        runs: the number of runs.
+        image_size: (height, width) the images are resized to.
+        ratios: train, validate and test shares of every split.
+        seed: run `r` splits with seed `seed + r`.
+        select: the best-model rule, one of `runlog.SELECTION_RULES`.
+        balance: how the training split is balanced, one of `splits.BALANCE_METHODS`.
+    """
+
+    task: str
+    configs: tuple[TrainingConfig, ...]
+    runs: int
+    image_size: tuple[int, int]
+    ratios: tuple[float, float, float]
+    seed: int
+    select: str
+    balance: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.task, str) or not self.task.strip():
+            raise ToonvisionError(f"task must be a non-empty text; got {self.task!r}")
+        _check_runs(self.runs)
+        size = self.image_size
+        if len(size) != 2 or not all(_is_int(side) and side > 0 for side in size):
+            raise ToonvisionError(f"image_size must be two positive whole numbers (height, "
+                                  f"width); got {list(size)!r}")
+        if not all(isinstance(ratio, (int, float)) and not isinstance(ratio, bool)
+                   for ratio in self.ratios):
+            raise ToonvisionError(f"ratios must be three numbers; got {list(self.ratios)!r}")
+        check_ratios(self.ratios)
+        if not _is_int(self.seed):
+            raise ToonvisionError(f"seed must be a whole number; got {self.seed!r}")
+        check_rule(self.select)
+        _check_balance(self.balance)
+
+    @property
+    def config_names(self) -> list[str]:
+        """The configurations' names, in comparison order."""
+        return [config.name for config in self.configs]
+
+
+def load_settings_file(path: str | Path) -> dict[str, Any]:
+    """Reads a settings file: TOML, or JSON when its name ends in `.json` (`comparison.json`).
+
+    Returns:
+        The settings it sets (keys of `SETTING_KEYS`); `config_file` made relative to the
+        settings file's folder. The keys of `RECORD_KEYS` are left out.
+
+    Raises:
+        MissingFileError: if the file does not exist.
+        ToonvisionError: if it cannot be parsed, or names an unknown key (with the closest
+            known one); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"settings file {path} not found")
+    text = path.read_text(encoding="utf-8")
+    is_json = path.suffix.lower() == ".json"
+    try:
+        document = json.loads(text) if is_json else tomllib.loads(text)
+    except ValueError as error:  # JSONDecodeError and TOMLDecodeError
+        raise ToonvisionError(f"{path}: not valid {'JSON' if is_json else 'TOML'}: "
+                              f"{error}") from None
+    if not isinstance(document, dict):
+        raise ToonvisionError(f"{path}: the settings must be a table of keys and values")
+    for key in document:
+        if key not in SETTING_KEYS and key not in RECORD_KEYS:
+            raise ToonvisionError(f"{path}: {unknown_name_error('setting', key, SETTING_KEYS)}")
+    values = {key: value for key, value in document.items() if key in SETTING_KEYS}
+    if values.get("config_file") is not None:
+        values["config_file"] = path.parent / values["config_file"]
+    return values
+
+
+def plan_comparison(overrides: Mapping[str, Any] | None = None,
+                    settings_file: str | Path | None = None) -> ComparisonPlan:
+    """Builds a comparison's plan: the defaults, then `settings_file`, then `overrides`.
+
+    Args:
+        overrides: settings that win over the file (on the command line: the flags the user
+            typed), keys of `SETTING_KEYS`. `configs` may hold names or tables.
+        settings_file: a TOML settings file, or a `comparison.json` (see the module notes).
+
+    Returns:
+        The plan, its configurations resolved (built-in names, `config_file` names, tables)
+        and `epochs` / `early_stopping` applied to every one of them.
+
+    Raises:
+        ToonvisionError: for an unknown key or name (with a did-you-mean) or a bad value; a
+            fault of the file's values is reported with the file's name.
+
+    Example:
+        >>> plan = plan_comparison({"runs": 10}, "runs/article/comparison.json")  # doctest: +SKIP
+        >>> plan.runs, plan.config_names                                         # doctest: +SKIP
+        (10, ['baseline', 'optimized'])
+    """
+    overrides = dict(overrides or {})
+    for key in overrides:
+        if key not in SETTING_KEYS:
+            raise unknown_name_error("setting", key, SETTING_KEYS)
+    values = dict(SETTING_DEFAULTS)
+    if settings_file is not None:
+        values.update(load_settings_file(settings_file))
+        try:   # the file's own values must make a valid plan, whatever overrides them
+            _plan_from(values)
+        except ToonvisionError as error:
+            raise ToonvisionError(f"{settings_file}: {error}") from None
+    values.update(overrides)
+    return _plan_from(values)
+
+
+def _plan_from(values: Mapping[str, Any]) -> ComparisonPlan:
+    """Resolves the configurations of `values` and builds the plan."""
+    from toonvision.model_utils.configs import (
+        BUILTIN_CONFIGS,
+        config_from_table,
+        load_config_file,
+    )
+
+    known = dict(BUILTIN_CONFIGS)
+    if values["config_file"] is not None:
+        known.update(load_config_file(values["config_file"]))
+    entries = values["configs"]
+    if isinstance(entries, str) or not isinstance(entries, Sequence) or not entries:
+        raise ToonvisionError(f"configs must be a non-empty list of configuration names or "
+                              f"tables; got {entries!r}")
+    configs = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, str):
+            if entry not in known:
+                raise unknown_name_error("configuration", entry, known)
+            configs.append(known[entry])
+        elif isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+            table = {key: value for key, value in entry.items() if key != "name"}
+            configs.append(config_from_table(entry["name"], table, known,
+                                             f"configs[{index}]"))
+        else:
+            raise ToonvisionError(f"configs[{index}] must be a name or a table with a name; "
+                                  f"got {entry!r}")
+    changes = {}
+    for key, field_name, least in (("epochs", "epochs", 1),
+                                   ("early_stopping", "early_stopping_patience", 0)):
+        value = values[key]
+        if value is not None:
+            if not _is_int(value) or value < least:
+                raise ToonvisionError(f"{key} must be a whole number of at least {least}; "
+                                      f"got {value!r}")
+            changes[field_name] = value
+    return ComparisonPlan(
+        task=values["task"],
+        configs=tuple(config.replace(**changes) for config in configs),
+        runs=values["runs"],
+        image_size=_as_tuple("image_size", values["image_size"]),
+        ratios=_as_tuple("ratios", values["ratios"]),
+        seed=values["seed"],
+        select=values["select"],
+        balance=values["balance"],
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# After the data: the settings stored in comparison.json
+
+
+@dataclass
+class ComparisonSettings:
+    """What a comparison trains on and how; stored in `comparison.json`.
+
+    Attributes:
+        source: where the data came from (shown to people; not compared on resume, the
+            fingerprint is).
+        task: the task's spec (`binary`, `suit`, `king,queen`, ...).
+        class_names: the task's classes in index order.
+        image_size: (height, width) of the model input.
+        ratios: train, validate and test shares of every split.
+        seed: run `r` splits with seed `seed + r`.
+        configs: every configuration's fields (`dataclasses.asdict` of a `TrainingConfig`).
+        runs: the number of runs.
+        select: the best-model rule, one of `runlog.SELECTION_RULES`.
+        balance: how the training split is balanced, one of `splits.BALANCE_METHODS`.
+        data_fingerprint: a hash of the images' names, labels and classes, in order.
+        num_images: the number of images.
+        version: the layout version of this file.
+    """
+
+    source: str
+    task: str
+    class_names: list[str]
+    image_size: list[int]
+    ratios: list[float]
+    seed: int
+    configs: list[dict[str, Any]]
+    runs: int
+    select: str = defaults.SELECT
+    balance: str = defaults.BALANCE
+    data_fingerprint: str = ""
+    num_images: int = 0
+    version: int = SETTINGS_VERSION
+
+    def __post_init__(self) -> None:
+        check_rule(self.select)
+        _check_balance(self.balance)
+        _check_runs(self.runs)
+        if not self.configs:
+            raise ToonvisionError("a comparison needs at least one configuration")
+        names = self.config_names
+        if len(set(names)) != len(names):
+            raise ToonvisionError(f"configuration names must differ; got {', '.join(names)}")
+        for name in names:
+            if not _CONFIG_NAME.match(name):
+                raise ToonvisionError(
+                    f"configuration name {name!r} cannot name a file: use letters, digits, "
+                    "'_', '-' and '.'"
+                )
+        # Stored as JSON: keep lists, not tuples, so that a reloaded copy compares equal.
+        self.configs = json.loads(json.dumps(self.configs, default=list))
+        self.class_names = [str(name) for name in self.class_names]
+        self.image_size = [int(size) for size in self.image_size]
+        self.ratios = [float(ratio) for ratio in check_ratios(self.ratios)]
+
+    @property
+    def config_names(self) -> list[str]:
+        """The configurations' names, in comparison order."""
+        return [config["name"] for config in self.configs]
+
+    def to_json(self) -> str:
+        """The settings as the JSON text of `comparison.json`."""
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ComparisonSettings:
+        """Reads `comparison.json` text; unknown keys are ignored, missing ones defaulted."""
+        data = json.loads(text)
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+    def differences(self, other: ComparisonSettings) -> list[str]:
+        """Describes every setting that differs from `other`, except those a resume may change."""
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        differences = []
+        for name in mine:
+            if name in _RESUMABLE_CHANGES or mine[name] == theirs[name]:
+                continue
+            if name == "configs" and self.config_names == other.config_names:
+                for new, old in zip(self.configs, other.configs, strict=True):
+                    differences.extend(
+                        f"configs.{new['name']}.{key}: {_short(old.get(key))} there, "
+                        f"{_short(new.get(key))} now"
+                        for key in sorted(set(new) | set(old)) if new.get(key) != old.get(key)
+                    )
+                continue
+            differences.append(f"{name}: {_short(theirs[name])} there, {_short(mine[name])} now")
+        return differences
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def data_fingerprint(paths: Sequence[Path], labels: Sequence[str], y: np.ndarray,
+                     class_names: Sequence[str]) -> str:
+    """A hash of the images' file names, labels and classes, in order (the split depends on it)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update("\t".join(class_names).encode())
+    for path, label, class_index in zip(paths, labels, y, strict=True):
+        digest.update(f"\n{Path(path).name}\t{label}\t{int(class_index)}".encode())
+    return digest.hexdigest()
+
+
+def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: int,
+                 source: str, ratios: Sequence[float] = defaults.RATIOS,
+                 seed: int = defaults.SEED, select: str = defaults.SELECT,
+                 balance: str = defaults.BALANCE) -> ComparisonSettings:
+    """Builds the settings of a comparison of `configs` (TrainingConfig) on `task_data` (TaskData).
+
+    The image size is read from the loaded images, so it is always the one really trained on.
+    """
+    return ComparisonSettings(
+        source=source,
+        task=task_spec,
+        class_names=list(task_data.class_names),
+        image_size=list(task_data.images.shape[1:3]),
+        ratios=list(ratios),
+        seed=seed,
+        configs=[dataclasses.asdict(config) for config in configs],
+        runs=runs,
+        select=select,
+        balance=balance,
+        data_fingerprint=data_fingerprint(task_data.paths, task_data.labels, task_data.y,
+                                          task_data.class_names),
+        num_images=len(task_data.y),
+    )
