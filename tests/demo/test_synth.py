@@ -1,7 +1,8 @@
-"""Tests of the synthetic demo screenshots: determinism, labelImg XML, geometry, learnability."""
+"""Tests of the synthetic demo screenshots: determinism, labelImg XML, geometry, variety."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from lxml import etree
 
 from toonvision import cli
 from toonvision.data_processing.images import read_image
-from toonvision.demo import synth
+from toonvision.demo import drawing, synth
 from toonvision.labels import COG_LABELS, TAXONOMY_LABELS, TOON_LABELS
 
 ANNOTATION_TAGS = ["folder", "filename", "path", "source", "size", "segmented"]
@@ -23,6 +24,23 @@ def _scenes(count: int, seed: int = 0):
     plan = synth.plan_labels(count, seed)
     for index, labels in enumerate(plan):
         yield synth.render_scene(labels, np.random.default_rng([seed, index]))
+
+
+@pytest.fixture(scope="module")
+def demo_set():
+    """The 60 screenshots of `make demo` (seed 0), rendered in memory."""
+    return list(_scenes(60, seed=0))
+
+
+def _intersect(first, second) -> int:
+    across = min(first[2], second[2]) - max(first[0], second[0])
+    down = min(first[3], second[3]) - max(first[1], second[1])
+    return max(0, across) * max(0, down)
+
+
+def _edges_touched(box) -> str:
+    xmin, ymin, xmax, ymax = box
+    return "left" if xmin == 1 else "right" if xmax == 800 else "bottom" if ymax == 600 else "top"
 
 
 def _xml_without_path(path: Path) -> bytes:
@@ -49,7 +67,7 @@ def test_same_seed_gives_same_files_and_another_seed_differs(tmp_path):
 
 
 def test_xml_has_labelimg_layout_and_boxes_inside_the_image(tmp_path):
-    results = list(synth.generate(tmp_path, screenshots=4, seed=1))
+    results = list(synth.generate(tmp_path, screenshots=6, seed=1))
     for result in results:
         image = read_image(result.image_path)
         assert image.shape == (600, 800, 3)
@@ -58,7 +76,7 @@ def test_xml_has_labelimg_layout_and_boxes_inside_the_image(tmp_path):
         children = [child.tag for child in root]
         assert children[:6] == ANNOTATION_TAGS
         assert set(children[6:]) == {"object"}
-        assert 2 <= len(children[6:]) <= 6
+        assert 2 <= len(children[6:]) <= 8
         assert root.findtext("filename") == result.image_path.name
         assert Path(root.findtext("path")) == result.image_path.absolute()
         assert [child.tag for child in root.find("size")] == ["width", "height", "depth"]
@@ -70,7 +88,10 @@ def test_xml_has_labelimg_layout_and_boxes_inside_the_image(tmp_path):
             assert obj.findtext("name") in TAXONOMY_LABELS
             xmin, ymin, xmax, ymax = (int(obj.findtext(f"bndbox/{tag}")) for tag in BOX_TAGS)
             assert (xmin, ymin, xmax, ymax) == expected.box
-            assert 0 <= xmin < xmax <= 800 and 0 <= ymin < ymax <= 600
+            assert 1 <= xmin < xmax <= 800 and 1 <= ymin < ymax <= 600, "labelImg's range"
+            touches_edge = xmin == 1 or ymin == 1 or xmax == 800 or ymax == 600
+            assert obj.findtext("truncated") == str(int(touches_edge)), "labelImg's rule"
+            assert obj.findtext("truncated") == str(int(expected.truncated))
 
 
 def test_xml_layout_matches_a_real_labelimg_file(shared_data, tmp_path):
@@ -85,45 +106,83 @@ def test_xml_layout_matches_a_real_labelimg_file(shared_data, tmp_path):
     assert layout(ours.find("object")) == layout(real.find("object"))
 
 
-def test_figures_are_taller_than_wide_with_nametag_above_and_outside_the_box():
-    heights = []
-    for image, objects in _scenes(10, seed=2):
+def test_whole_figures_are_taller_than_wide_with_their_nametag_above_the_box(demo_set):
+    for image, objects in demo_set[:15]:
         for obj in objects:
             xmin, ymin, xmax, ymax = obj.box
             tag_xmin, tag_ymin, tag_xmax, tag_ymax = obj.nametag_box
-            heights.append(ymax - ymin)
-            assert ymax - ymin > xmax - xmin
+            if not obj.truncated and obj.view != "side":
+                assert ymax - ymin > xmax - xmin
             assert 0 <= tag_ymin < tag_ymax <= ymin, "the nametag must lie wholly above the box"
             assert tag_xmin < xmax and tag_xmax > xmin, "the nametag must stand over its figure"
             assert 0 <= tag_xmin < tag_xmax <= image.shape[1]
             panel = image[tag_ymin:tag_ymax, tag_xmin:tag_xmax].astype(int)
             assert np.median(panel) > 140, "the nametag panel is light"
-    assert min(heights) < 60 and max(heights) > 100, "figure sizes vary with depth"
 
 
-def test_labels_are_balanced_between_cogs_and_toons_and_cover_the_taxonomy():
+def test_the_set_is_as_varied_as_real_screenshots(demo_set):
+    objects = [obj for _, scene in demo_set for obj in scene]
+    heights = np.array([obj.box[3] - obj.box[1] for obj in objects])
+    assert heights.min() < 25 and heights.max() > 180, "from far and small to near and big"
+    bands = np.histogram(heights, [0, 30, 60, 120, 600])[0] / len(heights)
+    assert (bands > 0.1).all(), f"every band of sizes is common, got shares {bands}"
+    truncated = [obj for obj in objects if obj.truncated]
+    assert 0.05 < len(truncated) / len(objects) < 0.3, "some figures are cut by the edge"
+    assert {_edges_touched(obj.box) for obj in truncated} >= {"left", "right", "bottom"}
+    overlapping = sum(_intersect(first.box, second.box) > 0
+                      for _, scene in demo_set
+                      for first, second in itertools.combinations(scene, 2))
+    assert overlapping > 30, "many figures partly hide one another"
+    under_tags = sum(_intersect(first.nametag_box, second.box) > 0
+                     for _, scene in demo_set for first in scene for second in scene
+                     if first is not second)
+    assert under_tags > 30, "nametags cover parts of other figures"
+    assert Counter(obj.view for obj in objects).keys() == {"front", "side", "back"}
+    assert Counter(scene[0].light for _, scene in demo_set).keys() == {"day", "dusk", "shade"}
+
+
+def test_cogs_are_far_more_common_than_toons_and_some_cog_names_are_rare():
     plan = synth.plan_labels(60, seed=0)
     assert len(plan) == 60
-    assert all(2 <= len(labels) <= 6 for labels in plan)
+    assert all(2 <= len(labels) <= 8 for labels in plan)
     counts = Counter(label for labels in plan for label in labels)
-    assert set(counts) == set(TAXONOMY_LABELS)
     cogs = sum(counts[label] for label in COG_LABELS)
     toons = sum(counts[label] for label in TOON_LABELS)
-    assert abs(cogs - toons) <= 1
-    assert max(counts[label] for label in COG_LABELS) - min(
-        counts[label] for label in COG_LABELS) <= 1
+    assert cogs > 1.8 * toons > 0
+    cog_counts = sorted(counts[label] for label in COG_LABELS)
+    assert cog_counts[-1] >= 20 and cog_counts[len(cog_counts) // 2] <= 4
+    assert cog_counts[0] <= 1, "some Cog names are rare or missing"
+    assert len([label for label in TOON_LABELS if counts[label]]) >= 9
     assert synth.plan_labels(60, seed=0) == plan
     assert synth.plan_labels(60, seed=1) != plan
 
 
-def test_cog_crops_are_less_colourful_than_toon_crops():
+def test_toon_crops_are_more_colourful_than_cog_crops_on_average_but_not_all(demo_set):
     chroma = {"cog": [], "toon": []}
-    for image, objects in _scenes(12, seed=3):
+    for image, objects in demo_set:
         for obj in objects:
             xmin, ymin, xmax, ymax = obj.box
             crop = image[ymin:ymax, xmin:xmax].astype(int)
             chroma[obj.label.split("_")[0]].append((crop.max(axis=2) - crop.min(axis=2)).mean())
-    assert np.mean(chroma["toon"]) > np.mean(chroma["cog"]) + 20
+    assert np.mean(chroma["toon"]) > np.mean(chroma["cog"])
+    dull_toons = np.mean(np.array(chroma["toon"]) < np.median(chroma["cog"]))
+    assert dull_toons > 0.15, "some Toons look as grey as a Cog (the article's cat_20)"
+
+
+def test_far_figures_are_blurred_and_a_figure_cut_by_the_edge_keeps_its_visible_box():
+    patch = np.zeros((40, 20, 4), dtype=np.uint8)
+    patch[5:35, 5:15] = (200, 30, 30, 255)
+    sharp = drawing.soften(patch, 0.0, 0.0, (255, 255, 255))
+    blurred = drawing.soften(patch, 1.5, 0.4, (255, 255, 255))
+    assert np.abs(np.diff(blurred[:, :, 0], axis=1)).max() < np.abs(
+        np.diff(sharp[:, :, 0], axis=1)).max() / 2
+    assert blurred[20, 10, 1] > sharp[20, 10, 1] + 50, "haze pulls colours toward the sky"
+
+    image = np.zeros((100, 100, 3), dtype=np.uint8)
+    assert drawing.paste(image, sharp, -8, 50) == (0, 55, 7, 85)
+    assert drawing.paste(image, sharp, 90, 70) == (95, 75, 100, 100)
+    assert drawing.paste(image, sharp, 200, 0) is None
+    assert image[60, 3, 0] == 200
 
 
 def test_existing_files_are_never_overwritten_and_an_interrupted_run_resumes(tmp_path):

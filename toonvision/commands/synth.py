@@ -1,10 +1,13 @@
 """Write synthetic ToonTown-like screenshots with labelImg XML, to try the tool without data.
 
-Draws 800x600 cartoon street scenes (sky, buildings, trees, cobbled pavement) with 2-6 Cog
+Draws 800x600 cartoon street scenes (sky, buildings, trees, cobbled pavement) with 2-8 Cog
 and Toon figures each, every figure with a nametag above it, and writes each screenshot as
 synth_<seed>_<index>.png with a Pascal VOC .xml beside it, laid out as labelImg writes it and
-labelled with the real taxonomy (cog_<suit>_<name>, toon_<animal>). About half the figures
-are Cogs and half Toons; 60 screenshots hold every one of the 43 labels.
+labelled with the real taxonomy (cog_<suit>_<name>, toon_<animal>). The screenshots are as
+messy as real ones: figures far (small, blurred) and near, partly hidden by other figures
+and nametags, cut by the screen's edge, in day, dusk or shade light, seen from front, side
+or back; some Toons dress in Cog colours. About 72% of the figures are Cogs, and some Cog
+names are rare.
 
 The data is SYNTHETIC: use it to try the pipeline (extract, split, stats, training), never
 to draw conclusions about ToonTown. The same --seed and --screenshots give the same files.
@@ -36,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--screenshots", type=int, default=defaults.SYNTH_SCREENSHOTS, metavar="N",
-        help="how many screenshots to write, each with 2-6 labelled figures "
+        help="how many screenshots to write, each with 2-8 labelled figures "
              "(default: %(default)s)",
     )
     parser.add_argument(
