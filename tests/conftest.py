@@ -78,43 +78,76 @@ def crop_image(label: str, size: tuple[int, int], generator: np.random.Generator
 @pytest.fixture
 def write_crops() -> Callable[..., list[Path]]:
     """`write_crops(folder, labels, size=(48, 48), seed=0, data_dir=True)` writes one crop per
-    label, named `<label>_<index>.png` as extraction names them; with `data_dir` they go where
-    extraction puts them (`folder/unsorted/<cog|toon|label>/`), else straight into `folder`."""
+    item of `labels`, named `<label>_<index>.png` as extraction names them. An item is a label
+    (a noisy crop whose brightness tells its class, see `crop_image`) or a (label, grey) pair
+    (a flat crop of that grey level). With `data_dir` the crops go where extraction puts them
+    (`folder/unsorted/<cog|toon|label>/`), else straight into `folder`."""
     from toonvision.data_processing.images import write_image_atomic
     from toonvision.labels import label_prefix
 
-    def write(folder: Path, labels: Sequence[str], size: tuple[int, int] = (48, 48),
-              seed: int = 0, data_dir: bool = True) -> list[Path]:
+    def write(folder: Path, labels: Sequence[str | tuple[str, int]],
+              size: tuple[int, int] = (48, 48), seed: int = 0,
+              data_dir: bool = True) -> list[Path]:
         generator = np.random.default_rng(seed)
         paths = []
-        for index, label in enumerate(labels):
+        for index, item in enumerate(labels):
+            label, grey = (item, None) if isinstance(item, str) else item
+            image = (crop_image(label, size, generator) if grey is None
+                     else np.full((*size, 3), grey, dtype=np.uint8))
             where = folder / "unsorted" / label_prefix(label) if data_dir else folder
             path = where / f"{label}_{index}.png"
-            write_image_atomic(path, crop_image(label, size, generator))
+            write_image_atomic(path, image)
             paths.append(path)
         return paths
 
     return write
 
 
+def make_noise_image(seed: int, size: tuple[int, int] = (96, 64)) -> np.ndarray:
+    """A distinct RGB image per seed (distinct content, so a distinct hash); `size` = (w, h)."""
+    return np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+
+
+def write_screenshot_files(folder: Path, stem: str, boxes: Sequence[Box],
+                           image: np.ndarray | None = None, extension: str = ".png",
+                           encode_as: str | None = None, size: str | None = "auto",
+                           seed: int = 0) -> Path:
+    """Writes `<stem><extension>` (encoded as `encode_as`) and its labelImg `<stem>.xml`.
+
+    `boxes` hold (label, xmin, ymin, xmax, ymax); the image is 96x64 noise unless given;
+    `size` is the XML's `<size>` content: "auto" for the image's real size, None for no
+    `<size>` element, or any text (to write a wrong or broken one).
+
+    Returns:
+        The image's path.
+    """
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    image = make_noise_image(seed) if image is None else image
+    if image.ndim == 3 and image.shape[2] == 4:
+        pixels = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    elif image.ndim == 3:
+        pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    else:
+        pixels = image
+    ok, encoded = cv2.imencode(encode_as or extension.lower(), pixels)
+    assert ok, f"OpenCV could not encode {stem}{extension}"
+    image_path = folder / f"{stem}{extension}"
+    image_path.write_bytes(encoded.tobytes())
+    if size == "auto":
+        size = f"<width>{image.shape[1]}</width><height>{image.shape[0]}</height>"
+    size_element = "" if size is None else f"<size>{size}<depth>3</depth></size>"
+    text = voc_xml(image_path.name, boxes).replace("</filename>", f"</filename>{size_element}", 1)
+    (folder / f"{stem}.xml").write_text(text, encoding="utf-8")
+    return image_path
+
+
 @pytest.fixture
-def write_screenshot(write_voc: Callable[..., Path]) -> Callable[..., Path]:
-    """`write_screenshot(folder, stem, boxes, image=None, size=(160, 120))` writes
-    `<stem>.png` (noise unless `image` is given) and its labelImg `<stem>.xml`; returns the
-    image's path."""
-    from toonvision.data_processing.images import write_image_atomic
-
-    def write(folder: Path, stem: str, boxes: Sequence[Box], image: np.ndarray | None = None,
-              size: tuple[int, int] = (160, 120), seed: int = 0) -> Path:
-        if image is None:
-            image = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3),
-                                                         dtype=np.uint8)
-        path = folder / f"{stem}.png"
-        write_image_atomic(path, image)
-        write_voc(folder / f"{stem}.xml", path.name, boxes, (image.shape[1], image.shape[0]))
-        return path
-
-    return write
+def write_screenshot() -> Callable[..., Path]:
+    """`write_screenshot(folder, stem, boxes, image=None, extension=".png", encode_as=None,
+    size="auto", seed=0)` writes a screenshot and its labelImg XML (`write_screenshot_files`)."""
+    return write_screenshot_files
 
 
 @pytest.fixture
@@ -139,3 +172,35 @@ def tiny_model() -> Callable[..., object]:
         return keras.Model(inputs, outputs, name="tiny")
 
     return build
+
+
+@pytest.fixture
+def noise_image() -> Callable[..., np.ndarray]:
+    """`noise_image(seed, size=(96, 64))`: the noise `write_screenshot` draws by default."""
+    return make_noise_image
+
+
+@pytest.fixture
+def write_flat_set() -> Callable[..., tuple[Path, Path]]:
+    """`write_flat_set(folder, items)` writes a flat labelled set as the Pokemon challenge lays
+    it out: `folder/images/<id>.png` and `folder/labels.csv` (`Id,label`). Each item is
+    (id, label, image): an RGB array, or bytes written as they are (a broken file). Returns
+    (labels CSV, images folder)."""
+    from toonvision.data_processing.images import write_image_atomic
+
+    def write(folder: Path, items: Sequence[tuple[str, str, np.ndarray | bytes]]
+              ) -> tuple[Path, Path]:
+        images = folder / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        rows = ["Id,label"]
+        for image_id, label, image in items:
+            if isinstance(image, bytes):
+                (images / f"{image_id}.png").write_bytes(image)
+            else:
+                write_image_atomic(images / f"{image_id}.png", image)
+            rows.append(f"{image_id},{label}")
+        labels = folder / "labels.csv"
+        labels.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        return labels, images
+
+    return write

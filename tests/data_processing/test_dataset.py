@@ -16,16 +16,6 @@ from toonvision.data_processing.images import write_image_atomic
 from toonvision.labels import make_task
 
 
-def _write_crops(data_dir, labels_and_colours):
-    paths = []
-    for index, (label, colour) in enumerate(labels_and_colours):
-        folder = label.split("_")[0] if label.startswith(("cog_", "toon_")) else label
-        path = data_dir / "unsorted" / folder / f"{label}_{index}.png"
-        write_image_atomic(path, np.full((30, 12, 3), colour, dtype=np.uint8))
-        paths.append(path)
-    return paths
-
-
 @pytest.mark.parametrize(
     ("name", "label"),
     [("cog_bb_flunky_12.png", "cog_bb_flunky"), ("toon_dog_0.png", "toon_dog"),
@@ -35,8 +25,9 @@ def test_label_from_crop_name(tmp_path, name, label):
     assert label_from_crop_name(tmp_path / name) == label
 
 
-def test_from_crops_reads_labels_from_names(tmp_path):
-    _write_crops(tmp_path, [("cog_bb_flunky", 10), ("toon_dog", 200), ("cog_lb_bigwig", 30)])
+def test_from_crops_reads_labels_from_names(tmp_path, write_crops):
+    write_crops(tmp_path, [("cog_bb_flunky", 10), ("toon_dog", 200), ("cog_lb_bigwig", 30)],
+                size=(30, 12))
     (tmp_path / "unsorted" / "cog" / "notes.txt").write_text("not an image")
     dataset = from_crops(tmp_path)
     assert sorted(dataset.labels) == ["cog_bb_flunky", "cog_lb_bigwig", "toon_dog"]
@@ -48,30 +39,31 @@ def test_from_crops_without_crops_says_what_to_do(tmp_path):
         from_crops(tmp_path)
 
 
-def test_load_task_data_maps_classes_and_skips_uncovered(tmp_path):
-    _write_crops(tmp_path, [("cog_bb_flunky", 10), ("toon_dog", 200), ("king", 90)])
+def test_load_task_data_maps_classes_and_skips_uncovered(tmp_path, write_crops):
+    write_crops(tmp_path, [("cog_bb_flunky", 10), ("toon_dog", 200), ("king", 90)], size=(30, 12))
     data = load_task_data(from_crops(tmp_path), make_task("binary"), (16, 8), tmp_path / "cache")
     assert data.images.shape == (2, 16, 8, 3) and data.images.dtype == np.uint8
     assert [data.class_names[index] for index in data.y] == ["cog", "toon"]
     assert data.images[1].mean() == pytest.approx(200, abs=1)
 
 
-def test_task_covering_nothing_is_a_clear_error(tmp_path):
-    _write_crops(tmp_path, [("king", 1)])
+def test_task_covering_nothing_is_a_clear_error(tmp_path, write_crops):
+    write_crops(tmp_path, [("king", 1)], size=(30, 12))
     with pytest.raises(ValueError, match="covers no image"):
         load_task_data(from_crops(tmp_path), make_task("suit"), (16, 8), tmp_path / "cache")
 
 
-def test_unreadable_crop_is_skipped_and_reported(tmp_path):
-    paths = _write_crops(tmp_path, [("cog_bb_flunky", 10), ("toon_dog", 200)])
+def test_unreadable_crop_is_skipped_and_reported(tmp_path, write_crops):
+    paths = write_crops(tmp_path, [("cog_bb_flunky", 10), ("toon_dog", 200)], size=(30, 12))
     paths[0].write_bytes(b"garbage")
     data = load_task_data(from_crops(tmp_path), make_task("binary"), (16, 8), tmp_path / "cache")
     assert len(data) == 1 and data.class_names[data.y[0]] == "toon"
     assert any("cog_bb_flunky_0.png" in message for message in data.skipped)
 
 
-def test_cache_is_hit_and_invalidated_by_content(tmp_path):
-    paths = _write_crops(tmp_path, [("cog_bb_flunky", 10)] * 40 + [("toon_dog", 200)] * 40)
+def test_cache_is_hit_and_invalidated_by_content(tmp_path, write_crops):
+    paths = write_crops(tmp_path, [("cog_bb_flunky", 10)] * 40 + [("toon_dog", 200)] * 40,
+                size=(30, 12))
     cache = tmp_path / "cache"
     calls = []
     first, _ = load_images(paths, (64, 32), cache, lambda done, total: calls.append(done))
@@ -93,8 +85,8 @@ def test_cache_is_hit_and_invalidated_by_content(tmp_path):
     assert len(names) == 6 and all(name.startswith("images-") for name in names)  # no temporary
 
 
-def test_an_unwritable_cache_only_costs_the_next_run_its_speed(tmp_path):
-    paths = _write_crops(tmp_path, [("toon_dog", 200)] * 2)
+def test_an_unwritable_cache_only_costs_the_next_run_its_speed(tmp_path, write_crops):
+    paths = write_crops(tmp_path, [("toon_dog", 200)] * 2, size=(30, 12))
     cache = tmp_path / "cache"
     cache.write_text("a file where the cache folder should be")
 

@@ -10,7 +10,6 @@ import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import cv2
 import numpy as np
@@ -42,54 +41,8 @@ from toonvision.data_processing.images import read_image
 from toonvision.data_processing.manifest import MANIFEST_COLUMNS, read_manifest
 from toonvision.fileio import TEMPORARY_FILE
 
-WIDTH, HEIGHT = 96, 64
+WIDTH, HEIGHT = 96, 64  # the size of conftest's noise screenshots
 RED = (255, 0, 0)
-
-
-def noise_image(seed: int) -> np.ndarray:
-    """A distinct RGB image per seed (distinct content, so a distinct hash)."""
-    return np.random.default_rng(seed).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-
-
-def write_screenshot(
-    folder: Path,
-    stem: str,
-    objects: list[tuple],
-    image: np.ndarray | None = None,
-    extension: str = ".png",
-    encode_as: str | None = None,
-    size: str | None = "auto",
-    seed: int = 0,
-) -> Path:
-    """Writes `<stem><extension>` (encoded as `encode_as`) and `<stem>.xml`; returns the image.
-
-    `objects` holds (label, xmin, ymin, xmax, ymax); `size` is the XML's `<size>` content,
-    "auto" for the image's real size, None for no `<size>` element.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    image = noise_image(seed) if image is None else image
-    if image.ndim == 3 and image.shape[2] == 4:
-        pixels = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    elif image.ndim == 3:
-        pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    else:
-        pixels = image
-    ok, encoded = cv2.imencode(encode_as or extension.lower(), pixels)
-    assert ok
-    image_path = folder / f"{stem}{extension}"
-    image_path.write_bytes(encoded.tobytes())
-    if size == "auto":
-        size = f"<width>{image.shape[1]}</width><height>{image.shape[0]}</height>"
-    size_element = "" if size is None else f"<size>{size}<depth>3</depth></size>"
-    body = "".join(
-        f"<object><name>{escape(label)}</name><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin>"
-        f"<xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"
-        for label, xmin, ymin, xmax, ymax in objects
-    )
-    (folder / f"{stem}.xml").write_text(
-        f"<annotation><filename>{escape(image_path.name)}</filename>{size_element}{body}</annotation>",
-        encoding="utf-8")
-    return image_path
 
 
 def run_all(screenshots: Path, data_dir: Path, **options) -> ExtractionSummary:
@@ -112,7 +65,8 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 # --- the normal path ------------------------------------------------------------------------
 
-def test_crops_are_named_by_label_in_their_prefix_folder_with_true_colors(tmp_path):
+def test_crops_are_named_by_label_in_their_prefix_folder_with_true_colors(
+        tmp_path, write_screenshot, noise_image):
     image = noise_image(1)
     image[10:30, 20:40] = RED
     write_screenshot(tmp_path / "shots", "street", [
@@ -138,7 +92,7 @@ def test_crops_are_named_by_label_in_their_prefix_folder_with_true_colors(tmp_pa
     assert not summary.skipped
 
 
-def test_manifest_records_where_each_crop_came_from(tmp_path):
+def test_manifest_records_where_each_crop_came_from(tmp_path, write_screenshot):
     image_path = write_screenshot(tmp_path / "shots", "street", [
         ("cog_bb_flunky", 5, 6, 25, 26), ("cog_bb_flunky", -10, 30, 20, 80)])
     run_all(tmp_path / "shots", tmp_path / "data")
@@ -155,7 +109,7 @@ def test_manifest_records_where_each_crop_came_from(tmp_path):
     assert [(r.xmin, r.ymin, r.xmax, r.ymax) for r in records] == [(5, 6, 25, 26), (0, 30, 20, 64)]
 
 
-def test_running_twice_or_on_a_renamed_copy_adds_nothing(tmp_path):
+def test_running_twice_or_on_a_renamed_copy_adds_nothing(tmp_path, write_screenshot):
     write_screenshot(tmp_path / "shots", "a", [("toon_dog", 0, 0, 10, 10), ("king", 1, 1, 9, 9)])
     run_all(tmp_path / "shots", tmp_path / "data")
     before = snapshot(tmp_path / "data")
@@ -170,7 +124,8 @@ def test_running_twice_or_on_a_renamed_copy_adds_nothing(tmp_path):
     assert snapshot(tmp_path / "data") == before
 
 
-def test_index_is_never_reused_after_deletions_restarts_and_new_screenshots(tmp_path):
+def test_index_is_never_reused_after_deletions_restarts_and_new_screenshots(
+        tmp_path, write_screenshot):
     write_screenshot(tmp_path / "first", "a", [("cog_bb_flunky", 0, 0, 10, 10)] * 2, seed=1)
     run_all(tmp_path / "first", tmp_path / "data")
     cog_folder = tmp_path / "data" / "unsorted" / "cog"
@@ -184,7 +139,8 @@ def test_index_is_never_reused_after_deletions_restarts_and_new_screenshots(tmp_
     assert not (cog_folder / "cog_bb_flunky_1.png").exists()
 
 
-def test_index_continues_after_crops_that_are_on_disk_but_not_in_the_manifest(tmp_path):
+def test_index_continues_after_crops_that_are_on_disk_but_not_in_the_manifest(
+        tmp_path, write_screenshot):
     old_crop = tmp_path / "data" / "unsorted" / "toon" / "toon_cat_7.png"
     old_crop.parent.mkdir(parents=True)
     old_crop.write_bytes(b"an older crop")
@@ -194,7 +150,7 @@ def test_index_continues_after_crops_that_are_on_disk_but_not_in_the_manifest(tm
     assert old_crop.read_bytes() == b"an older crop"
 
 
-def test_find_screenshots_pairs_by_stem_in_any_case_recursively(tmp_path):
+def test_find_screenshots_pairs_by_stem_in_any_case_recursively(tmp_path, write_screenshot):
     write_screenshot(tmp_path / "shots", "upper", [], extension=".PNG")
     write_screenshot(tmp_path / "shots" / "deep" / "er", "photo", [], extension=".JPEG")
     write_screenshot(tmp_path / "shots", "plain", [], extension=".jpg")
@@ -206,7 +162,7 @@ def test_find_screenshots_pairs_by_stem_in_any_case_recursively(tmp_path):
     assert problems == []
 
 
-def test_find_screenshots_reports_unpaired_ambiguous_and_empty(tmp_path):
+def test_find_screenshots_reports_unpaired_ambiguous_and_empty(tmp_path, write_screenshot):
     shots = tmp_path / "shots"
     write_screenshot(shots, "lonely", [])
     (shots / "lonely.xml").unlink()
@@ -229,7 +185,7 @@ def test_find_screenshots_reports_unpaired_ambiguous_and_empty(tmp_path):
         find_screenshots(tmp_path / "missing")
 
 
-def test_the_xml_filename_tells_which_of_two_images_it_describes(tmp_path):
+def test_the_xml_filename_tells_which_of_two_images_it_describes(tmp_path, write_screenshot):
     shots = tmp_path / "shots"
     write_screenshot(shots, "shot", [("king", 0, 0, 10, 10)], extension=".png", seed=1)
     write_screenshot(shots, "shot", [("queen", 0, 0, 10, 10)], extension=".jpg", seed=2)
@@ -241,7 +197,7 @@ def test_the_xml_filename_tells_which_of_two_images_it_describes(tmp_path):
     assert summary.crops_per_label == Counter({"queen": 1})
 
 
-def test_predict_and_report_read_the_screenshots_extract_pairs(tmp_path):
+def test_predict_and_report_read_the_screenshots_extract_pairs(tmp_path, write_screenshot):
     from toonvision.data_processing.inputs import find_inputs, iter_crops
 
     shots = tmp_path / "shots"
@@ -270,7 +226,8 @@ def test_predict_and_report_read_the_screenshots_extract_pairs(tmp_path):
     assert [crop.label for crop in iter_crops([shots / "shot.JPG"], (8, 8), [])] == ["queen"]
 
 
-def test_data_and_drawing_folders_inside_the_screenshots_folder_are_not_searched(tmp_path):
+def test_data_and_drawing_folders_inside_the_screenshots_folder_are_not_searched(
+        tmp_path, write_screenshot):
     write_screenshot(tmp_path, "a", [("king", 0, 0, 10, 10)])
     first = run_all(tmp_path, tmp_path / "data", draw_dir=tmp_path / "drawn")
     second = run_all(tmp_path, tmp_path / "data", draw_dir=tmp_path / "drawn")
@@ -280,7 +237,7 @@ def test_data_and_drawing_folders_inside_the_screenshots_folder_are_not_searched
 
 # --- --move and --draw ----------------------------------------------------------------------
 
-def test_move_puts_screenshots_in_processed_without_overwriting(tmp_path):
+def test_move_puts_screenshots_in_processed_without_overwriting(tmp_path, write_screenshot):
     shots, data_dir = tmp_path / "shots", tmp_path / "data"
     write_screenshot(shots, "street", [("toon_dog", 0, 0, 10, 10)])
     processed = data_dir / "raw" / "processed"
@@ -297,7 +254,7 @@ def test_move_puts_screenshots_in_processed_without_overwriting(tmp_path):
         (processed / "street_1.png").absolute())
 
 
-def test_move_leaves_screenshots_that_need_attention(tmp_path):
+def test_move_leaves_screenshots_that_need_attention(tmp_path, write_screenshot):
     shots = tmp_path / "shots"
     write_screenshot(shots, "good", [("toon_dog", 0, 0, 10, 10)], seed=1)
     write_screenshot(shots, "bad_box", [("toon_dog", 0, 0, 10, 10), ("king", 5, 5, 5, 9)], seed=2)
@@ -310,7 +267,7 @@ def test_move_leaves_screenshots_that_need_attention(tmp_path):
     assert summary.crops_written == 2
 
 
-def test_a_failed_move_is_reported_and_the_crops_are_kept(tmp_path, monkeypatch):
+def test_a_failed_move_is_reported_and_the_crops_are_kept(tmp_path, monkeypatch, write_screenshot):
     write_screenshot(tmp_path / "shots", "a", [("toon_dog", 0, 0, 9, 9)])
 
     def refuse(source, target):
@@ -324,7 +281,7 @@ def test_a_failed_move_is_reported_and_the_crops_are_kept(tmp_path, monkeypatch)
     assert (tmp_path / "shots" / "a.png").is_file()
 
 
-def test_draw_writes_a_copy_with_boxes_mirroring_subfolders(tmp_path):
+def test_draw_writes_a_copy_with_boxes_mirroring_subfolders(tmp_path, write_screenshot):
     image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     write_screenshot(tmp_path / "shots" / "day1", "street", [("cog_bb_flunky", 10, 10, 50, 50)],
                      image=image, extension=".jpg", encode_as=".png")
@@ -338,7 +295,7 @@ def test_draw_writes_a_copy_with_boxes_mirroring_subfolders(tmp_path):
 
 # --- bad input ------------------------------------------------------------------------------
 
-def test_bad_xml_is_skipped_and_the_batch_goes_on(tmp_path):
+def test_bad_xml_is_skipped_and_the_batch_goes_on(tmp_path, write_screenshot):
     shots = tmp_path / "shots"
     write_screenshot(shots, "good", [("king", 0, 0, 10, 10)], seed=1)
     write_screenshot(shots, "broken", [], seed=2)
@@ -357,7 +314,7 @@ def test_bad_xml_is_skipped_and_the_batch_goes_on(tmp_path):
     assert all("\n" not in message for message in messages)
 
 
-def test_extensions_that_lie_are_decoded_by_content(tmp_path):
+def test_extensions_that_lie_are_decoded_by_content(tmp_path, write_screenshot, noise_image):
     png_image, jpeg_image = noise_image(1), np.full((HEIGHT, WIDTH, 3), 200, np.uint8)
     write_screenshot(tmp_path / "shots", "is_png", [("king", 0, 0, 8, 8)], image=png_image,
                      extension=".jpg", encode_as=".png")
@@ -371,7 +328,7 @@ def test_extensions_that_lie_are_decoded_by_content(tmp_path):
     assert np.abs(queen.astype(int) - 200).max() <= 3
 
 
-def test_rgba_palette_and_grayscale_screenshots_give_rgb_crops(tmp_path):
+def test_rgba_palette_and_grayscale_screenshots_give_rgb_crops(tmp_path, write_screenshot):
     shots = tmp_path / "shots"
     rgba = np.zeros((HEIGHT, WIDTH, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 255, 255
@@ -396,7 +353,7 @@ def test_rgba_palette_and_grayscale_screenshots_give_rgb_crops(tmp_path):
 
 @pytest.mark.parametrize("size", [None, "<width>0</width><height>0</height>",
                                   "<width>800</width><height>600</height>"])
-def test_size_missing_zero_or_wrong_trusts_the_image(tmp_path, size):
+def test_size_missing_zero_or_wrong_trusts_the_image(tmp_path, size, write_screenshot):
     write_screenshot(tmp_path / "shots", "shot", [("king", 80, 50, 300, 300)], size=size)
     summary = run_all(tmp_path / "shots", tmp_path / "data")
     crop = read_image(tmp_path / "data" / "unsorted" / "king" / "king_0.png")
@@ -405,7 +362,7 @@ def test_size_missing_zero_or_wrong_trusts_the_image(tmp_path, size):
     assert not summary.skipped
 
 
-def test_boxes_are_clipped_or_skipped_with_a_reason(tmp_path):
+def test_boxes_are_clipped_or_skipped_with_a_reason(tmp_path, write_screenshot):
     write_screenshot(tmp_path / "shots", "shot", [
         ("king", -5, -5, 10, 12),       # partly outside: clipped
         ("queen", 200, 10, 300, 40),    # wholly outside: skipped
@@ -421,7 +378,8 @@ def test_boxes_are_clipped_or_skipped_with_a_reason(tmp_path):
     assert any("object 1 ('queen')" in str(problem) for problem in summary.skipped)
 
 
-def test_object_without_name_or_box_is_skipped_and_others_keep_their_index(tmp_path):
+def test_object_without_name_or_box_is_skipped_and_others_keep_their_index(
+        tmp_path, write_screenshot):
     path = write_screenshot(tmp_path / "shots", "shot", [("king", 0, 0, 5, 5)])
     xml = path.with_suffix(".xml")
     xml.write_text(xml.read_text().replace(
@@ -433,7 +391,7 @@ def test_object_without_name_or_box_is_skipped_and_others_keep_their_index(tmp_p
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
-def test_corrupt_images_are_skipped(tmp_path, damage):
+def test_corrupt_images_are_skipped(tmp_path, damage, write_screenshot):
     shots = tmp_path / "shots"
     path = write_screenshot(shots, "bad", [("king", 0, 0, 5, 5)], seed=1)
     write_screenshot(shots, "good", [("queen", 0, 0, 5, 5)], seed=2)
@@ -446,7 +404,7 @@ def test_corrupt_images_are_skipped(tmp_path, damage):
         (path, UNREADABLE_IMAGE)]
 
 
-def test_unsafe_labels_and_names_never_write_outside_the_data_folder(tmp_path):
+def test_unsafe_labels_and_names_never_write_outside_the_data_folder(tmp_path, write_screenshot):
     shots, data_dir = tmp_path / "shots", tmp_path / "work" / "data"
     write_screenshot(shots / "..odd dir", "a b;ü&(1)", [
         ("../../../escaped", 0, 0, 5, 5),
@@ -476,7 +434,7 @@ def test_unsafe_labels_and_names_never_write_outside_the_data_folder(tmp_path):
     assert (data_dir / "raw" / "processed" / "...png").is_file()
 
 
-def test_two_extractions_cannot_write_to_one_data_folder_at_once(tmp_path):
+def test_two_extractions_cannot_write_to_one_data_folder_at_once(tmp_path, write_screenshot):
     write_screenshot(tmp_path / "shots", "a", [("king", 0, 0, 5, 5)])
     pairs, _ = find_screenshots(tmp_path / "shots")
     running = extract_screenshots(pairs * 2, tmp_path / "data")
@@ -487,7 +445,7 @@ def test_two_extractions_cannot_write_to_one_data_folder_at_once(tmp_path):
     assert next(extract_screenshots(pairs, tmp_path / "data")).already_extracted == 1
 
 
-def test_a_damaged_manifest_is_an_error_not_overwritten(tmp_path):
+def test_a_damaged_manifest_is_an_error_not_overwritten(tmp_path, write_screenshot):
     write_screenshot(tmp_path / "shots", "a", [("king", 0, 0, 5, 5)])
     manifest = tmp_path / "data" / "manifest.csv"
     manifest.parent.mkdir()
@@ -499,7 +457,7 @@ def test_a_damaged_manifest_is_an_error_not_overwritten(tmp_path):
 
 # --- crash and kill in the middle -----------------------------------------------------------
 
-def make_batch(folder: Path) -> Path:
+def make_batch(folder: Path, write_screenshot) -> Path:
     """Four screenshots, nine objects, two of them with a shared label across screenshots."""
     write_screenshot(folder, "s1", [("cog_bb_flunky", 0, 0, 20, 20), ("toon_dog", 5, 5, 30, 40)],
                      seed=11)
@@ -513,8 +471,8 @@ def make_batch(folder: Path) -> Path:
 
 
 @pytest.fixture
-def uninterrupted(tmp_path) -> tuple[Path, dict[str, bytes]]:
-    shots = make_batch(tmp_path / "shots")
+def uninterrupted(tmp_path, write_screenshot) -> tuple[Path, dict[str, bytes]]:
+    shots = make_batch(tmp_path / "shots", write_screenshot=write_screenshot)
     run_all(shots, tmp_path / "reference")
     return shots, snapshot(tmp_path / "reference")
 
@@ -592,7 +550,7 @@ def test_killed_process_then_rerun_gives_the_same_files_and_no_leftovers(
 # --- command line ---------------------------------------------------------------------------
 
 def test_command_prints_one_line_per_problem_a_summary_and_fails_when_skipping(
-        tmp_path, capsys):
+        tmp_path, capsys, write_screenshot):
     shots = tmp_path / "shots"
     write_screenshot(shots, "good", [("cog_lb_bigwig", 0, 0, 9, 9), ("king", 0, 0, 9, 9)])
     write_screenshot(shots, "lonely", [], seed=2)
@@ -622,7 +580,8 @@ def test_command_on_an_empty_folder_says_so_and_writes_nothing(tmp_path, capsys)
     assert not (tmp_path / "data" / "manifest.csv").exists()
 
 
-def test_screenshots_folder_inside_the_data_folder_is_extracted_once_and_moved_once(tmp_path):
+def test_screenshots_folder_inside_the_data_folder_is_extracted_once_and_moved_once(
+        tmp_path, write_screenshot):
     incoming = tmp_path / "data" / "raw"
     write_screenshot(incoming, "a", [("toon_dog", 0, 0, 9, 9)])
     first = run_all(incoming, tmp_path / "data", move=True)
@@ -635,7 +594,8 @@ def test_screenshots_folder_inside_the_data_folder_is_extracted_once_and_moved_o
     assert sorted(path.name for path in (incoming / "processed").iterdir()) == ["a.png", "a.xml"]
 
 
-def test_command_stops_on_a_full_disk_with_one_line_and_status_2(tmp_path, monkeypatch, capsys):
+def test_command_stops_on_a_full_disk_with_one_line_and_status_2(
+        tmp_path, monkeypatch, capsys, write_screenshot):
     write_screenshot(tmp_path / "shots", "a", [("toon_dog", 0, 0, 9, 9)])
 
     def disk_full(path, image):
@@ -710,7 +670,7 @@ def test_real_fruit_gives_all_582_objects_despite_its_defects(shared_data, tmp_p
     assert Counter(note.kind for note in summary.notes) == Counter({SIZE_MISMATCH: 37})
 
 
-def test_extract_screenshots_script_moves_what_it_extracted(tmp_path):
+def test_extract_screenshots_script_moves_what_it_extracted(tmp_path, write_screenshot):
     repository = Path(__file__).resolve().parents[2]
     toonvision = Path(sys.executable).with_name("toonvision")
     if shutil.which("bash") is None or not toonvision.is_file():

@@ -125,24 +125,18 @@ def test_preprocess_image_resizes_and_centre_alone_keeps_the_background() -> Non
         check_steps(["sharpen"])
 
 
-def make_flat_set(folder: Path, broken: bool = True) -> tuple[Path, Path]:
-    images = folder / "images"
-    images.mkdir(parents=True)
-    rows = ["Id,label"]
-    for index in range(4):
-        image, _ = blob_on_white(center=(8 + 4 * index, 10))
-        cv2.imwrite(str(images / f"p{index}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        rows.append(f"p{index},{'Fire' if index % 2 else 'Water'}")
+def flat_set_items(broken: bool = True) -> list[tuple[str, str, np.ndarray | bytes]]:
+    """Four blobs on white (Water, Fire, Water, Fire), and a broken PNG labelled Fire."""
+    items = [(f"p{index}", "Fire" if index % 2 else "Water",
+              blob_on_white(center=(8 + 4 * index, 10))[0]) for index in range(4)]
     if broken:
-        (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-        rows.append("broken,Fire")
-    labels = folder / "labels.csv"
-    labels.write_text("\n".join(rows) + "\n")
-    return labels, images
+        items.append(("broken", "Fire", b"\x89PNG\r\n\x1a\n not really"))
+    return items
 
 
-def test_preprocess_dataset_writes_a_dataset_and_skips_broken_images(tmp_path: Path) -> None:
-    labels, images = make_flat_set(tmp_path / "input")
+def test_preprocess_dataset_writes_a_dataset_and_skips_broken_images(
+        tmp_path: Path, write_flat_set) -> None:
+    labels, images = write_flat_set(tmp_path / "input", flat_set_items())
     source = from_csv(labels, images)
     out = tmp_path / "out"
 
@@ -170,9 +164,9 @@ def test_output_folder_must_be_new_and_outside_the_input(tmp_path: Path) -> None
 
 
 def test_steps_examples_give_one_panel_per_column_and_skip_unreadable_images(
-    tmp_path: Path,
+    tmp_path: Path, write_flat_set,
 ) -> None:
-    _, images = make_flat_set(tmp_path / "input")
+    _, images = write_flat_set(tmp_path / "input", flat_set_items())
     done = []
 
     examples = steps_examples([images / "p0.png", images / "broken.png", images / "p1.png"],
@@ -190,8 +184,9 @@ def test_steps_examples_give_one_panel_per_column_and_skip_unreadable_images(
         steps_examples([images / "broken.png"])
 
 
-def test_preprocess_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    labels, images = make_flat_set(tmp_path / "input")
+def test_preprocess_command(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            write_flat_set) -> None:
+    labels, images = write_flat_set(tmp_path / "input", flat_set_items())
     before = sorted((path.name, path.stat().st_mtime_ns) for path in images.iterdir())
     out = tmp_path / "out"
     arguments = ["preprocess", "--labels", str(labels), "--images", str(images),

@@ -6,7 +6,6 @@ import csv
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -73,27 +72,22 @@ def test_table_means_over_seeds_and_delta_from_the_decks_model() -> None:
     assert "0.600 +/- 0.100" in format_table(table)
 
 
-def make_tiny_set(folder: Path) -> tuple[Path, Path]:
-    images = folder / "images"
-    images.mkdir(parents=True)
-    rows = ["Id,label"]
+def tiny_set_items() -> list[tuple[str, str, np.ndarray]]:
+    """30 8x8 images of three types, each a learnable colour: Fire red, Water green, Grass blue."""
     generator = np.random.default_rng(0)
+    items = []
     for index in range(30):
-        label = ("Fire", "Water", "Grass")[index % 3]
         image = generator.integers(0, 60, (8, 8, 3), dtype=np.uint8)
-        image[:, :, index % 3] += 150  # a learnable colour per class
-        cv2.imwrite(str(images / f"p{index:02d}.png"), image)
-        rows.append(f"p{index:02d},{label}")
-    labels = folder / "labels.csv"
-    labels.write_text("\n".join(rows) + "\n")
-    return labels, images
+        image[:, :, index % 3] += 150
+        items.append((f"p{index:02d}", ("Fire", "Water", "Grass")[index % 3], image))
+    return items
 
 
 @pytest.mark.slow
 def test_ablate_command_gives_one_row_per_variant(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write_flat_set
 ) -> None:
-    labels, images = make_tiny_set(tmp_path)
+    labels, images = write_flat_set(tmp_path, tiny_set_items())
     out = tmp_path / "ablation"
 
     status = main(["ablate", "--labels", str(labels), "--images", str(images),

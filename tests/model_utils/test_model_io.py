@@ -8,28 +8,21 @@ import pytest
 from toonvision.model_utils.model_io import ModelInfo, load_model, save_model_atomic, sidecar_path
 
 
-def _tiny_model(outputs=3):
-    import keras
-
-    inputs = keras.Input((8, 4, 3))
-    x = keras.layers.Flatten()(inputs)
-    return keras.Model(inputs, keras.layers.Dense(outputs, activation="softmax")(x))
-
-
-def test_save_and_load_roundtrip(tmp_path):
-    model = _tiny_model()
-    info = ModelInfo(("bossbot", "lawbot", "cashbot"), (8, 4), "suit", "baseline", 7)
+def test_save_and_load_roundtrip(tmp_path, tiny_model):
+    model = tiny_model((16, 12), classes=3)
+    info = ModelInfo(("bossbot", "lawbot", "cashbot"), (16, 12), "suit", "baseline", 7)
     path = save_model_atomic(model, tmp_path / "best.keras", info)
     assert sidecar_path(path).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "best.keras.json"]
     loaded, loaded_info = load_model(path)
     assert loaded_info == info
-    batch = np.random.default_rng(0).random((2, 8, 4, 3)).astype("float32")
+    batch = np.random.default_rng(0).random((2, 16, 12, 3)).astype("float32")
     assert np.allclose(loaded.predict(batch, verbose=0), model.predict(batch, verbose=0))
 
 
-def test_a_failed_save_leaves_the_earlier_model_and_no_temporary_file(tmp_path):
-    path = save_model_atomic(_tiny_model(), tmp_path / "best.keras", ModelInfo(task="first"))
+def test_a_failed_save_leaves_the_earlier_model_and_no_temporary_file(tmp_path, tiny_model):
+    path = save_model_atomic(tiny_model((16, 12), classes=3), tmp_path / "best.keras",
+                             ModelInfo(task="first"))
     before = path.read_bytes()
 
     class FailingModel:
@@ -43,14 +36,14 @@ def test_a_failed_save_leaves_the_earlier_model_and_no_temporary_file(tmp_path):
     assert load_model(path)[1].task == "first"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "best.keras.json"]
     with pytest.raises(ValueError, match=r"\.keras files"):
-        save_model_atomic(_tiny_model(), tmp_path / "best.h5", ModelInfo())
+        save_model_atomic(tiny_model((16, 12), classes=3), tmp_path / "best.h5", ModelInfo())
 
 
-def test_model_without_sidecar_infers_size(tmp_path):
+def test_model_without_sidecar_infers_size(tmp_path, tiny_model):
     path = tmp_path / "plain.keras"
-    _tiny_model(3).save(path)
+    tiny_model((16, 12), classes=3).save(path)
     _, info = load_model(path)
-    assert info.image_size == (8, 4) and len(info.class_names) == 3
+    assert info.image_size == (16, 12) and len(info.class_names) == 3
 
 
 def test_missing_and_broken_model_files(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,16 +21,7 @@ from toonvision.model_utils.predict import (
 SCREENSHOTS = ("sample_img0.png", "sample_img1.png")
 
 
-def write_voc(xml_path: Path, image_name: str, boxes: list[tuple[str, int, int, int, int]]) -> None:
-    objects = "".join(
-        f"<object><name>{label}</name><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin>"
-        f"<xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"
-        for label, xmin, ymin, xmax, ymax in boxes
-    )
-    xml_path.write_text(f"<annotation><filename>{image_name}</filename>{objects}</annotation>")
-
-
-def test_inputs_are_crops_folders_and_annotated_screenshots(tmp_path):
+def test_inputs_are_crops_folders_and_annotated_screenshots(tmp_path, write_voc):
     screenshot = np.zeros((100, 200, 3), np.uint8)
     screenshot[10:50, 20:60] = 255
     write_image_atomic(tmp_path / "shots" / "street.png", screenshot)
@@ -187,7 +177,7 @@ def test_predict_and_report_give_the_author_models_probabilities(author_model, s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("class_names", [("cog", "toon"), ("ace", "king", "queen")])
-def test_predict_and_report_give_a_logits_models_probabilities(tmp_path, class_names):
+def test_predict_and_report_give_a_logits_models_probabilities(tmp_path, class_names, write_voc):
     import dataclasses
 
     from toonvision.model_utils.configs import BUILTIN_CONFIGS
