@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from toonvision import ToonvisionError
+from toonvision import ToonvisionError, defaults
 from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
 
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser, image_size=False)
     parser.set_defaults(task="label")
     parser.add_argument(
-        "--out", type=Path, default=Path("reports/explore"),
+        "--out", type=Path, default=defaults.REPORTS_DIR / "explore",
         help="folder for the summary, tables and figures (default: %(default)s)",
     )
     parser.add_argument(

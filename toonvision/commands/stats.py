@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from toonvision import defaults
 from toonvision.commands._common import (
     add_dataset_arguments,
     add_split_arguments,
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser, image_size=False)
     add_split_arguments(parser, seed_help="split seed (default: %(default)s)")
     parser.add_argument(
-        "--out", type=Path, default=Path("reports/stats"),
+        "--out", type=Path, default=defaults.REPORTS_DIR / "stats",
         help="folder for the figures and counts.csv (default: %(default)s)",
     )
 
