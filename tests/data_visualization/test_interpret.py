@@ -247,6 +247,32 @@ def test_a_sequential_model_works_like_a_functional_one() -> None:
                                expected_probabilities, atol=1e-6)
 
 
+def test_gradcam_activations_and_filters_work_on_a_same_padding_batch_norm_cnn() -> None:
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.models import make_model
+
+    config = BUILTIN_CONFIGS["optimized"].replace(pool_input=False, padding="same",
+                                                  batch_norm=True, precision="float32")
+    model = make_model(config, 2, (SIZE, SIZE))
+    images = corner_images(2)
+    grad_cam = gradcam.GradCam(model)
+    # The last convolution, found by type, explained where it passes its output on.
+    assert grad_cam.layer_name == "relu_3"
+    heatmaps, probabilities = grad_cam(images)
+    assert heatmaps.shape == (2, SIZE, SIZE) and np.isfinite(heatmaps).all()
+    np.testing.assert_allclose(probabilities, predict_probabilities(model, images), atol=1e-5)
+    activations = interpret.layer_activations(model, images[0])
+    assert [(name, maps.shape) for name, maps in activations] == [
+        ("relu_1", (SIZE, SIZE, 16)), ("pool_1", (SIZE // 2, SIZE // 2, 16)),
+        ("relu_2", (SIZE // 2, SIZE // 2, 32)), ("pool_2", (SIZE // 4, SIZE // 4, 32)),
+        ("relu_3", (SIZE // 4, SIZE // 4, 32)), ("pool_3", (SIZE // 8, SIZE // 8, 32))]
+    assert all((maps >= 0).all() for _, maps in activations)    # after the ReLUs
+    name, patches = interpret.first_layer_kernels(model)
+    assert name == "conv_1" and patches.shape == (16, 3, 3, 3)
+    patterns = interpret.filter_patterns(model, "conv_2", [0, 1], steps=3)
+    assert patterns.shape == (2, SIZE, SIZE, 3)
+
+
 def test_author_model_gradcam_on_toon_dog_is_informative(shared_data, author_model_path) -> None:
     from toonvision.data_visualization.evaluation import load_inputs
     from toonvision.model_utils.model_io import load_model

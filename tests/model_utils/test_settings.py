@@ -49,7 +49,7 @@ balance = "undersample"
     assert plan.config_names == ["optimized_1e-4", "baseline"]
     assert all(config.epochs == 10 and config.early_stopping_patience == 3
                for config in plan.configs)
-    assert plan.configs[0].learning_rate == 1e-4 and plan.configs[0].augmentation
+    assert plan.configs[0].decay == 1e-4 and plan.configs[0].augmentation
     assert plan.image_size == (300, 100)
     assert plan.select == defaults.SELECT and plan.ratios == defaults.RATIOS   # not in the file
 
@@ -95,6 +95,11 @@ def test_unknown_names_and_bad_values_in_a_file_name_the_file(tmp_path):
         "image_size = [600]": "image_size must be two positive whole numbers",
         "ratios = [0.6, 0.4]": "ratios must be three",
         "epochs = 0": "epochs must be a whole number of at least 1; got 0",
+        'until_decided = "yes"': "until_decided must be true or false; got 'yes'",
+        "look_every = 0": "look_every must be a whole number of at least 1; got 0",
+        "equivalence = 2": r"equivalence must be a number from 0 to 1 \(a margin in accuracy",
+        'until_decided = true\nconfigs = ["baseline"]': "a comparison run until decided needs at least two "
+                                                    "configurations",
     }
     for index, (line, message) in enumerate(cases.items()):
         settings_file = write(tmp_path / f"bad{index}.toml", line + "\n")
@@ -113,3 +118,15 @@ def test_the_record_keys_of_a_comparison_json_are_accepted_and_not_used(tmp_path
     assert load_settings_file(settings_file) == {"runs": 3}
     assert set(SETTING_DEFAULTS) >= {"task", "configs", "runs", "epochs", "image_size",
                                      "ratios", "seed", "select", "balance"}
+
+
+def test_the_stopping_rule_comes_from_a_file_and_defaults_to_a_fixed_number_of_runs(tmp_path):
+    plan = plan_comparison()
+    assert (plan.until_decided, plan.look_every, plan.equivalence) == (
+        defaults.UNTIL_DECIDED, defaults.LOOK_EVERY, defaults.EQUIVALENCE) == (False, 10, 0.0)
+    settings_file = write(tmp_path / "auto.toml", "until_decided = true\nruns = 100\n"
+                                                  "look_every = 5\nequivalence = 0.03\n")
+    plan = plan_comparison(settings_file=settings_file)
+    assert (plan.until_decided, plan.runs, plan.look_every, plan.equivalence) == (
+        True, 100, 5, 0.03)
+    assert plan_comparison({"look_every": 20}, settings_file).look_every == 20

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from toonvision import ToonvisionError
 from toonvision.data_processing.splits import stratified_split
 from toonvision.model_utils import augment
 from toonvision.model_utils.augment import max_pool_2x2
@@ -17,8 +18,18 @@ from toonvision.model_utils.configs import (
     load_config_file,
     resolve_configs,
 )
-from toonvision.model_utils.models import make_model, predict_probabilities
-from toonvision.model_utils.trainer import RunResult, Trainer, targets_for
+from toonvision.model_utils.models import (
+    loss_and_metrics,
+    make_model,
+    make_optimizer,
+    predict_probabilities,
+)
+from toonvision.model_utils.trainer import (
+    RunResult,
+    Trainer,
+    targets_for,
+    training_model_after_first_pooling,
+)
 
 IMAGE_SIZE = (96, 48)      # (height, width): the article's 3:1 shape, near the CNN's smallest
 
@@ -94,8 +105,12 @@ def test_builtin_configs_match_the_article() -> None:
             baseline.augmentation) == (1e-3, 0.0, 0.0, False)
     assert (optimized.learning_rate, optimized.decay, optimized.dropout,
             optimized.augmentation) == (1e-3, 1e-5, 0.9, True)
-    assert BUILTIN_CONFIGS["optimized_1e-5"].learning_rate == 1e-5
-    assert BUILTIN_CONFIGS["optimized_1e-4"].augmentation
+    # The article's names are decay values, at its learning rate of 1e-3.
+    for name, decay in (("optimized_1e-4", 1e-4), ("optimized_1e-5", 1e-5)):
+        assert BUILTIN_CONFIGS[name] == optimized.replace(name=name, decay=decay)
+    # The learning-rate variants say so in their names.
+    for name, learning_rate in (("optimized_lr1e-4", 1e-4), ("optimized_lr1e-5", 1e-5)):
+        assert BUILTIN_CONFIGS[name] == optimized.replace(name=name, learning_rate=learning_rate)
     assert BUILTIN_CONFIGS["mlp"].early_stopping_patience == 5
 
 
@@ -209,6 +224,41 @@ def test_training_on_pooled_images_is_the_full_model(baseline_trainer: Trainer,
     assert all(a is b for a, b in zip(baseline_trainer.model.trainable_variables,
                                       baseline_trainer.training_model.trainable_variables,
                                       strict=True))
+
+
+def test_training_on_pooled_images_is_training_the_full_model_on_full_images(
+        binary_task: tuple) -> None:
+    images, y, split = binary_task
+    config = quick("baseline", precision="float32")
+    result = Trainer(config, 2, IMAGE_SIZE).run(images, y, split, seed=3)
+    # The same run without pre-pooling: the full model fitted on the full-size images, its
+    # weights and shuffling seeded as `Trainer.reinitialise` seeds them.
+    model = make_model(config, 2, IMAGE_SIZE)
+    loss, metrics = loss_and_metrics(config, 2)
+    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics)
+    keras.utils.set_random_seed(3)
+    for target, source in zip(model.variables, make_model(config, 2, IMAGE_SIZE).variables,
+                              strict=True):
+        target.assign(source)
+    train, validate = split["train"], split["validate"]
+    history = model.fit(images[train].astype(np.float32), targets_for(y[train], 2),
+                        batch_size=config.batch_size, shuffle=True, epochs=config.epochs,
+                        validation_data=(images[validate].astype(np.float32),
+                                         targets_for(y[validate], 2)), verbose=0)
+    np.testing.assert_allclose(result.history["loss"], history.history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(result.history["val_loss"], history.history["val_loss"],
+                               rtol=1e-6)
+
+
+def test_only_a_cnn_that_pools_its_input_first_trains_on_pooled_images() -> None:
+    assert Trainer(quick("baseline"), 2, IMAGE_SIZE).pools_input
+    assert not Trainer(quick("baseline", pool_input=False), 2, IMAGE_SIZE).pools_input
+    assert not Trainer(quick("mlp"), 2, IMAGE_SIZE).pools_input
+    unpooled = make_model(quick("baseline", pool_input=False, padding="same"), 2, IMAGE_SIZE)
+    with pytest.raises(ToonvisionError, match="does not begin with Rescaling -> MaxPooling2D"):
+        training_model_after_first_pooling(unpooled)
+    pooled = training_model_after_first_pooling(make_model(quick("baseline"), 2, IMAGE_SIZE))
+    assert pooled.input_shape == (None, IMAGE_SIZE[0] // 2, IMAGE_SIZE[1] // 2, 3)
 
 
 def test_baseline_config_never_augments(baseline_trainer: Trainer, binary_task: tuple,

@@ -18,7 +18,7 @@ from toonvision.data_visualization.interpret import (
 
 
 class GradCam:
-    """Grad-CAM heatmaps of one layer (default: the last Conv2D), batched and compiled.
+    """Grad-CAM heatmaps of one layer (default: the last Conv2D's output), batched and compiled.
 
     For each image, the gradient of the chosen class's score with respect to the layer's
     feature maps is averaged over space to weigh each map; the weighted sum, clipped at 0,
@@ -37,7 +37,9 @@ class GradCam:
         Args:
             model: the classifier.
             layer_name: the path of the layer to explain (see `FlatModel.layer_names`);
-                default: the last Conv2D, nested models included.
+                default: the last Conv2D found by type, nested models included, where it
+                passes its output on (after the batch normalization and ReLU that follow a
+                convolution without activation; `interpret.last_conv_layer`).
 
         Raises:
             ValueError: if the layer does not exist, the model has no Conv2D layer, or Keras

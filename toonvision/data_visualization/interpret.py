@@ -29,6 +29,10 @@ from toonvision.model_utils.models import class_probabilities, final_activation,
 logger = logging.getLogger(__name__)
 
 ACTIVATION_LAYER_TYPES: tuple[type, ...] = (keras.layers.Conv2D, keras.layers.MaxPooling2D)
+# Layers that finish what a convolution computes when they follow it directly (a Conv2D
+# without activation, then BatchNormalization and ReLU): its output as it is passed on.
+CONV_FOLLOWERS: tuple[type, ...] = (keras.layers.BatchNormalization, keras.layers.Activation,
+                                    keras.layers.ReLU)
 DEFAULT_BATCH_SIZE = 32
 PROBABILITY_ACTIVATIONS = ("sigmoid", "softmax")
 
@@ -210,8 +214,31 @@ def layer_paths(flat: FlatModel, layer_types: tuple[type, ...]) -> list[str]:
     return [path for path in flat.layer_names if isinstance(flat.layers[path], layer_types)]
 
 
+def conv_output_path(flat: FlatModel, path: str) -> str:
+    """The layer whose output is what the convolution at `path` passes on.
+
+    That is the convolution itself, or, when batch normalization and activation layers
+    (`CONV_FOLLOWERS`) take its output directly one after the other, the last of them: a
+    `Conv2D(use_bias=False) -> BatchNormalization -> ReLU` block passes on the ReLU's output,
+    as a `Conv2D(activation="relu")` passes on its own.
+    """
+    names = flat.layer_names
+    index = names.index(path)
+    while index + 1 < len(names):
+        following = names[index + 1]
+        if (not isinstance(flat.layers[following], CONV_FOLLOWERS)
+                or flat.layer_inputs[following] is not flat.outputs[names[index]]):
+            break
+        index += 1
+    return names[index]
+
+
 def last_conv_layer(flat: FlatModel) -> str:
-    """Returns the path of the last 2-D convolution, searching nested models too.
+    """Returns the path of the last 2-D convolution's output, searching nested models too.
+
+    The convolution is found by type (`Conv2D`), whatever its name; its output is taken
+    where it is passed on (`conv_output_path`: after a batch normalization and ReLU that
+    follow it).
 
     Raises:
         ValueError: if the model has no Conv2D layer.
@@ -220,13 +247,17 @@ def last_conv_layer(flat: FlatModel) -> str:
     if not paths:
         raise ToonvisionError(f"model has no Conv2D layer for Grad-CAM; layers are "
                               f"{', '.join(flat.layer_names)}")
-    return paths[-1]
+    return conv_output_path(flat, paths[-1])
 
 
 def layer_activations(
     model: keras.Model, image: np.ndarray, layer_types: tuple[type, ...] = ACTIVATION_LAYER_TYPES,
 ) -> list[tuple[str, np.ndarray]]:
     """Returns the feature maps of every layer of `layer_types` for one image.
+
+    A convolution's maps are taken where it passes them on (`conv_output_path`): after the
+    batch normalization and ReLU layers that follow a convolution without activation, under
+    the last of their paths.
 
     Args:
         model: the classifier (nested models are searched too).
@@ -237,7 +268,9 @@ def layer_activations(
         `(layer path, maps)` pairs in run order; `maps` is (height, width, channels).
     """
     flat = flatten_model(model)
-    paths = layer_paths(flat, layer_types)
+    paths = list(dict.fromkeys(
+        conv_output_path(flat, path) if isinstance(flat.layers[path], keras.layers.Conv2D)
+        else path for path in layer_paths(flat, layer_types)))
     if not paths:
         return []
     activation_model = keras.Model(flat.input, {path: flat.outputs[path] for path in paths})

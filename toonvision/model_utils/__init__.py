@@ -1,7 +1,8 @@
 """model_utils: configurations in, trained models, comparisons and predictions out.
 
     configs.py             training configurations as data (built-in, TOML), looked up by name
-    models.py              the article's CNN and the deck's MLP, metrics, class probabilities
+    architecture.py        the CNN's architecture fields: validation, blocks, smallest image side
+    models.py              the CNN of any architecture, the deck's MLP, metrics, probabilities
     augment.py             the fused OpenCV augmentation and the training feed
     trainer.py             one compiled model per configuration, re-initialised for every run
     model_io.py            model files with the sidecar that says what they predict

@@ -11,7 +11,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from toonvision import MissingFileError, ToonvisionError, unknown_name_error
+from toonvision import MissingFileError, ToonvisionError, did_you_mean, unknown_name_error
+from toonvision.model_utils.architecture import HEADS, PADDINGS, TUPLE_FIELDS, check_architecture
 
 FAMILIES: tuple[str, ...] = ("cnn", "mlp")
 
@@ -37,7 +38,11 @@ INTERPOLATIONS: tuple[str, ...] = ("bilinear", "nearest")
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """One training configuration: the model family, optimizer and training settings.
+    """One training configuration: the model family, its architecture, optimizer and training.
+
+    The fields from `conv_filters` on describe the CNN (the MLP ignores them); their defaults
+    are the article's CNN (see `architecture`). Those marked "per block" take one value for
+    every block or a list with one value per block of `conv_filters`.
 
     Attributes:
         name: the configuration's name (used in logs, file names and plots).
@@ -63,6 +68,21 @@ class TrainingConfig:
         precision: "auto" (for the CNN, bfloat16 compute where the CPU has native bfloat16;
             float32 otherwise and for the MLP), "float32" or "bfloat16" (Keras
             `mixed_bfloat16`; the output layer stays float32).
+        conv_filters: the convolution blocks, one entry per block: the filters of each of its
+            convolutions (the article's 16, 32, 32).
+        convs_per_block: Conv2D layers per block (per block; the article's 1).
+        kernel_size: the convolutions' kernel side (the article's 3).
+        padding: "valid" (the article's: each convolution loses kernel_size - 1 pixels per
+            side length) or "same" (zero padding keeps the size).
+        pool_input: whether the rescaled input is 2x2 max pooled before the first block (the
+            article's MaxPooling2D first; `Trainer` then trains on pre-pooled images).
+        block_pooling: whether a block ends with MaxPooling2D(2) (per block; the article's
+            true).
+        batch_norm: each convolution without bias, then BatchNormalization, then ReLU
+            (instead of a convolution with bias and ReLU inside).
+        block_dropout: dropout rate after a block, after its pooling (per block; 0 = none).
+        head: how the last block's feature maps reach the output: "flatten" (the article's)
+            or "global_average" (GlobalAveragePooling2D: one value per channel).
     """
 
     name: str
@@ -80,17 +100,32 @@ class TrainingConfig:
     output_activation: str = "auto"
     early_stopping_patience: int | None = None
     precision: str = "auto"
+    conv_filters: tuple[int, ...] = (16, 32, 32)
+    convs_per_block: int | tuple[int, ...] = 1
+    kernel_size: int = 3
+    padding: str = "valid"
+    pool_input: bool = True
+    block_pooling: bool | tuple[bool, ...] = True
+    batch_norm: bool = False
+    block_dropout: float | tuple[float, ...] = 0.0
+    head: str = "flatten"
 
     def __post_init__(self) -> None:
+        for attribute in TUPLE_FIELDS:      # TOML and JSON give lists
+            if isinstance(getattr(self, attribute), list):
+                object.__setattr__(self, attribute, tuple(getattr(self, attribute)))
         choices = {
             "family": FAMILIES, "optimizer": tuple(OPTIMIZERS),
             "hidden_activation": HIDDEN_ACTIVATIONS, "output_activation": OUTPUT_ACTIVATIONS,
-            "precision": PRECISIONS, "interpolation": INTERPOLATIONS,
+            "precision": PRECISIONS, "interpolation": INTERPOLATIONS, "padding": PADDINGS,
+            "head": HEADS,
         }
         for attribute, allowed in choices.items():
-            if getattr(self, attribute) not in allowed:
+            value = getattr(self, attribute)
+            if value not in allowed:
+                hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
                 raise ToonvisionError(f"config {self.name!r}: {attribute} must be one of "
-                                      f"{', '.join(allowed)}; got {getattr(self, attribute)!r}")
+                                      f"{', '.join(allowed)}; got {value!r}{hint}")
         if not 0.0 <= self.dropout < 1.0:
             raise ToonvisionError(f"config {self.name!r}: dropout must be in [0, 1); "
                                   f"got {self.dropout}")
@@ -108,6 +143,7 @@ class TrainingConfig:
             raise ToonvisionError(f"config {self.name!r}: hidden_units must be positive; "
                                   f"got {self.hidden_units}")
         object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
+        check_architecture(self)
 
     def replace(self, **changes: Any) -> TrainingConfig:
         """Returns a copy with `changes` applied (validated like a new config).
@@ -125,11 +161,15 @@ class TrainingConfig:
 _OPTIMIZED = TrainingConfig(name="optimized", augmentation=True, dropout=0.9, decay=1e-5)
 
 
+# The article names its optimized variants by their decay (its model_kwargs:
+# `Adam(learning_rate=LR, decay=1e-5)` with LR = 1e-3); the learning-rate variants say so.
 BUILTIN_CONFIGS: dict[str, TrainingConfig] = {
     "baseline": TrainingConfig(name="baseline"),
     "optimized": _OPTIMIZED,
-    "optimized_1e-4": _OPTIMIZED.replace(name="optimized_1e-4", learning_rate=1e-4),
-    "optimized_1e-5": _OPTIMIZED.replace(name="optimized_1e-5", learning_rate=1e-5),
+    "optimized_1e-4": _OPTIMIZED.replace(name="optimized_1e-4", decay=1e-4),
+    "optimized_1e-5": _OPTIMIZED.replace(name="optimized_1e-5", decay=1e-5),
+    "optimized_lr1e-4": _OPTIMIZED.replace(name="optimized_lr1e-4", learning_rate=1e-4),
+    "optimized_lr1e-5": _OPTIMIZED.replace(name="optimized_lr1e-5", learning_rate=1e-5),
     "mlp": TrainingConfig(name="mlp", family="mlp", epochs=200, early_stopping_patience=5),
 }
 
@@ -186,7 +226,7 @@ def config_from_table(name: str, table: dict[str, Any], known: dict[str, Trainin
         table: its fields (without `name`); `base = "NAME"` starts from the configuration
             `known[NAME]` instead of the `TrainingConfig` defaults;
             `early_stopping_patience = false` means None (TOML has no null); lists become
-            tuples.
+            tuples (see `TrainingConfig`).
         known: the configurations a `base` may name.
         where: where the table is, for messages (e.g. `FILE: configs.NAME`).
 
@@ -203,8 +243,6 @@ def config_from_table(name: str, table: dict[str, Any], known: dict[str, Trainin
             raise ToonvisionError(f"{where}: {unknown_name_error('field', key, fields)}")
     if base_name is not None and base_name not in known:
         raise ToonvisionError(f"{where}: {unknown_name_error('base', base_name, known)}")
-    if "hidden_units" in settings:
-        settings["hidden_units"] = tuple(settings["hidden_units"])
     if settings.get("early_stopping_patience") is False:     # TOML has no null
         settings["early_stopping_patience"] = None
     base = known[base_name] if base_name is not None else TrainingConfig(name=name)

@@ -1,5 +1,6 @@
-"""The article's CNN and the Pokemon deck's MLP, their optimizer, loss and metrics, and the
-class probabilities of any classifier (the one rule for logits and sigmoid outputs).
+"""The article's CNN (or any architecture a configuration describes) and the Pokemon deck's
+MLP, their optimizer, loss and metrics, and the class probabilities of any classifier (the one
+rule for logits and sigmoid outputs).
 """
 
 from __future__ import annotations
@@ -12,12 +13,8 @@ import numpy as np
 from keras import ops
 
 from toonvision import ToonvisionError
+from toonvision.model_utils.architecture import check_image_size, cnn_blocks
 from toonvision.model_utils.configs import OPTIMIZERS, TrainingConfig, dtype_policy_name
-
-CNN_FILTERS: tuple[int, ...] = (16, 32, 32)
-
-
-CNN_MINIMUM_SIDE = 44       # smallest image side that survives the CNN's pooling and convolutions
 
 
 def uses_xla(config: TrainingConfig) -> bool:
@@ -30,24 +27,27 @@ def uses_xla(config: TrainingConfig) -> bool:
     return config.family == "mlp" and keras.backend.backend() == "tensorflow"
 
 
-def cnn_output_size(side: int) -> int:
-    """The CNN's feature map size along one image side of `side` pixels (0 = too small)."""
-    side //= 2
-    for _ in CNN_FILTERS:
-        side = max(side - 2, 0) // 2
-    return side
-
-
 def make_model(config: TrainingConfig, num_classes: int,
                image_size: tuple[int, int]) -> keras.Model:
     """Builds the model of `config` (uncompiled) for images of `image_size` = (height, width).
 
-    The CNN is the ToonVision article's: Rescaling(1/255) -> MaxPooling2D(2) ->
-    [Conv2D(f, 3, relu) -> MaxPooling2D(2)] for f in 16, 32, 32 -> Flatten -> [Dropout] ->
-    Dense(1, sigmoid) for two classes or Dense(num_classes, softmax). The MLP is the Pokemon
-    deck's: Rescaling -> Flatten -> Dense(units, activation) per hidden layer -> [Dropout] ->
-    the same output layer. Augmentation is not a layer: `Trainer` applies it to training
-    batches (see `toonvision.augment`), so the model is the same in training and inference.
+    The CNN follows the configuration's architecture fields; their defaults are the
+    ToonVision article's CNN: Rescaling(1/255) -> MaxPooling2D(2) -> [Conv2D(f, 3, relu) ->
+    MaxPooling2D(2)] for f in 16, 32, 32 -> Flatten -> [Dropout] -> Dense(1, sigmoid) for two
+    classes or Dense(num_classes, softmax). In general (see `TrainingConfig`):
+
+        Rescaling -> [MaxPooling2D(2)]                              pool_input
+        -> per block: [Conv2D(f, k, padding, relu)] x convs_per_block
+                      (batch_norm: Conv2D(no bias) -> BatchNormalization -> ReLU)
+                      -> [MaxPooling2D(2)] -> [Dropout(block rate)]
+        -> Flatten | GlobalAveragePooling2D -> [Dropout] -> Dense    head, dropout
+
+    Layers are named `rescaling`, `pool_0`, `conv_B` (`conv_B_I` with several convolutions
+    per block; `batch_norm_B[_I]`, `relu_B[_I]`), `pool_B`, `dropout_B`, `flatten` or
+    `global_average_pooling`, `dropout`, `output`. The MLP is the Pokemon deck's: Rescaling ->
+    Flatten -> Dense(units, activation) per hidden layer -> [Dropout] -> the same output layer.
+    Augmentation is not a layer: `Trainer` applies it to training batches (see
+    `toonvision.model_utils.augment`), so the model is the same in training and inference.
 
     Args:
         config: the configuration.
@@ -56,23 +56,21 @@ def make_model(config: TrainingConfig, num_classes: int,
 
     Returns:
         A functional `keras.Model` taking (N, height, width, 3) float RGB in 0-255.
+
+    Raises:
+        ToonvisionError: for fewer than 2 classes, or images too small for the CNN (the
+            message gives the smallest side, `architecture.cnn_minimum_side`).
     """
     if num_classes < 2:
         raise ToonvisionError(f"a classifier needs at least 2 classes; got {num_classes}")
     height, width = image_size
-    if config.family == "cnn" and min(cnn_output_size(height), cnn_output_size(width)) < 1:
-        raise ToonvisionError(f"image_size {tuple(image_size)} is too small for the CNN: each side "
-                              f"must be at least {CNN_MINIMUM_SIDE} pixels")
+    if config.family == "cnn":
+        check_image_size(config, image_size)
     policy = dtype_policy_name(config.precision, config.family)
     inputs = keras.Input(shape=(height, width, 3), name="image")
     features = keras.layers.Rescaling(1.0 / 255, dtype=policy, name="rescaling")(inputs)
     if config.family == "cnn":
-        features = keras.layers.MaxPooling2D(2, dtype=policy, name="pool_0")(features)
-        for index, filters in enumerate(CNN_FILTERS, start=1):
-            features = keras.layers.Conv2D(filters, 3, activation="relu", dtype=policy,
-                                           name=f"conv_{index}")(features)
-            features = keras.layers.MaxPooling2D(2, dtype=policy, name=f"pool_{index}")(features)
-        features = keras.layers.Flatten(dtype=policy, name="flatten")(features)
+        features = _cnn_features(features, config, policy)
     else:
         features = keras.layers.Flatten(dtype=policy, name="flatten")(features)
         for index, units in enumerate(config.hidden_units, start=1):
@@ -88,6 +86,39 @@ def make_model(config: TrainingConfig, num_classes: int,
     outputs = keras.layers.Dense(1 if binary else num_classes, activation=activation,
                                  dtype="float32", name="output")(features)
     return keras.Model(inputs, outputs, name=f"toonvision_{config.family}")
+
+
+def _cnn_features(features: keras.KerasTensor, config: TrainingConfig,
+                  policy: str) -> keras.KerasTensor:
+    """The CNN's layers from the rescaled image to the output layer's input (see `make_model`)."""
+    layers = keras.layers
+    if config.pool_input:
+        features = layers.MaxPooling2D(2, dtype=policy, name="pool_0")(features)
+    for number, block in enumerate(cnn_blocks(config), start=1):
+        for index in range(1, block.convolutions + 1):
+            suffix = f"{number}" if block.convolutions == 1 else f"{number}_{index}"
+            if config.batch_norm:
+                # The bias is redundant before batch normalization, which adds its own.
+                features = layers.Conv2D(block.filters, config.kernel_size,
+                                         padding=config.padding, use_bias=False, dtype=policy,
+                                         name=f"conv_{suffix}")(features)
+                features = layers.BatchNormalization(dtype=policy,
+                                                     name=f"batch_norm_{suffix}")(features)
+                features = layers.Activation("relu", dtype=policy,
+                                             name=f"relu_{suffix}")(features)
+            else:
+                features = layers.Conv2D(block.filters, config.kernel_size,
+                                         padding=config.padding, activation="relu",
+                                         dtype=policy, name=f"conv_{suffix}")(features)
+        if block.pooling:
+            features = layers.MaxPooling2D(2, dtype=policy, name=f"pool_{number}")(features)
+        if block.dropout > 0:
+            features = layers.Dropout(block.dropout, dtype=policy,
+                                      name=f"dropout_{number}")(features)
+    if config.head == "global_average":
+        return layers.GlobalAveragePooling2D(dtype=policy,
+                                             name="global_average_pooling")(features)
+    return layers.Flatten(dtype=policy, name="flatten")(features)
 
 
 @keras.saving.register_keras_serializable(package="toonvision")

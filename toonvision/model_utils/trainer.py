@@ -1,4 +1,4 @@
-"""The article's models, their training configurations, and a fast trainer for repeated runs.
+"""A fast trainer for repeated runs of one configuration's model.
 
 `make_model` builds the ToonVision CNN (or the Pokemon deck's MLP) from a `TrainingConfig`.
 `Trainer` builds and compiles that model once and then trains it many times, re-initialising
@@ -12,8 +12,9 @@ Speed, measured on a 2-core CPU with AMX-BF16 (docs/training.md has the figures)
   layer stays float32);
 - one compiled model per configuration, re-initialised per run;
 - for the MLP, `steps_per_execution` and XLA on TensorFlow (its fused Adam update);
-- the CNN's first Rescaling + MaxPooling2D done on the uint8 images before training (exactly
-  the same numbers, a quarter of the data to move).
+- the CNN's first Rescaling + MaxPooling2D (where its configuration pools the input first, as
+  the article's does) done on the uint8 images before training (exactly the same numbers, a
+  quarter of the data to move).
 The training path uses only `keras.*`, numpy and OpenCV, so it runs on any Keras backend.
 """
 
@@ -39,34 +40,6 @@ LOGGER = logging.getLogger(__name__)
 # steps dominates (measured in benchmarks/bench_mlp.py).
 MLP_STEPS_PER_EXECUTION = 16
 EVALUATION_BATCH_SIZE = 64
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 @dataclass
@@ -117,34 +90,45 @@ class _EpochReporter(keras.callbacks.Callback):
 def training_model_after_first_pooling(model: keras.Model) -> keras.Model:
     """A model sharing `model`'s layers that takes images already 2x2 max-pooled.
 
-    The CNN begins Rescaling -> MaxPooling2D(2). Rescaling is monotonic, so pooling the uint8
-    images first (`augment.max_pool_2x2`) and then rescaling gives exactly the same numbers;
-    training on pooled images moves a quarter of the data and skips a full-size pass.
+    A CNN whose configuration has `pool_input` begins Rescaling -> MaxPooling2D(2).
+    Rescaling is monotonic, so pooling the uint8 images first (`augment.max_pool_2x2`) and
+    then rescaling gives exactly the same numbers; training on pooled images moves a quarter
+    of the data and skips a full-size pass.
 
     Args:
-        model: a CNN from `make_model`.
+        model: a CNN from `make_model` whose input is pooled first.
 
     Returns:
         A functional model with input (height // 2, width // 2, 3) and the same weights.
+
+    Raises:
+        ToonvisionError: when the model does not begin with Rescaling -> MaxPooling2D(2).
     """
+    layers = model.layers[1:]                  # after the input layer
+    if not (len(layers) >= 2 and isinstance(layers[0], keras.layers.Rescaling)
+            and isinstance(layers[1], keras.layers.MaxPooling2D)
+            and tuple(layers[1].pool_size) == (2, 2) and tuple(layers[1].strides) == (2, 2)):
+        raise ToonvisionError(f"model {model.name!r} does not begin with Rescaling -> "
+                              "MaxPooling2D(2); its input cannot be pooled ahead")
+    rescaling, pooling, *rest = layers
     height, width = model.input_shape[1:3]
     inputs = keras.Input(shape=(height // 2, width // 2, 3), name="pooled_image")
-    features = model.get_layer("rescaling")(inputs)
-    names = [layer.name for layer in model.layers]
-    for layer in model.layers[names.index("pool_0") + 1:]:
+    features = rescaling(inputs)
+    for layer in rest:
         features = layer(features)
-    return keras.Model(inputs, features, name=f"{model.name}_after_pool_0")
+    return keras.Model(inputs, features, name=f"{model.name}_after_{pooling.name}")
 
 
 class Trainer:
     """Builds and compiles one model per (config, num_classes, image_size) ONCE, and
     re-initialises its weights and optimizer state for every run (fresh weights, no new trace).
 
-    For the CNN, training and evaluation run on a model that shares every weight with
-    `Trainer.model` but takes 2x2 max-pooled images (see
-    `training_model_after_first_pooling`): the results are the same, the data four times
-    smaller. Keras callbacks passed to `run` therefore see that training model; the full model
-    (600x200 input) is `Trainer.model`.
+    For a CNN whose input is pooled first (`TrainingConfig.pool_input`, the article's),
+    training and evaluation run on a model that shares every weight with `Trainer.model` but
+    takes 2x2 max-pooled images (see `training_model_after_first_pooling`): the results are
+    the same, the data four times smaller. Keras callbacks passed to `run` therefore see that
+    training model; the full model (600x200 input) is `Trainer.model`. Any other model trains
+    on the full-size images.
 
     Args:
         config: the training configuration.
@@ -157,7 +141,7 @@ class Trainer:
         self.config = config
         self.num_classes = num_classes
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.pools_input = config.family == "cnn"
+        self.pools_input = config.family == "cnn" and config.pool_input
         self._model: keras.Model | None = None
         self._training_model: keras.Model | None = None
         self._initial_optimizer_state: list[np.ndarray] = []
@@ -174,7 +158,7 @@ class Trainer:
 
     @property
     def training_model(self) -> keras.Model:
-        """The compiled model `fit` trains (the CNN after its first pooling; else the model)."""
+        """The compiled model `fit` trains (a CNN after its first pooling; else the model)."""
         if self._training_model is None:
             self._build()
         return self._training_model
@@ -227,7 +211,8 @@ class Trainer:
         return {"x": inputs, "y": targets, "batch_size": batch_size, "shuffle": True}
 
     def _model_inputs(self, images: np.ndarray) -> np.ndarray:
-        """`images` as the training model takes them (pooled for the CNN), cached per array."""
+        """`images` as the training model takes them (pooled when the input is pooled first),
+        cached per array."""
         if not self.pools_input:
             return images
         if self._cached_images is not images:
