@@ -26,6 +26,8 @@ COMMANDS: tuple[str, ...] = (
     "explore",
     "preprocess",
     "compare",
+    "doctor",
+    "summarize",
     "optimizers",
     "ablate",
     "predict",

@@ -22,6 +22,15 @@ CONFIGS: tuple[str, ...] = ("baseline", "optimized")
 RUNS = 200                              # paired runs per configuration
 SELECT = "test"                         # best-model rule: test (the article's) | val_loss
 RUNS_DIR = Path("runs")                 # comparisons go to RUNS_DIR/<name>/
+UNTIL_DECIDED = False                   # stop early when a look decides (RUNS is then the cap)
+LOOK_EVERY = 10                         # with UNTIL_DECIDED: look after every 10 paired runs
+EQUIVALENCE = 0.0                       # practical-difference margin in accuracy (0: none)
+
+# --- the verdict: statistics of paired runs (`model_utils.paired`, `sequential`, `verdict`) --
+ALPHA = 0.05                            # 1 - the confidence of every interval and decision
+POWER = 0.8                             # of the detectable difference and the floor
+FUTILITY = 0.1                          # stop as undecidable under this chance to decide
+BOOTSTRAP_SAMPLES = 10_000              # resamples of the win-rate interval
 
 # --- the optimizer study (`optimizers`) -------------------------------------------------------
 OPTIMIZER_EPOCHS = 20

@@ -317,3 +317,28 @@ def test_author_model_makes_no_mistake_on_the_annotated_screenshots(
     scored = evaluation.evaluate(model, data)
     assert len(scored.wrong_indices()) == 0
     assert evaluation.metrics(scored)["accuracy"] == 1.0
+
+
+def test_comparison_section_shows_the_verdict_and_the_forest_plot(tmp_path: Path) -> None:
+    from toonvision.data_visualization.report_page import Page
+    from toonvision.data_visualization.report_sections import run_section
+    from toonvision.model_utils.comparison_summary import summarize
+    from toonvision.model_utils.runlog import evaluation_records
+
+    generator = np.random.default_rng(3)
+    baseline = generator.uniform(0.9, 0.95, 12)
+    evaluations = {"baseline": {"accuracy": baseline, "loss": 1 - baseline},
+                   "optimized": {"accuracy": baseline + generator.normal(0.01, 0.01, 12),
+                                 "loss": 0.9 - baseline}}
+    records = evaluation_records(evaluations, {"train": 410, "validate": 137, "test": 137})
+    summary = summarize(records, ["baseline", "optimized"])
+    run_dir = tmp_path / "run"
+    write_text_atomic(run_dir / "summary.csv", summary.table.to_csv(index=False))
+    page = Page(tmp_path / "out")
+    run_section(page, run_dir)
+    text = page.sections[0]
+    assert html.escape(summary.sentences[0]) in text
+    assert summary.sentences[0].startswith("optimized vs baseline: ")
+    assert page.figures == ["run_forest.png"]
+    assert read_image(tmp_path / "out" / "run_forest.png").shape[1] > 400
+    assert "<th>resplit_ci_low</th>" in text and "<th>reason</th>" not in text

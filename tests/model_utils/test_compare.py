@@ -20,28 +20,45 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import toonvision.model_utils.best_models as best_models
 import toonvision.model_utils.compare as compare
 import toonvision.model_utils.model_io as model_io
 from toonvision.data_processing.images import write_image_atomic
 from toonvision.data_visualization.comparison_figures import (
     BEST_RUN_CURVES_FILE,
     BOXPLOTS_FILE,
+    FOREST_FILE,
     LEARNING_CURVES_FILE,
     write_comparison_figures,
 )
-from toonvision.model_utils.compare import PENDING_FOLDER, SUMMARY_FILE, Comparison
-from toonvision.model_utils.comparison_summary import bootstrap_mean_interval, describe, summarize
+from toonvision.model_utils.best_models import PENDING_FOLDER
+from toonvision.model_utils.compare import (
+    PER_CLASS_FILE,
+    SUMMARY_FILE,
+    Comparison,
+)
+from toonvision.model_utils.comparison_summary import (
+    SUMMARY_COLUMNS,
+    class_scores,
+    describe,
+    summarize,
+)
+from toonvision.model_utils.paired import paired_difference, selection_optimism
 from toonvision.model_utils.runlog import (
     LOG_FILE,
+    STOP_FILE,
     RunRecord,
     complete_runs,
     is_better,
     read_log,
+    read_stop,
     select_best,
 )
 from toonvision.model_utils.settings import SETTINGS_FILE, ComparisonSettings
+from toonvision.model_utils.verdict import paired_verdict, verdict_sentence
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -55,7 +72,8 @@ def record(config: str, run: int, test_loss: float, test_accuracy: float,
         "val_loss": list(np.linspace(0.7, validation_loss, epochs)),
         "val_accuracy": list(np.linspace(0.5, test_accuracy, epochs)),
     }
-    return RunRecord(config=config, run=run, seed=run, split_seed=run, history=history,
+    return RunRecord(config=config, run=run, seed=run, split_seed=run,
+                     split_sizes={"train": 18, "validate": 6, "test": 6}, history=history,
                      validation_metrics={"loss": validation_loss, "accuracy": test_accuracy},
                      test_metrics={"loss": test_loss, "accuracy": test_accuracy},
                      epochs_run=epochs, setup_seconds=0.1, train_seconds=1.0)
@@ -102,36 +120,50 @@ def test_describe_on_known_numbers():
     assert statistics["n"] == 5
     assert (statistics["median"], statistics["q1"], statistics["q3"]) == (3, 2, 4)
     assert (statistics["min"], statistics["max"], statistics["mean"]) == (1, 5, 3)
-    # t(0.975, 4) = 2.7764; standard error = sqrt(2.5) / sqrt(5)
-    half_width = 2.7764451 * np.sqrt(2.5) / np.sqrt(5)
-    assert statistics["ci_low"] == pytest.approx(3 - half_width, abs=1e-5)
-    assert statistics["ci_high"] == pytest.approx(3 + half_width, abs=1e-5)
+    assert statistics["sd"] == pytest.approx(np.sqrt(2.5))
 
 
-def test_summary_has_per_config_rows_and_a_paired_bootstrap_difference():
-    accuracies_a = [0.90, 0.92, 0.88, 0.91]
+def test_class_scores_of_a_hand_checked_confusion_matrix():
+    scores = class_scores([[8, 2], [1, 9]])
+    assert scores["precision"].tolist() == pytest.approx([8 / 9, 9 / 11])
+    assert scores["recall"].tolist() == pytest.approx([0.8, 0.9])
+    assert scores["f1"][0] == pytest.approx(2 * (8 / 9) * 0.8 / (8 / 9 + 0.8))
+    assert scores["support"].tolist() == [10, 10]
+    assert class_scores([[0, 3], [0, 3]])["precision"].tolist() == [0.0, 0.5]  # 0, not nan
+
+
+def test_summary_rows_are_the_verdict_functions_of_the_paired_runs():
+    accuracies_a = [0.90, 0.92, 0.88, 0.91, 0.93]
     records = [record("a", run, 0.3, accuracy) for run, accuracy in enumerate(accuracies_a)]
-    records += [record("b", run, 0.2, accuracy + 0.05)
+    records += [record("b", run, 0.2 + 0.01 * run, accuracy + 0.01 * (run % 3))
                 for run, accuracy in enumerate(accuracies_a)]
-    summary = summarize(records, ["a", "b"], samples=2000)
-    rows = {(row.metric, row.config): row for row in summary.itertuples()}
-    assert rows[("accuracy", "a")].median == pytest.approx(np.median(accuracies_a))
-    assert rows[("accuracy", "b")].mean == pytest.approx(np.mean(accuracies_a) + 0.05)
-    difference = rows[("accuracy", "b - a")]
-    # Every paired difference is +0.05, so the bootstrap interval collapses onto it.
-    assert difference.mean == pytest.approx(0.05)
-    assert (difference.ci_low, difference.ci_high) == pytest.approx((0.05, 0.05))
-    assert difference.ci_method == "paired bootstrap"
-    assert difference.b_better == 1.0
-    assert rows[("loss", "b - a")].b_better == 1.0   # lower loss is better
-    assert "macro_f1" not in set(summary.metric)
-
-
-def test_bootstrap_interval_covers_the_mean_of_noisy_differences():
-    differences = np.random.default_rng(1).normal(0.02, 0.01, 200)
-    low, high = bootstrap_mean_interval(differences)
-    assert low < differences.mean() < high
-    assert high - low == pytest.approx(2 * 1.96 * differences.std() / np.sqrt(200), rel=0.2)
+    summary = summarize(records, ["a", "b"])
+    table = summary.table
+    assert list(table.columns) == list(SUMMARY_COLUMNS)
+    rows = {(row.metric, row.config): row._asdict() for row in table.itertuples(index=False)}
+    assert set(rows) == {(metric, config) for metric in ("accuracy", "loss")
+                         for config in ("a", "b", "b - a")}   # no macro F1 logged
+    a = np.array(accuracies_a)
+    b = np.array([item.test_metrics["accuracy"] for item in records[5:]])
+    expected = paired_verdict(a, b, n_test=6, n_train=18)
+    row = rows[("accuracy", "b - a")]
+    for key, value in expected.row().items():
+        if key != "runs":
+            assert row[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+    assert row["verdict"] == verdict_sentence(expected, "a", "b") == summary.sentences[0]
+    assert (row["n_test"], row["n_train"], row["n"]) == (6, 18, 5)
+    assert row["ci_low"] < row["resplit_ci_low"] < row["resplit_ci_high"] < row["ci_high"]
+    loss = paired_verdict([0.3] * 5, [0.2, 0.21, 0.22, 0.23, 0.24], 6, 18,
+                          higher_is_better=False)
+    assert rows[("loss", "b - a")]["p_better"] == loss.wins.probability == 1.0  # lower wins
+    mean = paired_difference(np.zeros(5), b, 6, 18)
+    assert (rows[("accuracy", "b")]["ci_low"], rows[("accuracy", "b")]["resplit_ci_high"]) == \
+        pytest.approx((mean.corrected.low, mean.resplit.high))
+    kept = select_best(records)["b"]   # the article's rule: lower loss AND higher accuracy
+    optimism = selection_optimism(b, kept.test_metrics["accuracy"])
+    assert rows[("accuracy", "b")]["kept"] == optimism.kept
+    assert rows[("accuracy", "b")]["optimism"] == pytest.approx(optimism.optimism)
+    assert summary.kept["b"] == optimism and summary.per_class is None
 
 
 # ------------------------------------------------------------------------------------------
@@ -162,8 +194,9 @@ def test_log_lines_read_and_written_back_are_unchanged(tmp_path):
     text = (tmp_path / "out" / LOG_FILE).read_text()
     first = json.loads(text.splitlines()[0])
     assert list(first) == ["config", "run", "seed", "split_seed", "split_sizes", "history",
-                           "validation_metrics", "test_metrics", "epochs_run", "setup_seconds",
-                           "train_seconds", "finished_at"]   # the format of older folders
+                           "validation_metrics", "test_metrics", "test_confusion", "epochs_run",
+                           "setup_seconds", "train_seconds", "finished_at"]
+    assert np.sum(first["test_confusion"]) == first["split_sizes"]["test"] == 6
     assert "".join(json.dumps(RunRecord.from_dict(json.loads(line)).to_dict()) + "\n"
                    for line in text.splitlines()) == text
     best = json.loads((tmp_path / "out" / "best_baseline.json").read_text())
@@ -194,6 +227,11 @@ class FakeModel:
 
     def save(self, path: str) -> None:
         Path(path).write_text(self.text)
+
+    def predict_on_batch(self, images: np.ndarray) -> np.ndarray:
+        """P(class 1) of each image, seeded by the model: what a sigmoid output gives."""
+        generator = np.random.default_rng(len(self.text) + len(images))
+        return generator.uniform(0, 1, (len(images), 1))
 
 
 class FakeTrainer:
@@ -303,6 +341,19 @@ def test_resume_can_add_runs(tmp_path):
     assert_consistent(tmp_path / "out", 5, reference)
 
 
+def test_a_folder_written_before_a_config_field_existed_still_resumes(tmp_path):
+    """comparison.json of an older version lacks fields added since; they had their default."""
+    reference = read_log(run_fake(tmp_path / "reference", runs=3).log_path)[0]
+    run_fake(tmp_path / "out", runs=2)       # configs stored without padding or batch_norm
+    newer = [{"name": config.name, "epochs": config.epochs, "padding": "valid",
+              "batch_norm": False} for config in CONFIGS]
+    run_fake(tmp_path / "out", runs=3, resume=True, configs=newer)
+    assert_consistent(tmp_path / "out", 3, reference)
+    newer[1]["padding"] = "same"
+    with pytest.raises(ValueError, match=r'configs\.optimized\.padding: "valid" there, "same" now'):
+        run_fake(tmp_path / "out", runs=3, resume=True, configs=newer)
+
+
 class Crash(Exception):
     """Stands for a kill: raised at the k-th file operation or training step."""
 
@@ -312,6 +363,7 @@ def test_resume_after_a_crash_at_every_step(tmp_path, monkeypatch):
     reference = read_log(run_fake(tmp_path / "reference", runs=runs).log_path)[0]
     original = {
         "replace": os.replace, "write_text": compare.write_text_atomic,
+        "write_best": best_models.write_text_atomic,
         "append": compare.append_records, "save_model": model_io.save_model_atomic,
         "train": FakeTrainer.run,
     }
@@ -347,6 +399,7 @@ def test_resume_after_a_crash_at_every_step(tmp_path, monkeypatch):
         with monkeypatch.context() as patch:
             patch.setattr(os, "replace", wrap(original["replace"]))
             patch.setattr(compare, "write_text_atomic", wrap(original["write_text"]))
+            patch.setattr(best_models, "write_text_atomic", wrap(original["write_best"]))
             patch.setattr(compare, "append_records", torn_append)
             patch.setattr(model_io, "save_model_atomic", wrap(original["save_model"]))
             patch.setattr(FakeTrainer, "run", wrap(original["train"]))
@@ -370,16 +423,41 @@ def test_outputs_are_written_from_the_log(tmp_path):
     reloaded = Comparison.load(tmp_path / "out")
     assert reloaded.records == comparison.records
     figures = write_comparison_figures(reloaded)
-    assert figures == [tmp_path / "out" / name
-                       for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE)]
+    assert figures == [tmp_path / "out" / name for name in (
+        LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE, FOREST_FILE)]
     for path in figures:
         content = path.read_bytes()
         assert content.startswith(PNG_SIGNATURE) and len(content) > 10_000
-    table = comparison.summary_path.read_text().splitlines()
+    table = pd.read_csv(comparison.summary_path)
     assert comparison.summary_path == tmp_path / "out" / SUMMARY_FILE
-    assert table[0] == "metric,config,n,median,q1,q3,min,max,mean,ci_low,ci_high,ci_method,b_better"
-    assert len(table) == 1 + 2 * 3   # accuracy and loss: two configs and their difference
-    assert list(summary.config[:3]) == ["baseline", "optimized", "optimized - baseline"]
+    assert list(table.columns) == list(SUMMARY_COLUMNS)
+    # accuracy, loss and macro F1 (from the test confusion matrices): two configs, one pair
+    assert len(table) == 3 * 3
+    assert list(summary.table.config[:3]) == ["baseline", "optimized", "optimized - baseline"]
+    assert table.verdict[2] == summary.sentences[0]
+    assert table.verdict[2].startswith("optimized vs baseline: ")
+    per_class = pd.read_csv(tmp_path / "out" / PER_CLASS_FILE)
+    assert list(per_class[["config", "class"]].itertuples(index=False, name=None)) == [
+        ("baseline", "cog"), ("baseline", "toon"), ("optimized", "cog"), ("optimized", "toon")]
+    matrices = [item.test_confusion for item in comparison.records if item.config == "optimized"]
+    assert per_class.recall[3] == pytest.approx(
+        np.median([class_scores(matrix)["recall"][1] for matrix in matrices]))
+    assert per_class.support[3] == 3   # 30 images, half toons: 3 in each test split of 6
+
+
+def test_forest_plot_draws_a_line_per_pair_and_metric(tmp_path):
+    from toonvision.data_visualization.comparison_figures import forest_figure
+
+    summary = run_fake(tmp_path / "out", runs=4).write_summary()
+    figure = forest_figure(summary.table)
+    axes = figure.get_axes()
+    assert [axis.get_title() for axis in axes] == [
+        "test accuracy: B - A", "test loss: B - A", "test macro_f1: B - A"]
+    pair = summary.table[summary.table.config == "optimized - baseline"].iloc[0]
+    corrected = axes[0].get_lines()[0].get_xdata()
+    assert list(corrected) == pytest.approx([pair.ci_low * 100, pair.ci_high * 100])
+    assert [label.get_text() for label in axes[0].get_yticklabels()] == ["optimized - baseline"]
+    assert len(axes[0].get_lines()) == 4   # corrected, uncorrected, mean, the zero line
 
 
 def test_tracker_gets_every_run_of_every_config(tmp_path):
@@ -422,6 +500,170 @@ def test_comparison_json_of_a_finished_comparison_reproduces_its_settings(tmp_pa
     more = plan_comparison({"runs": 5, "epochs": 4}, stored)
     assert more.runs == 5 and [config.epochs for config in more.configs] == [4, 4]
     assert more.seed == 7 and more.config_names == ["baseline", "optimized"]
+
+
+# ------------------------------------------------------------------------------------------
+# Until decided: the stopping rule on the log, with a fake trainer of known effect
+
+
+class EffectTrainer(FakeTrainer):
+    """Test accuracy 0.9 + the configuration's effect + its own noise of sd 0.02 per run."""
+
+    effects: dict[str, float] = {}
+
+    def run(self, images, y, split, seed, epoch_callback=None):
+        result = super().run(images, y, split, seed, epoch_callback)
+        noise = np.random.default_rng([seed, 7, len(self.config.name)]).normal(0.0, 0.02)
+        result.test_metrics["accuracy"] = 0.9 + self.effects.get(self.config.name, 0.0) + noise
+        return result
+
+
+def run_until_decided(out_dir: Path, effects: dict[str, float], resume: bool = False,
+                      stop_after: int | None = None, runs: int = 200, **changes
+                      ) -> tuple[Comparison, list]:
+    EffectTrainer.effects = effects
+    settings = fake_settings(runs, until_decided=True, look_every=10, **changes)
+    comparison = Comparison.start(out_dir, settings, resume=resume)
+    updates = []
+    for update in comparison.run(TASK_DATA, CONFIGS, trainer_factory=EffectTrainer):
+        updates.append(update)
+        if len(updates) == stop_after:
+            break   # a kill after a logged run
+    return comparison, updates
+
+
+def test_until_decided_stops_at_the_first_look_on_a_big_effect(tmp_path):
+    comparison, updates = run_until_decided(tmp_path / "out", {"optimized": 0.1})
+    assert len(updates) == 10 and comparison.completed_runs() == list(range(10))
+    assert [update.decision is not None for update in updates] == [False] * 9 + [True]
+    stop = read_stop(tmp_path / "out" / STOP_FILE)
+    assert (stop["state"], stop["runs"], stop["look"], stop["looks"]) == ("different", 10, 1,
+                                                                          20)
+    assert stop["pair"] == ["baseline", "optimized"] and stop["metric"] == "accuracy"
+    assert "excludes zero" in stop["reason"] and stop["reason"] == updates[-1].decision.reason
+    summary = comparison.write_summary()
+    assert "corrected, 20 looks planned;" in summary.sentences[0]   # the repeated interval
+    assert summary.sentences[0].endswith("decided after 10 runs: optimized is better.")
+    _, more = run_until_decided(tmp_path / "out", {"optimized": 0.1}, resume=True)
+    assert more == [] and len(read_log(tmp_path / "out" / LOG_FILE)[0]) == 20
+
+
+def test_until_decided_on_identical_configs_stops_as_undecidable_or_equivalent(tmp_path):
+    comparison, updates = run_until_decided(tmp_path / "plain", {})
+    stop = read_stop(comparison.stop_path)
+    assert (stop["state"], stop["runs"]) == ("undecidable", 10)
+    assert "more runs will not decide it" in stop["reason"]
+    comparison, _ = run_until_decided(tmp_path / "margin", {}, equivalence=0.1)
+    stop = read_stop(comparison.stop_path)
+    assert (stop["state"], stop["runs"]) == ("equivalent", 10)
+    assert "inside +-0.1" in stop["reason"]
+
+
+def test_until_decided_resumes_exactly(tmp_path):
+    effects = {"optimized": 0.1}
+    reference, _ = run_until_decided(tmp_path / "reference", effects)
+    _, first = run_until_decided(tmp_path / "out", effects, stop_after=7)
+    assert len(first) == 7 and not (tmp_path / "out" / STOP_FILE).exists()
+    comparison, rest = run_until_decided(tmp_path / "out", effects, resume=True)
+    assert [update.run for update in rest] == [7, 8, 9]
+    assert comparable(comparison.records) == comparable(reference.records)
+    expected = read_stop(reference.stop_path)
+    stop = read_stop(comparison.stop_path)
+    assert {**stop, "stopped_at": ""} == {**expected, "stopped_at": ""}
+    # killed after the last run was logged but before stopped.json: the resume only records it
+    comparison.stop_path.unlink()
+    _, none = run_until_decided(tmp_path / "out", effects, resume=True)
+    assert none == [] and read_stop(comparison.stop_path)["reason"] == expected["reason"]
+    with pytest.raises(compare.ResumeError, match=r"runs: 200 there, 300 now \(the cap"):
+        run_until_decided(tmp_path / "out", effects, resume=True, runs=300)
+
+
+def test_compare_command_runs_until_decided(tmp_path, monkeypatch, capsys):
+    import toonvision.model_utils.trainer as model_utils
+    from toonvision.cli import main
+
+    monkeypatch.setattr(model_utils, "Trainer", EffectTrainer)
+    EffectTrainer.effects = {"optimized": 0.1}
+    write_crops(tmp_path / "data", per_class=10)
+    out_dir = tmp_path / "out"
+    assert main(["compare", "--data-dir", str(tmp_path / "data"), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-tracking", "--image-size", "48", "48",
+                 "--runs", "auto", "--look-every", "5", "--equivalence", "0.01",
+                 "--out", str(out_dir)]) == 0
+    captured = capsys.readouterr()
+    stored = json.loads((out_dir / SETTINGS_FILE).read_text())
+    assert (stored["until_decided"], stored["runs"], stored["look_every"],
+            stored["equivalence"]) == (True, 200, 5, 0.01)
+    assert "stopped after 10 of at most 200 runs (different): after 10 runs (look 2 of 40)" \
+        in captured.err
+    assert captured.out.startswith("optimized vs baseline: +")
+    assert "kept best optimized (run" in captured.out and "--select val_loss gives" in \
+        captured.out
+    assert (out_dir / FOREST_FILE).read_bytes().startswith(PNG_SIGNATURE)
+    with pytest.raises(SystemExit):
+        main(["compare", "--data-dir", str(tmp_path / "data"), "--runs", "many"])
+    assert "a whole number or 'auto'; got 'many'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# Re-reading results: summarize
+
+
+def test_summarize_on_a_run_folder_reproduces_its_summary(tmp_path, capsys):
+    from toonvision.cli import main
+
+    comparison = run_fake(tmp_path / "out", runs=4)
+    summary = comparison.write_summary()
+    written = comparison.summary_path.read_text()
+    per_class = (tmp_path / "out" / PER_CLASS_FILE).read_text()
+    comparison.summary_path.unlink()
+    assert main(["summarize", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert comparison.summary_path.read_text() == written
+    assert (tmp_path / "out" / PER_CLASS_FILE).read_text() == per_class
+    assert printed.splitlines()[0] == summary.sentences[0]
+    assert (tmp_path / "out" / FOREST_FILE).is_file()
+    assert main(["summarize", str(tmp_path / "out"), "--split-sizes", "36", "12", "12",
+                 "--out", str(tmp_path / "again")]) == 0
+    again = pd.read_csv(tmp_path / "again" / SUMMARY_FILE)
+    assert set(again.n_test) == {12} and set(again.n_train) == {36}
+
+
+def test_summarize_refuses_what_it_cannot_read(tmp_path, capsys):
+    from toonvision.cli import main
+
+    (tmp_path / "evaluations.json").write_text(json.dumps([["a", [[0.1, 0.9], [0.2, 0.8]]]]))
+    assert main(["summarize", str(tmp_path / "evaluations.json")]) == 2
+    assert "holds no split sizes" in capsys.readouterr().err
+    assert main(["summarize", str(tmp_path / "missing")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["summarize", str(tmp_path)]) == 2
+    assert "is not a comparison folder" in capsys.readouterr().err
+
+
+def test_summarize_gives_the_authors_runs_the_same_verdict(shared_data, tmp_path, capsys):
+    from toonvision.cli import main
+
+    path = shared_data / "toontown" / "evaluations_all.json"
+    if not path.is_file():
+        pytest.skip(f"author's evaluations not found at {path}")
+    assert main(["summarize", str(path), "--split-sizes", "410", "137", "137",
+                 "--out", str(tmp_path / "author")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    sentence = next(line for line in lines if line.startswith("optimized_1e-5 vs baseline:"))
+    assert sentence == ("optimized_1e-5 vs baseline: +1.1 accuracy points (95% CI -0.7 to +2.9, "
+                        "corrected; +0.9 to +1.4 uncorrected); optimized_1e-5 won 70% of runs, "
+                        "tied 16%; not decided: the effect is under what this test split can "
+                        "resolve.")
+    table = pd.read_csv(tmp_path / "author" / SUMMARY_FILE)
+    pair = table[(table.metric == "accuracy")
+                 & (table.config == "optimized_1e-5 - baseline")].iloc[0]
+    assert pair.resplit_ci_low > 0 and pair.ci_low < 0 < pair.ci_high   # naive vs corrected
+    assert pair.state == "undecidable" and pair.under_floor and pair.n == 200
+    assert any(line.startswith("kept best optimized_1e-5 (run 12, --select test): test "
+                               "accuracy 1.0000") for line in lines)   # the author's run12.h5
+    assert sorted(path.name for path in (tmp_path / "author").iterdir()) == [
+        BOXPLOTS_FILE, FOREST_FILE, SUMMARY_FILE]   # no histories: no learning curves
 
 
 # ------------------------------------------------------------------------------------------
@@ -481,9 +723,9 @@ def test_a_killed_comparison_resumes_to_exactly_n_runs(tmp_path):
         assert info.extra["run"] == best[name].run and info.config == name
         assert info.class_names == ("cog", "toon") and info.image_size == (48, 48)
         assert model.inputs[0].shape[1:] == (48, 48, 3)
-    for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE):
+    for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE, FOREST_FILE):
         assert (out_dir / name).read_bytes().startswith(PNG_SIGNATURE)
-    assert len((out_dir / SUMMARY_FILE).read_text().splitlines()) == 7
+    assert len(pd.read_csv(out_dir / SUMMARY_FILE)) == 9   # accuracy, loss, macro F1
     assert len(list((out_dir / "epochs").glob("*.csv"))) == 4
 
 

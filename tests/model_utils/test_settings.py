@@ -98,8 +98,8 @@ def test_unknown_names_and_bad_values_in_a_file_name_the_file(tmp_path):
         'until_decided = "yes"': "until_decided must be true or false; got 'yes'",
         "look_every = 0": "look_every must be a whole number of at least 1; got 0",
         "equivalence = 2": r"equivalence must be a number from 0 to 1 \(a margin in accuracy",
-        'until_decided = true\nconfigs = ["baseline"]': "a comparison run until decided needs at least two "
-                                                    "configurations",
+        'until_decided = true\nconfigs = ["baseline"]': "a comparison run until decided needs "
+                                                    "at least two configurations",
     }
     for index, (line, message) in enumerate(cases.items()):
         settings_file = write(tmp_path / f"bad{index}.toml", line + "\n")

@@ -7,18 +7,26 @@ record per configuration is appended to OUT/runs.jsonl and synced; the best mode
 configuration is kept as OUT/best_<config>.keras (with best_<config>.json, its run record).
 
 A stopped comparison loses at most the run in progress: run the same command again with
---resume. At the end: learning_curves.png, best_run_curves.png, boxplots.png and summary.csv
-(median, quartiles, min, max, mean with a 95% CI per configuration, and the paired difference
-between configurations with a bootstrap CI); the table is also printed. See docs/compare.md.
+--resume. At the end: one verdict sentence per pair of configurations, then summary.csv (per
+configuration, and per pair B - A on test accuracy, loss and macro F1: the mean difference
+with its interval corrected for overlapping splits and the re-split interval, P(B > A), effect
+size, detectable difference and floor), per_class.csv, learning_curves.png,
+best_run_curves.png, boxplots.png and forest.png. See docs/compare.md, "Reading the verdict".
+
+--until-decided (or --runs auto) looks at test accuracy, the second configuration against the
+first, every --look-every runs and stops as soon as the answer is known: the corrected
+interval excludes zero, lies inside +-EQUIVALENCE, or the effect is under what the test split
+can resolve; --runs is then the most runs (the cap). stopped.json says why and when.
 
 The comparison's settings (task, configs, config_file, runs, epochs, early_stopping,
-image_size, ratios, seed, select, balance) can come from a TOML file, --settings FILE; the
-comparison.json of an earlier comparison's folder is such a file too. Flags you type win over
-the file, and the file wins over the defaults.
+image_size, ratios, seed, select, balance, until_decided, look_every, equivalence) can come
+from a TOML file, --settings FILE; the comparison.json of an earlier comparison's folder is
+such a file too. Flags you type win over the file, and the file wins over the defaults.
 
 examples:
   toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article
   toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article --resume
+  toonvision compare --data-dir data --until-decided --runs 200 --out runs/article-auto
   toonvision compare --labels train_labels.csv --images images --task label \\
       --configs mlp,baseline --balance undersample --early-stopping 5 --image-size 64 64
   toonvision compare --data-dir data --settings runs/article/comparison.json --runs 20 \\
@@ -50,7 +58,9 @@ SETTING_OPTIONS = {
     "task": "task", "configs": "configs", "config_file": "config_file", "runs": "runs",
     "epochs": "epochs", "early_stopping": "early_stopping", "image_size": "image_size",
     "ratio": "ratios", "seed": "seed", "select": "select", "balance": "balance",
+    "until_decided": "until_decided", "look_every": "look_every", "equivalence": "equivalence",
 }
+AUTO_RUNS = "auto"  # --runs auto: --until-decided with the default cap
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--settings", type=Path, metavar="FILE",
         help="a TOML file of comparison settings (keys: task, configs, config_file, runs, "
-             "epochs, early_stopping, image_size, ratios, seed, select, balance), or the "
+             "epochs, early_stopping, image_size, ratios, seed, select, balance, "
+             "until_decided, look_every, equivalence), or the "
              "comparison.json of an earlier comparison to run it again; options typed here "
              "override it (default: none)",
     )
@@ -87,8 +98,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a TOML file of [configs.NAME] tables defining more configurations, each may "
              "start from another with base = \"optimized\" (default: none)",
     )
-    group.add_argument("--runs", type=int, default=NotTyped(defaults.RUNS),
-                       help="number of runs, each on a new split (default: %(default)s)")
+    group.add_argument("--runs", type=_runs, default=NotTyped(defaults.RUNS),
+                       help="number of runs, each on a new split; with --until-decided the "
+                            "most runs; 'auto' is --until-decided with the default cap "
+                            "(default: %(default)s)")
+    group.add_argument(
+        "--until-decided", action="store_true", default=NotTyped(defaults.UNTIL_DECIDED),
+        help="look at test accuracy (the second configuration against the first) every "
+             "--look-every runs and stop when the answer is known: decided, equivalent, or "
+             "undecidable at this data size (a group-sequential rule that keeps its 5%% error "
+             "rate over all looks)",
+    )
+    group.add_argument("--look-every", type=int, metavar="K",
+                       default=NotTyped(defaults.LOOK_EVERY),
+                       help="with --until-decided: paired runs between two looks "
+                            "(default: %(default)s)")
+    group.add_argument(
+        "--equivalence", type=float, metavar="DELTA", default=NotTyped(defaults.EQUIVALENCE),
+        help="practical-difference margin in test accuracy (0.04 = 4 points): a corrected "
+             "interval inside +-DELTA decides 'no practical difference' (default: %(default)s, "
+             "none)",
+    )
     group.add_argument(
         "--epochs", type=int,
         help="epochs per run for every configuration (default: each configuration's own, "
@@ -152,6 +182,16 @@ def make_tracker(out_dir: Path, disabled: bool) -> RunTracker | None:
     return RunTracker(out_dir, experiment=f"compare-{out_dir.name}")
 
 
+def _runs(text: str) -> int | str:
+    """The value of --runs: a whole number, or `auto`."""
+    if text == AUTO_RUNS:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number or 'auto'; got {text!r}") from None
+
+
 def typed_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the user typed as options (those left at their defaults are not typed)."""
     typed = {}
@@ -161,6 +201,9 @@ def typed_settings(args: argparse.Namespace) -> dict[str, Any]:
             continue
         if key == "configs":
             value = [name.strip() for name in value.split(",") if name.strip()]
+        if key == "runs" and value == AUTO_RUNS:
+            typed["until_decided"] = True
+            continue
         typed[key] = value
     return typed
 
@@ -170,14 +213,20 @@ def run(args: argparse.Namespace) -> int:
 
     from toonvision.commands._common import task_data_from_args
     from toonvision.data_visualization.comparison_figures import write_comparison_figures
-    from toonvision.model_utils.compare import Comparison, ResumeError, check_out_dir
+    from toonvision.model_utils.compare import (
+        PER_CLASS_FILE,
+        Comparison,
+        ResumeError,
+        check_out_dir,
+    )
     from toonvision.model_utils.comparison_summary import format_summary
+    from toonvision.model_utils.runlog import read_stop
     from toonvision.model_utils.settings import SETTINGS_FILE, plan_comparison, settings_for
     from toonvision.model_utils.trainer import Trainer
 
     if args.resume and args.out is None:
         raise ToonvisionError("--resume needs --out, the folder of the comparison to continue")
-    if not isinstance(args.runs, NotTyped) and args.runs < 1:
+    if isinstance(args.runs, int) and args.runs < 1:
         raise ToonvisionError(f"--runs must be at least 1; got {args.runs}")
     plan = plan_comparison(typed_settings(args), args.settings)
     names, configs = plan.config_names, list(plan.configs)
@@ -195,7 +244,9 @@ def run(args: argparse.Namespace) -> int:
     task_data = task_data_from_args(data_args)
     print_skipped(task_data.skipped)
     settings = settings_for(task_data, plan.task, configs, plan.runs, task_data_source(args),
-                            plan.ratios, plan.seed, plan.select, plan.balance)
+                            plan.ratios, plan.seed, plan.select, plan.balance,
+                            until_decided=plan.until_decided, look_every=plan.look_every,
+                            equivalence=plan.equivalence)
     # Built (and so checked) before anything is written: a configuration that cannot train
     # on this data fails here, not after the folder was created.
     trainers = {config.name: Trainer(config, len(task_data.class_names), settings.image_size)
@@ -210,8 +261,10 @@ def run(args: argparse.Namespace) -> int:
         raise ResumeError(f"{error} ({hint})", error.differences) from None
     done = len(comparison.completed_runs())
     counts = ", ".join(f"{name} {count}" for name, count in task_data.class_counts().items())
+    runs = (f"until decided, looking every {plan.look_every} runs, at most {plan.runs} runs"
+            if plan.until_decided else f"{plan.runs} runs")
     print(f"comparing {', '.join(names)} on {len(task_data)} images ({counts}), "
-          f"{settings.image_size[0]}x{settings.image_size[1]}, {plan.runs} runs; "
+          f"{settings.image_size[0]}x{settings.image_size[1]}, {runs}; "
           f"{done} already done; writing to {out_dir}", file=sys.stderr)
 
     tracker = make_tracker(out_dir, args.no_tracking)
@@ -243,8 +296,14 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
 
+    stop = read_stop(comparison.stop_path)
+    if stop is not None:
+        print(f"stopped after {stop['runs']} of at most {plan.runs} runs ({stop['state']}): "
+              f"{stop['reason']}", file=sys.stderr)
     summary = comparison.write_summary()
-    files = [comparison.summary_path, *write_comparison_figures(comparison)]
+    files = [path for path in (comparison.summary_path, comparison.out_dir / PER_CLASS_FILE)
+             if path.is_file()]
+    files += write_comparison_figures(comparison, summary)
     print(format_summary(summary))
     print()
     for name, record in comparison.best_records().items():
@@ -254,7 +313,9 @@ def run(args: argparse.Namespace) -> int:
               f"{comparison.best_model_path(name)}")
     per_run = _seconds_per_run(comparison.records)
     print(f"{per_run:.1f} s per run of {len(names)} configuration(s) on this machine; "
-          f"{plan.runs} runs take about {_duration(per_run * plan.runs)}")
+          f"{plan.runs} runs take about {_duration(per_run * plan.runs)}"
+          + (f", these {len(comparison.completed_runs())} took "
+             f"{_duration(per_run * len(comparison.completed_runs()))}" if stop else ""))
     print(f"log: {comparison.log_path}")
     print("files: " + ", ".join(str(path) for path in files))
     return 0

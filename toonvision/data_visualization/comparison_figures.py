@@ -1,9 +1,11 @@
 """The figures of a comparison and of the optimizer study, drawn from their records.
 
-A comparison's three figures (`learning_curves.png`, `best_run_curves.png`, `boxplots.png`)
-are drawn from its run log alone (`runlog.RunRecord`s), so any comparison folder can be drawn
-again without training; `write_comparison_figures` saves them beside the log. Every figure is
-a `matplotlib.figure.Figure` (no pyplot state), saved by `figures.save_figure`.
+A comparison's figures (`learning_curves.png`, `best_run_curves.png`, `boxplots.png`, and
+`forest.png`, the paired differences with both intervals) are drawn from its run log alone
+(`runlog.RunRecord`s) and its summary table, so any comparison folder can be drawn again
+without training; `write_comparison_figures` saves them beside the log (`write_run_figures`
+for records from elsewhere, such as the article's results). Every figure is a
+`matplotlib.figure.Figure` (no pyplot state), saved by `figures.save_figure`.
 
 Example:
     >>> from toonvision.model_utils.compare import Comparison
@@ -12,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,17 +22,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toonvision.data_visualization.figures import save_figure
-from toonvision.model_utils.comparison_summary import metric_values
+from toonvision.model_utils.comparison_summary import metric_values, summarize, summary_options
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from toonvision.model_utils.compare import Comparison
+    from toonvision.model_utils.comparison_summary import Summary
     from toonvision.model_utils.runlog import RunRecord
 
 LEARNING_CURVES_FILE = "learning_curves.png"
 BEST_RUN_CURVES_FILE = "best_run_curves.png"
 BOXPLOTS_FILE = "boxplots.png"
+FOREST_FILE = "forest.png"
+_POINTS = {"accuracy": (100.0, "accuracy points"), "macro_f1": (100.0, "macro-F1 points"),
+           "loss": (1.0, "loss")}
 CURVES = (("accuracy", "training accuracy"), ("val_accuracy", "validation accuracy"),
           ("loss", "training loss"), ("val_loss", "validation loss"))
 
@@ -118,23 +125,91 @@ def boxplots_figure(records: Sequence[RunRecord], config_names: Sequence[str]) -
     return figure
 
 
-def write_comparison_figures(comparison: Comparison) -> list[Path]:
-    """Draws a comparison's three figures from its log and saves them in its folder.
+def forest_figure(table: Any) -> Figure:
+    """The paired differences B - A with both intervals, one line per pair and metric.
+
+    Each metric has its own panel (accuracy and macro F1 in points, loss as it is). A thick
+    line is the corrected interval, the one to draw conclusions from; the thin line below it
+    the re-split interval, the spread over re-splits of this one data set; the dot the mean.
+
+    Args:
+        table: a summary table (`comparison_summary.Summary.table`, or `summary.csv` read
+            back): its pair rows (`config` "B - A") are drawn.
+    """
+    from matplotlib.figure import Figure
+
+    pairs = table[table["config"].astype(str).str.contains(" - ", regex=False)]
+    metrics = list(dict.fromkeys(pairs["metric"]))
+    rows = max(1, len(pairs) // max(1, len(metrics)))
+    figure = Figure(figsize=(4.2 * max(1, len(metrics)), 1.2 + 0.55 * rows),
+                    layout="constrained")
+    axes = figure.subplots(1, max(1, len(metrics)), squeeze=False)[0]
+    for axis, metric in zip(axes, metrics, strict=False):
+        scale, unit = _POINTS.get(metric, (1.0, metric))
+        shown = pairs[pairs["metric"] == metric].reset_index(drop=True)
+        positions = -np.arange(len(shown), dtype=float)
+        for position, row in zip(positions, shown.itertuples(), strict=True):
+            axis.plot([row.ci_low * scale, row.ci_high * scale], [position] * 2, color="C0",
+                      linewidth=4, solid_capstyle="butt",
+                      label="corrected 95% CI" if position == 0 else None)
+            axis.plot([row.resplit_ci_low * scale, row.resplit_ci_high * scale],
+                      [position - 0.22] * 2, color="C1", linewidth=1.5,
+                      label="re-split CI (this data set only)" if position == 0 else None)
+            axis.plot([row.mean * scale], [position], "o", color="black", markersize=4)
+        axis.axvline(0.0, color="grey", linewidth=1, linestyle="--")
+        axis.set_yticks(positions, list(shown["config"]))
+        axis.set_ylim(positions.min() - 0.6 if len(positions) else -1, 0.5)
+        axis.set_title(f"test {metric}: B - A", fontsize="medium")
+        axis.set_xlabel(unit)
+        axis.grid(alpha=0.3, axis="x")
+    if metrics:
+        axes[0].legend(fontsize="x-small", loc="lower left")
+    else:
+        axes[0].text(0.5, 0.5, "no pair of configurations", ha="center", va="center")
+        axes[0].set_axis_off()
+    return figure
+
+
+def write_run_figures(out_dir: str | os.PathLike, records: Sequence[RunRecord],
+                      config_names: Sequence[str], best: Mapping[str, RunRecord],
+                      table: Any) -> list[Path]:
+    """Draws the figures of paired runs and saves them in `out_dir`.
+
+    The learning curves and best-run curves need the records' histories: records without
+    any (the article's results) get only the box plots and the forest plot.
 
     Returns:
-        The paths written: learning curves, best-run curves, box plots.
+        The paths written.
     """
-    names = comparison.settings.config_names
-    figures = {
-        LEARNING_CURVES_FILE: learning_curves_figure(comparison.records, names),
-        BEST_RUN_CURVES_FILE: best_run_curves_figure(comparison.best_records(), names),
-        BOXPLOTS_FILE: boxplots_figure(comparison.records, names),
-    }
+    figures = {}
+    if any(record.history for record in records):
+        figures[LEARNING_CURVES_FILE] = learning_curves_figure(records, config_names)
+        figures[BEST_RUN_CURVES_FILE] = best_run_curves_figure(best, config_names)
+    figures[BOXPLOTS_FILE] = boxplots_figure(records, config_names)
+    figures[FOREST_FILE] = forest_figure(table)
     paths = []
     for file_name, figure in figures.items():
-        save_figure(figure, comparison.out_dir / file_name)
-        paths.append(comparison.out_dir / file_name)
+        save_figure(figure, Path(out_dir) / file_name)
+        paths.append(Path(out_dir) / file_name)
     return paths
+
+
+def write_comparison_figures(comparison: Comparison, summary: Summary | None = None
+                             ) -> list[Path]:
+    """Draws a comparison's figures from its log and saves them in its folder.
+
+    Args:
+        comparison: the comparison.
+        summary: its summary, when already computed (`Comparison.write_summary`).
+
+    Returns:
+        The paths written: learning curves, best-run curves, box plots, forest plot.
+    """
+    names = comparison.settings.config_names
+    if summary is None:
+        summary = summarize(comparison.records, names, **summary_options(comparison.settings))
+    return write_run_figures(comparison.out_dir, comparison.records, names,
+                             comparison.best_records(), summary.table)
 
 
 def optimizers_figure(results: Mapping[str, Any]) -> Figure:

@@ -5,9 +5,10 @@ bottom: the metrics (accuracy, per-class precision, recall and F1, confusion mat
 confidence histograms), the wrong predictions ranked by error with the heatmaps of the most
 confident ones, Grad-CAM heatmaps of sample images, the intermediate activations of one
 image, the first-layer kernels and deeper filters, the architecture, and, when given, the
-curves and summary of the comparison that trained the model. Figures are PNG files beside
-`index.html`, each with a caption saying what it shows and how to read it; the page needs no
-server and no network. The sections are in `report_sections`, the page's HTML in `report_page`.
+curves, verdict, forest plot and summary of the comparison that trained the model. Figures
+are PNG files beside `index.html`, each with a caption saying what it shows and how to read
+it; the page needs no server and no network. The sections are in `report_sections`, the
+page's HTML in `report_page`.
 
 The images come either as arrays (e.g. a test split, see `data_processing.splits`) or from files
 (`load_inputs`: crops named `<label>_<index>.png`, folders of them, or screenshots with their
@@ -63,7 +64,9 @@ def write_report(
         samples: how many images get Grad-CAM heatmaps, and how many of the most confident
             mistakes are shown with theirs.
         run_dir: a comparison's output folder whose `learning_curves.png`,
-            `best_run_curves.png`, `boxplots.png` and `summary.csv` are shown when present.
+            `best_run_curves.png`, `boxplots.png` and `summary.csv` are shown when present,
+            with the verdict sentences of `summary.csv` and a forest plot of its paired
+            differences (corrected and uncorrected intervals).
         filters: how many filters of each convolution layer are drawn by gradient ascent
             (0: none).
         batch_size: images per forward pass.

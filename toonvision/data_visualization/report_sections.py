@@ -12,6 +12,7 @@ import html
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,15 @@ RUN_DIR_FIGURES: tuple[tuple[str, str], ...] = (
      "Narrow boxes mean a configuration trains reliably, not just once."),
 )
 RUN_SUMMARY_FILE = "summary.csv"
+RUN_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "metric", "config", "n", "median", "mean", "ci_low", "ci_high", "resplit_ci_low",
+    "resplit_ci_high", "p_better", "effect_size", "floor", "state", "kept", "optimism")
+FOREST_CAPTION = (
+    "The paired differences B - A of the comparison, one line per pair and metric: the dot "
+    "is the mean difference over the runs, the thick line its 95% interval corrected for "
+    "runs that share their data (Nadeau-Bengio), the thin line below it the uncorrected "
+    "interval, which measures only the spread over re-splits of this one data set. A thick "
+    "line that crosses the dashed zero line means the runs do not decide which is better.")
 MAX_WRONG_SHOWN = 40
 FILTER_ASCENT_STEPS = 30
 
@@ -277,25 +287,47 @@ def _architecture_html(model: object, flat: object, page: Page) -> str:
 def _run_dir_html(run_dir: Path, page: Page) -> str:
     import pandas as pd
 
-    body = []
-    for file_name, caption in RUN_DIR_FIGURES:
-        source = run_dir / file_name
-        if source.is_file():
-            body.append(page.copy(source, f"run_{file_name}", caption))
+    table, problem = None, ""
     summary = run_dir / RUN_SUMMARY_FILE
     if summary.is_file():
         try:
             table = pd.read_csv(summary)
-            rows = [[f"{value:.4g}" if isinstance(value, float) else value for value in row]
-                    for row in table.itertuples(index=False)]
-            body.append(table_html(list(table.columns), rows,
-                                    f"{RUN_SUMMARY_FILE}: the comparison's summary per "
-                                    "configuration."))
         except (OSError, ValueError, pd.errors.ParserError) as error:
             logger.warning("cannot read %s: %s", summary, error)
-            body.append(f"<p class=\"note\">{html.escape(str(summary))} could not be read: "
-                        f"{html.escape(str(error))}</p>")
-    if not body:
+            problem = (f"<p class=\"note\">{html.escape(str(summary))} could not be read: "
+                       f"{html.escape(str(error))}</p>")
+    body = [] if table is None else _verdict_html(table, page)
+    for file_name, caption in RUN_DIR_FIGURES:
+        source = run_dir / file_name
+        if source.is_file():
+            body.append(page.copy(source, f"run_{file_name}", caption))
+    if table is not None:
+        columns = ([column for column in RUN_SUMMARY_COLUMNS if column in table.columns]
+                   if "verdict" in table.columns else list(table.columns))
+        rows = [[f"{value:.4g}" if isinstance(value, float) else value for value in row]
+                for row in table[columns].fillna("").itertuples(index=False)]
+        body.append(table_html(columns, rows,
+                               f"{RUN_SUMMARY_FILE}: the comparison's summary per configuration "
+                               "and pair (B - A); ci: corrected for overlapping splits, "
+                               "resplit_ci: uncorrected, every column in the file."))
+    body.append(problem)
+    if not any(body):
         body.append(f"<p class=\"note\">{html.escape(str(run_dir))} holds none of "
                     f"{', '.join(name for name, _ in RUN_DIR_FIGURES)}, {RUN_SUMMARY_FILE}.</p>")
-    return "\n".join(body)
+    return "\n".join(part for part in body if part)
+
+
+def _verdict_html(table: Any, page: Page) -> list[str]:
+    """The verdict sentences of a summary table and its forest plot (none for older tables)."""
+    from toonvision.data_visualization.comparison_figures import forest_figure
+
+    if "verdict" not in table.columns:
+        return []
+    pairs = table[table["verdict"].notna()]
+    sentences = [sentence for metric, sentence in zip(pairs["metric"], pairs["verdict"],
+                                                      strict=True) if metric == "accuracy"]
+    if not len(pairs):
+        return []
+    return ['<p class="verdict">' + "<br>\n".join(html.escape(sentence) for sentence in sentences)
+            + "</p>",
+            page.figure(forest_figure(table), "run_forest.png", FOREST_CAPTION)]

@@ -14,28 +14,32 @@ Everything lives in one folder per comparison (`runs/NAME/`):
 - `runs.jsonl`: one `runlog.RunRecord` per configuration and finished run, appended when the
   whole run is finished, synced before the next run starts.
 - `best_<config>.keras` (with its `ModelInfo` sidecar `best_<config>.keras.json`) and
-  `best_<config>.json` (the run record of that model).
+  `best_<config>.json` (the run record of that model), kept in step with the log by
+  `best_models.BestModels`.
 - `epochs/<config>_run<NNNN>.csv`: the per-epoch history of every run.
-- `summary.csv`, written by `Comparison.write_summary` from the log alone
+- `summary.csv` and `per_class.csv`, written by `Comparison.write_summary` from the log alone
   (`comparison_summary`), and `learning_curves.png`, `best_run_curves.png`, `boxplots.png`,
-  drawn from the log by `data_visualization.comparison_figures.write_comparison_figures`.
+  `forest.png`, drawn by `data_visualization.comparison_figures.write_comparison_figures`.
+- `stopped.json`: with `until_decided`, why and when the comparison stopped. Run r is looked
+  at every `look_every` runs and at the cap (`settings.runs`): the paired difference of test
+  accuracy, the second configuration minus the first (`comparison_summary.stopping_decision`).
+  The decision is a function of the log, so a resume recomputes it: a comparison killed
+  between its last run and this file stops at the same look, with the same reason.
 
 A kill at any moment loses at most the run in progress. A new best model is first saved under
 `.pending/`; it replaces `best_<config>.*` only after its run's records are in the log. On
 resume, records of a run that is not complete (not every configuration logged, or a line torn
-by the kill) are dropped by rewriting the log atomically, a pending model whose run made it
-into the log is moved into place, any other pending file is deleted, and the run is trained
-again. So the finished log always holds exactly N runs per configuration, none twice, and
-`best_<config>.*` is always the model of the best run in the log.
+by the kill) are dropped by rewriting the log atomically, the best models are reconciled with
+the log (`best_models`), and the run is trained again. So the finished log always holds
+exactly N runs per configuration, none twice, and `best_<config>.*` is always the model of the
+best run in the log.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,9 +51,18 @@ import numpy as np
 from toonvision import ExistingFileError, MissingFileError, ToonvisionError
 from toonvision.data_processing.splits import stratified_split
 from toonvision.fileio import write_text_atomic
-from toonvision.model_utils.comparison_summary import history_table, summarize
+from toonvision.model_utils.best_models import BestModels
+from toonvision.model_utils.comparison_summary import (
+    PRIMARY_METRIC,
+    Summary,
+    history_table,
+    stopping_decision,
+    summarize,
+    summary_options,
+)
 from toonvision.model_utils.runlog import (
     LOG_FILE,
+    STOP_FILE,
     RunRecord,
     append_records,
     complete_runs,
@@ -57,14 +70,16 @@ from toonvision.model_utils.runlog import (
     read_log,
     select_best,
     write_log,
+    write_stop,
 )
+from toonvision.model_utils.sequential import Decision, is_look
 from toonvision.model_utils.settings import SETTINGS_FILE, ComparisonSettings
 
 logger = logging.getLogger(__name__)
 
-PENDING_FOLDER = ".pending"
 EPOCHS_FOLDER = "epochs"
 SUMMARY_FILE = "summary.csv"
+PER_CLASS_FILE = "per_class.csv"
 
 
 class ResumeError(ToonvisionError):
@@ -91,6 +106,8 @@ class RunUpdate:
         records: this run's record per configuration.
         seconds: wall time of this run.
         new_best: the configurations whose best model this run replaced.
+        decision: with `until_decided`, the decision of the look after this run (None when
+            it was not a look); when it `stopped`, this was the last run.
     """
 
     run: int
@@ -99,6 +116,7 @@ class RunUpdate:
     records: list[RunRecord]
     seconds: float
     new_best: list[str] = field(default_factory=list)
+    decision: Decision | None = None
 
 
 class Comparison:
@@ -114,6 +132,7 @@ class Comparison:
         self.out_dir = Path(out_dir)
         self.settings = settings
         self.records = list(records)
+        self.best_models = BestModels(out_dir)
 
     @property
     def log_path(self) -> Path:
@@ -125,13 +144,30 @@ class Comparison:
         """The summary table, `summary.csv`."""
         return self.out_dir / SUMMARY_FILE
 
+    @property
+    def stop_path(self) -> Path:
+        """Why and when a comparison run until decided stopped, `stopped.json`."""
+        return self.out_dir / STOP_FILE
+
+    def decision(self) -> Decision | None:
+        """The stopping rule's decision on the logged runs, when they end at a look.
+
+        Returns:
+            None unless the settings ask to run until decided and the number of complete
+            runs is one the plan looks at.
+        """
+        settings, done = self.settings, len(self.completed_runs())
+        if not settings.until_decided or not is_look(done, settings.look_every, settings.runs):
+            return None
+        return stopping_decision(self.records, settings)
+
     def best_model_path(self, config_name: str) -> Path:
         """Where the best model of a configuration is kept."""
-        return self.out_dir / f"best_{config_name}.keras"
+        return self.best_models.model_path(config_name)
 
     def best_record_path(self, config_name: str) -> Path:
         """Where the run record of that model is kept."""
-        return self.out_dir / f"best_{config_name}.json"
+        return self.best_models.record_path(config_name)
 
     def best_records(self) -> dict[str, RunRecord]:
         """The best record per configuration among the logged runs, under the settings' rule."""
@@ -193,6 +229,10 @@ class Comparison:
 
         stored = ComparisonSettings.from_json(settings_path.read_text(encoding="utf-8"))
         differences = settings.differences(stored)
+        if settings.until_decided and stored.runs != settings.runs:
+            differences.append(f"runs: {stored.runs} there, {settings.runs} now (the cap of a "
+                               "comparison run until decided: its looks' boundaries depend "
+                               "on it)")
         if differences:
             raise ResumeError(
                 f"cannot resume {out_dir}: it was started with other settings ("
@@ -214,47 +254,8 @@ class Comparison:
         if stored.runs != settings.runs or stored.source != settings.source:
             write_text_atomic(settings_path, settings.to_json())
         comparison = cls(out_dir, settings, complete)
-        comparison._reconcile_best_models()
+        comparison.best_models.reconcile(comparison.best_records(), settings.config_names)
         return comparison
-
-    def _pending_paths(self, config_name: str) -> tuple[Path, Path, Path]:
-        pending = self.out_dir / PENDING_FOLDER
-        model = pending / f"best_{config_name}.keras"
-        return model, _sidecar(model), pending / f"best_{config_name}.json"
-
-    def _final_paths(self, config_name: str) -> tuple[Path, Path, Path]:
-        model = self.best_model_path(config_name)
-        return model, _sidecar(model), self.best_record_path(config_name)
-
-    def _promote(self, config_name: str) -> None:
-        """Moves a pending best model into place; the record file, moved last, marks the end."""
-        for pending, final in zip(self._pending_paths(config_name),
-                                  self._final_paths(config_name), strict=True):
-            if pending.exists():
-                os.replace(pending, final)
-
-    def _reconcile_best_models(self) -> None:
-        """Makes `best_<config>.*` match the best records of the log (see the module notes)."""
-        best = self.best_records()
-        for name in self.settings.config_names:
-            expected = best.get(name)
-            pending_record = self._pending_paths(name)[2]
-            if expected is not None and pending_record.is_file():
-                if json.loads(pending_record.read_text(encoding="utf-8"))["run"] == \
-                        expected.run:
-                    self._promote(name)
-            final_model, final_sidecar, final_record = self._final_paths(name)
-            if expected is None:
-                continue
-            problem = _best_files_problem(final_model, final_sidecar, final_record,
-                                          expected.run)
-            if problem:
-                raise ToonvisionError(
-                    f"cannot resume {self.out_dir}: the best model of {name!r} should be run "
-                    f"{expected.run} of the log, but {problem}. The folder was changed "
-                    "outside toonvision; restore it or start a new comparison"
-                )
-        shutil.rmtree(self.out_dir / PENDING_FOLDER, ignore_errors=True)
 
     def run(
         self,
@@ -278,7 +279,9 @@ class Comparison:
             epoch_callback: called as `(config name, run, epoch, logs)` after every epoch.
 
         Yields:
-            One `RunUpdate` per finished run, after its records are in the log.
+            One `RunUpdate` per finished run, after its records are in the log. With
+            `until_decided` the runs end at the first look that stops (`RunUpdate.decision`),
+            recorded in `stopped.json`; a comparison that already stopped trains nothing.
         """
         names = [config.name for config in configs]
         if names != self.settings.config_names:
@@ -291,6 +294,10 @@ class Comparison:
         image_size = tuple(self.settings.image_size)
         num_classes = len(self.settings.class_names)
         (self.out_dir / EPOCHS_FOLDER).mkdir(parents=True, exist_ok=True)
+        decision = self.decision()
+        if decision is not None and decision.stopped:
+            self._record_stop(decision, overwrite=False)
+            return
         for run in self.missing_runs():
             started = time.perf_counter()
             split_seed = self.settings.seed + run
@@ -307,24 +314,36 @@ class Comparison:
                         epoch_callback(name, run, epoch, logs)
                 result = trainer.run(task_data.images, task_data.y, split, seed=split_seed,
                                      epoch_callback=callback)
-                record = RunRecord.from_result(result, config.name, run, split_seed, split)
+                confusion = test_confusion(trainer.model, task_data.images, task_data.y,
+                                           split["test"], num_classes)
+                record = RunRecord.from_result(result, config.name, run, split_seed, split,
+                                               confusion)
                 if is_better(record, best.get(config.name), self.settings.select):
-                    self._save_pending(trainer.model, record)
+                    self.best_models.save_pending(trainer.model, record, self.settings)
                     new_best.append(config.name)
                 _write_epochs_csv(self._epochs_path(config.name, run), record.history)
                 run_records.append(record)
             append_records(self.log_path, run_records)
             for name in new_best:
-                self._promote(name)
-            shutil.rmtree(self.out_dir / PENDING_FOLDER, ignore_errors=True)
+                self.best_models.promote(name)
+            self.best_models.clear_pending()
             for record in run_records:
                 if record.config in new_best:
                     best[record.config] = record
             self.records.extend(run_records)
             if tracker is not None:
                 self._track(tracker, configs, run_records)
+            decision = self.decision()
+            if decision is not None and decision.stopped:
+                self._record_stop(decision)
             yield RunUpdate(run, len(self.completed_runs()), self.settings.runs, run_records,
-                            time.perf_counter() - started, new_best)
+                            time.perf_counter() - started, new_best, decision)
+            if decision is not None and decision.stopped:
+                return
+
+    def _record_stop(self, decision: Decision, overwrite: bool = True) -> None:
+        if overwrite or not self.stop_path.is_file():
+            write_stop(self.stop_path, decision, self.settings.config_names[:2], PRIMARY_METRIC)
 
     def _split(self, y: np.ndarray, split_seed: int) -> dict[str, np.ndarray]:
         from toonvision.data_processing.splits import balance_indices
@@ -337,23 +356,6 @@ class Comparison:
 
     def _epochs_path(self, config_name: str, run: int) -> Path:
         return self.out_dir / EPOCHS_FOLDER / f"{config_name}_run{run:04d}.csv"
-
-    def _save_pending(self, model: Any, record: RunRecord) -> None:
-        from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
-
-        model_path, _, record_path = self._pending_paths(record.config)
-        info = ModelInfo(
-            class_names=tuple(self.settings.class_names),
-            image_size=tuple(self.settings.image_size),
-            task=self.settings.task,
-            config=record.config,
-            split_seed=record.split_seed,
-            ratios=tuple(self.settings.ratios),
-            extra={"run": record.run, "validation_metrics": record.validation_metrics,
-                   "test_metrics": record.test_metrics, "comparison": str(self.out_dir)},
-        )
-        save_model_atomic(model, model_path, info)
-        write_text_atomic(record_path, json.dumps(record.to_dict(), indent=2))
 
     def _track(self, tracker: Any, configs: Sequence[Any],
                run_records: Sequence[RunRecord]) -> None:
@@ -377,17 +379,41 @@ class Comparison:
                 logger.warning("experiment tracking failed for run %s of %s: %s",
                                record.run, record.config, error)
 
-    def write_summary(self) -> Any:
-        """Writes `summary.csv` from the log; returns the table (a pandas DataFrame).
+    def write_summary(self) -> Summary:
+        """Writes `summary.csv` (and `per_class.csv`) from the log; returns the `Summary`.
 
         Raises:
-            ToonvisionError: if no run is logged yet.
+            ToonvisionError: if fewer than 2 runs are logged.
         """
-        if not self.records:
-            raise ToonvisionError(f"{self.out_dir}: no finished run to summarise yet")
-        summary = summarize(self.records, self.settings.config_names)
-        write_text_atomic(self.summary_path, summary.to_csv(index=False))
+        if len(self.completed_runs()) < 2:
+            raise ToonvisionError(f"{self.out_dir}: a summary needs at least 2 finished runs")
+        summary = summarize(self.records, self.settings.config_names,
+                            **summary_options(self.settings))
+        write_summary_files(self.out_dir, summary)
         return summary
+
+
+def write_summary_files(out_dir: str | os.PathLike, summary: Summary) -> list[Path]:
+    """Writes `summary.csv` and, when there are per-class metrics, `per_class.csv`."""
+    paths = [Path(out_dir) / SUMMARY_FILE]
+    write_text_atomic(paths[0], summary.table.to_csv(index=False))
+    if summary.per_class is not None:
+        paths.append(Path(out_dir) / PER_CLASS_FILE)
+        write_text_atomic(paths[1], summary.per_class.to_csv(index=False))
+    return paths
+
+
+def test_confusion(model: Any, images: np.ndarray, y: np.ndarray, indices: np.ndarray,
+                   num_classes: int) -> list[list[int]]:
+    """The confusion matrix of `model` on the test images (rows true, columns predicted)."""
+    from toonvision.model_utils.models import predict_probabilities
+
+    indices = np.asarray(indices, dtype=np.int64)
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    if len(indices):
+        predicted = predict_probabilities(model, images[indices]).argmax(axis=1)
+        np.add.at(matrix, (np.asarray(y)[indices], predicted), 1)
+    return matrix.tolist()
 
 
 def check_out_dir(out_dir: str | os.PathLike, resume: bool) -> bool:
@@ -407,24 +433,6 @@ def check_out_dir(out_dir: str | os.PathLike, resume: bool) -> bool:
             "choose another folder (nothing was changed)"
         )
     return non_empty
-
-
-def _sidecar(model_path: Path) -> Path:
-    return model_path.with_name(model_path.name + ".json")
-
-
-def _best_files_problem(model: Path, sidecar: Path, record: Path, run: int) -> str:
-    """Says what is wrong with the best-model files of one configuration, or ''."""
-    for path in (model, sidecar, record):
-        if not path.is_file():
-            return f"{path.name} is missing"
-    record_run = json.loads(record.read_text(encoding="utf-8")).get("run")
-    if record_run != run:
-        return f"{record.name} holds run {record_run}"
-    sidecar_run = json.loads(sidecar.read_text(encoding="utf-8")).get("extra", {}).get("run")
-    if sidecar_run != run:
-        return f"{sidecar.name} describes run {sidecar_run}"
-    return ""
 
 
 def _write_epochs_csv(path: Path, history: dict[str, list[float]]) -> None:

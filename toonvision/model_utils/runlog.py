@@ -8,6 +8,10 @@ reader drops; any other damage is an error naming the line.
 
 The best-model rules live here too, since they are replayed over the log: `is_better` decides
 whether a run replaces a configuration's best, `select_best` replays it in run order.
+
+Two more records close the picture: `stopped.json`, why and when a comparison run until
+decided stopped (`write_stop`, `read_stop`), and `evaluation_records`, which turns results
+logged elsewhere (the article's `evaluations_all.json`) into run records that summarise alike.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from toonvision import ToonvisionError, unknown_name_error
 from toonvision.fileio import append_jsonl, read_jsonl, write_text_atomic
 
 LOG_FILE = "runs.jsonl"
+STOP_FILE = "stopped.json"
 SELECTION_RULES: tuple[str, ...] = ("test", "val_loss")
 
 
@@ -42,6 +47,8 @@ class RunRecord:
         history: per-epoch metrics (`loss`, `accuracy`, `val_loss`, `val_accuracy`, ...).
         validation_metrics: the final model's metrics on the validation part.
         test_metrics: the final model's metrics on the test part.
+        test_confusion: the final model's confusion matrix on the test part, rows the true
+            classes, columns the predicted ones (empty in logs written before it was kept).
         epochs_run: epochs trained (early stopping may stop sooner).
         setup_seconds: time spent re-initialising the model.
         train_seconds: time spent training and evaluating.
@@ -60,6 +67,7 @@ class RunRecord:
     history: dict[str, list[float]]
     validation_metrics: dict[str, float]
     test_metrics: dict[str, float]
+    test_confusion: list[list[int]] = field(default_factory=list)
     epochs_run: int
     setup_seconds: float
     train_seconds: float
@@ -86,7 +94,8 @@ class RunRecord:
 
     @classmethod
     def from_result(cls, result: Any, config_name: str, run: int, split_seed: int,
-                    split: Mapping[str, Sequence[int]]) -> RunRecord:
+                    split: Mapping[str, Sequence[int]],
+                    test_confusion: Sequence[Sequence[int]] = ()) -> RunRecord:
         """The record of a trainer's `RunResult` (plain Python numbers, stamped now)."""
         return cls(
             config=config_name,
@@ -99,6 +108,7 @@ class RunRecord:
             validation_metrics={key: float(value)
                                 for key, value in result.validation_metrics.items()},
             test_metrics={key: float(value) for key, value in result.test_metrics.items()},
+            test_confusion=[[int(count) for count in row] for row in test_confusion],
             epochs_run=int(result.epochs_run),
             setup_seconds=float(result.setup_seconds),
             train_seconds=float(result.train_seconds),
@@ -195,3 +205,59 @@ def select_best(records: Sequence[RunRecord], rule: str = "test") -> dict[str, R
         if is_better(record, best.get(record.config), rule):
             best[record.config] = record
     return best
+
+
+def evaluation_records(evaluations: Mapping[str, Mapping[str, Sequence[float]]],
+                       split_sizes: Mapping[str, int]) -> list[RunRecord]:
+    """Run records of results logged elsewhere, e.g. the article's `evaluations_all.json`.
+
+    Args:
+        evaluations: per configuration, per test metric, one value per run; runs are paired
+            by index (`verdict.read_evaluations` reads the article's file this way).
+        split_sizes: images per split part of every run (`train`, `validate`, `test`).
+
+    Returns:
+        One record per configuration and run, in run order, with only test metrics and split
+        sizes (no history, no timings): enough for the summary, the box plots and the
+        article's best-model rule.
+    """
+    records = []
+    names = list(evaluations)
+    runs = min((len(values) for metrics in evaluations.values() for values in metrics.values()),
+               default=0)
+    for run in range(runs):
+        for name in names:
+            records.append(RunRecord(
+                config=name, run=run, seed=run, split_seed=run, split_sizes=dict(split_sizes),
+                history={}, validation_metrics={},
+                test_metrics={key: float(values[run]) for key, values in evaluations[name].items()},
+                epochs_run=0, setup_seconds=0.0, train_seconds=0.0))
+    return records
+
+
+def write_stop(path: str | os.PathLike, decision: Any, pair: Sequence[str], metric: str) -> None:
+    """Records why and when a run-until-decided comparison stopped (its `stopped.json`).
+
+    Args:
+        path: the file to write (atomically).
+        decision: the `sequential.Decision` that stopped it.
+        pair: the configurations compared, A then B (B - A was looked at).
+        metric: the test metric looked at.
+    """
+    record = {"state": decision.state, "reason": decision.reason, "runs": decision.runs,
+              "look": decision.look, "looks": decision.looks, "pair": list(pair),
+              "metric": metric, "interval": [decision.interval.low, decision.interval.high],
+              "critical": decision.critical,
+              "stopped_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    write_text_atomic(path, json.dumps(record, indent=2))
+
+
+def read_stop(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The stop record `write_stop` wrote, or None when the comparison has not stopped early."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except ValueError as error:
+        raise ToonvisionError(f"{path}: damaged stop record: {error}") from None

@@ -3,9 +3,9 @@
 Two structures, one before the data is loaded and one after:
 
 - `ComparisonPlan`: what the user asks for (task, configurations, runs, image size, ratios,
-  seed, selection rule, balancing). `plan_comparison` builds it from three layers: the
-  defaults of `toonvision.defaults`, then a settings file, then explicit overrides (the flags
-  the user typed); a later layer wins.
+  seed, selection rule, balancing, stopping rule). `plan_comparison` builds it from three
+  layers: the defaults of `toonvision.defaults`, then a settings file, then explicit overrides
+  (the flags the user typed); a later layer wins.
 - `ComparisonSettings`: the plan resolved against the loaded data (class names, a fingerprint
   of the images), stored as `comparison.json` in the comparison's folder. `resume` refuses to
   continue with different settings.
@@ -21,6 +21,9 @@ A settings file holds the keys of `SETTING_KEYS`, for example:
     seed = 0
     select = "test"
     balance = "none"
+    until_decided = false                   # true: stop at a look that decides; runs = the cap
+    look_every = 10
+    equivalence = 0.0                       # practical-difference margin in accuracy
 
 A file named `*.json` is read as JSON: so `comparison.json` is a settings file, and any
 earlier comparison can be run again from its folder. Its keys that describe the data
@@ -67,6 +70,9 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "seed": defaults.SEED,
     "select": defaults.SELECT,
     "balance": defaults.BALANCE,
+    "until_decided": defaults.UNTIL_DECIDED,  # stop when a look decides; `runs` is the cap
+    "look_every": defaults.LOOK_EVERY,      # paired runs between two looks
+    "equivalence": defaults.EQUIVALENCE,    # practical-difference margin in accuracy (0: none)
 }
 SETTING_KEYS: tuple[str, ...] = tuple(SETTING_DEFAULTS)
 # Keys of comparison.json that record the data it ran on: accepted in a file, not used.
@@ -79,6 +85,26 @@ def _check_runs(runs: Any) -> int:
         raise ToonvisionError(f"the number of runs must be a whole number of at least 1; "
                               f"got {runs!r}")
     return runs
+
+
+def _check_sequential(until_decided: Any, look_every: Any, equivalence: Any, runs: int,
+                      configs: int) -> None:
+    """Checks the plan of a comparison run until decided (`sequential.sequential_decision`)."""
+    if not isinstance(until_decided, bool):
+        raise ToonvisionError(f"until_decided must be true or false; got {until_decided!r}")
+    if not _is_int(look_every) or look_every < 1:
+        raise ToonvisionError(f"look_every must be a whole number of at least 1; got "
+                              f"{look_every!r}")
+    if (not isinstance(equivalence, (int, float)) or isinstance(equivalence, bool)
+            or not 0 <= equivalence < 1):
+        raise ToonvisionError(f"equivalence must be a number from 0 to 1 (a margin in "
+                              f"accuracy: 0.02 is 2 points); got {equivalence!r}")
+    if until_decided and configs < 2:
+        raise ToonvisionError("a comparison run until decided needs at least two "
+                              "configurations: it looks at the second against the first")
+    if until_decided and runs < 2:
+        raise ToonvisionError(f"a comparison run until decided needs a cap of at least 2 "
+                              f"runs; got {runs}")
 
 
 def _check_balance(balance: Any) -> str:
@@ -114,6 +140,9 @@ class ComparisonPlan:
         seed: run `r` splits with seed `seed + r`.
         select: the best-model rule, one of `runlog.SELECTION_RULES`.
         balance: how the training split is balanced, one of `splits.BALANCE_METHODS`.
+        until_decided: stop at the first look that decides (then `runs` is the cap).
+        look_every: paired runs between two looks.
+        equivalence: the practical-difference margin in test accuracy (0: none).
     """
 
     task: str
@@ -124,6 +153,9 @@ class ComparisonPlan:
     seed: int
     select: str
     balance: str
+    until_decided: bool = defaults.UNTIL_DECIDED
+    look_every: int = defaults.LOOK_EVERY
+    equivalence: float = defaults.EQUIVALENCE
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task.strip():
@@ -141,6 +173,8 @@ class ComparisonPlan:
             raise ToonvisionError(f"seed must be a whole number; got {self.seed!r}")
         check_rule(self.select)
         _check_balance(self.balance)
+        _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
+                          len(self.configs))
 
     @property
     def config_names(self) -> list[str]:
@@ -264,6 +298,9 @@ def _plan_from(values: Mapping[str, Any]) -> ComparisonPlan:
         seed=values["seed"],
         select=values["select"],
         balance=values["balance"],
+        until_decided=values["until_decided"],
+        look_every=values["look_every"],
+        equivalence=values["equivalence"],
     )
 
 
@@ -287,6 +324,10 @@ class ComparisonSettings:
         runs: the number of runs.
         select: the best-model rule, one of `runlog.SELECTION_RULES`.
         balance: how the training split is balanced, one of `splits.BALANCE_METHODS`.
+        until_decided: stop at the first look that decides; `runs` is then the cap, which a
+            resume may not change (the looks' boundaries depend on it).
+        look_every: paired runs between two looks.
+        equivalence: the practical-difference margin in test accuracy (0: none).
         data_fingerprint: a hash of the images' names, labels and classes, in order.
         num_images: the number of images.
         version: the layout version of this file.
@@ -302,6 +343,9 @@ class ComparisonSettings:
     runs: int
     select: str = defaults.SELECT
     balance: str = defaults.BALANCE
+    until_decided: bool = defaults.UNTIL_DECIDED
+    look_every: int = defaults.LOOK_EVERY
+    equivalence: float = defaults.EQUIVALENCE
     data_fingerprint: str = ""
     num_images: int = 0
     version: int = SETTINGS_VERSION
@@ -312,6 +356,8 @@ class ComparisonSettings:
         _check_runs(self.runs)
         if not self.configs:
             raise ToonvisionError("a comparison needs at least one configuration")
+        _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
+                          len(self.configs))
         names = self.config_names
         if len(set(names)) != len(names):
             raise ToonvisionError(f"configuration names must differ; got {', '.join(names)}")
@@ -326,6 +372,7 @@ class ComparisonSettings:
         self.class_names = [str(name) for name in self.class_names]
         self.image_size = [int(size) for size in self.image_size]
         self.ratios = [float(ratio) for ratio in check_ratios(self.ratios)]
+        self.equivalence = float(self.equivalence)
 
     @property
     def config_names(self) -> list[str]:
@@ -350,7 +397,10 @@ class ComparisonSettings:
             if name in _RESUMABLE_CHANGES or mine[name] == theirs[name]:
                 continue
             if name == "configs" and self.config_names == other.config_names:
+                # A field that a folder written before the field existed lacks had its default.
+                unset = _config_field_defaults()
                 for new, old in zip(self.configs, other.configs, strict=True):
+                    new, old = {**unset, **_plain(new)}, {**unset, **_plain(old)}
                     differences.extend(
                         f"configs.{new['name']}.{key}: {_short(old.get(key))} there, "
                         f"{_short(new.get(key))} now"
@@ -359,6 +409,19 @@ class ComparisonSettings:
                 continue
             differences.append(f"{name}: {_short(theirs[name])} there, {_short(mine[name])} now")
         return differences
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON gives it back (tuples become lists), so stored and new values compare."""
+    return json.loads(json.dumps(value))
+
+
+def _config_field_defaults() -> dict[str, Any]:
+    """Every TrainingConfig field that has a default, with it (as JSON gives it back)."""
+    from toonvision.model_utils.configs import TrainingConfig
+
+    return _plain({field.name: field.default for field in dataclasses.fields(TrainingConfig)
+                   if field.default is not dataclasses.MISSING})
 
 
 def _short(value: Any, limit: int = 200) -> str:
@@ -379,7 +442,10 @@ def data_fingerprint(paths: Sequence[Path], labels: Sequence[str], y: np.ndarray
 def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: int,
                  source: str, ratios: Sequence[float] = defaults.RATIOS,
                  seed: int = defaults.SEED, select: str = defaults.SELECT,
-                 balance: str = defaults.BALANCE) -> ComparisonSettings:
+                 balance: str = defaults.BALANCE, *,
+                 until_decided: bool = defaults.UNTIL_DECIDED,
+                 look_every: int = defaults.LOOK_EVERY,
+                 equivalence: float = defaults.EQUIVALENCE) -> ComparisonSettings:
     """Builds the settings of a comparison of `configs` (TrainingConfig) on `task_data` (TaskData).
 
     The image size is read from the loaded images, so it is always the one really trained on.
@@ -395,6 +461,9 @@ def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: i
         runs=runs,
         select=select,
         balance=balance,
+        until_decided=until_decided,
+        look_every=look_every,
+        equivalence=float(equivalence),
         data_fingerprint=data_fingerprint(task_data.paths, task_data.labels, task_data.y,
                                           task_data.class_names),
         num_images=len(task_data.y),

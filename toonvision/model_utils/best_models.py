@@ -1,0 +1,124 @@
+"""The kept best models of a comparison folder, and how they stay in step with its log.
+
+Each configuration keeps `best_<config>.keras` (with its `ModelInfo` sidecar
+`best_<config>.keras.json`) and `best_<config>.json`, the run record of that model. A new
+best model is first saved under `.pending/`; `promote` moves it into place only after its
+run's records are in the log, the record file last, so that it marks the end. On resume,
+`reconcile` moves a pending model whose run made it into the log into place, deletes any other
+pending file, and refuses a folder whose best files no longer match the log's best runs. So
+`best_<config>.*` is always the model of the best run in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from toonvision import ToonvisionError
+from toonvision.fileio import write_text_atomic
+
+if TYPE_CHECKING:
+    from toonvision.model_utils.runlog import RunRecord
+    from toonvision.model_utils.settings import ComparisonSettings
+
+PENDING_FOLDER = ".pending"
+
+
+class BestModels:
+    """The best-model files of the comparison folder `out_dir`."""
+
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        self.out_dir = Path(out_dir)
+
+    def model_path(self, config_name: str) -> Path:
+        """Where the best model of a configuration is kept."""
+        return self.out_dir / f"best_{config_name}.keras"
+
+    def record_path(self, config_name: str) -> Path:
+        """Where the run record of that model is kept."""
+        return self.out_dir / f"best_{config_name}.json"
+
+    def _pending_paths(self, config_name: str) -> tuple[Path, Path, Path]:
+        pending = self.out_dir / PENDING_FOLDER
+        model = pending / f"best_{config_name}.keras"
+        return model, _sidecar(model), pending / f"best_{config_name}.json"
+
+    def _final_paths(self, config_name: str) -> tuple[Path, Path, Path]:
+        model = self.model_path(config_name)
+        return model, _sidecar(model), self.record_path(config_name)
+
+    def save_pending(self, model: Any, record: RunRecord, settings: ComparisonSettings) -> None:
+        """Saves a new best model and its run record under `.pending/`."""
+        from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
+
+        model_path, _, record_path = self._pending_paths(record.config)
+        info = ModelInfo(
+            class_names=tuple(settings.class_names),
+            image_size=tuple(settings.image_size),
+            task=settings.task,
+            config=record.config,
+            split_seed=record.split_seed,
+            ratios=tuple(settings.ratios),
+            extra={"run": record.run, "validation_metrics": record.validation_metrics,
+                   "test_metrics": record.test_metrics, "comparison": str(self.out_dir)},
+        )
+        save_model_atomic(model, model_path, info)
+        write_text_atomic(record_path, json.dumps(record.to_dict(), indent=2))
+
+    def promote(self, config_name: str) -> None:
+        """Moves a pending best model into place; the record file, moved last, marks the end."""
+        for pending, final in zip(self._pending_paths(config_name),
+                                  self._final_paths(config_name), strict=True):
+            if pending.exists():
+                os.replace(pending, final)
+
+    def clear_pending(self) -> None:
+        """Deletes `.pending/` and whatever is left in it."""
+        shutil.rmtree(self.out_dir / PENDING_FOLDER, ignore_errors=True)
+
+    def reconcile(self, best: Mapping[str, RunRecord], config_names: Sequence[str]) -> None:
+        """Makes `best_<config>.*` match `best`, the best records of the log.
+
+        Raises:
+            ToonvisionError: if the files of a configuration's best model are missing or
+                describe another run than the log's best.
+        """
+        for name in config_names:
+            expected = best.get(name)
+            pending_record = self._pending_paths(name)[2]
+            if expected is not None and pending_record.is_file():
+                if json.loads(pending_record.read_text(encoding="utf-8"))["run"] == \
+                        expected.run:
+                    self.promote(name)
+            if expected is None:
+                continue
+            problem = _best_files_problem(*self._final_paths(name), expected.run)
+            if problem:
+                raise ToonvisionError(
+                    f"cannot resume {self.out_dir}: the best model of {name!r} should be run "
+                    f"{expected.run} of the log, but {problem}. The folder was changed "
+                    "outside toonvision; restore it or start a new comparison"
+                )
+        self.clear_pending()
+
+
+def _sidecar(model_path: Path) -> Path:
+    return model_path.with_name(model_path.name + ".json")
+
+
+def _best_files_problem(model: Path, sidecar: Path, record: Path, run: int) -> str:
+    """Says what is wrong with the best-model files of one configuration, or ''."""
+    for path in (model, sidecar, record):
+        if not path.is_file():
+            return f"{path.name} is missing"
+    record_run = json.loads(record.read_text(encoding="utf-8")).get("run")
+    if record_run != run:
+        return f"{record.name} holds run {record_run}"
+    sidecar_run = json.loads(sidecar.read_text(encoding="utf-8")).get("extra", {}).get("run")
+    if sidecar_run != run:
+        return f"{sidecar.name} describes run {sidecar_run}"
+    return ""
