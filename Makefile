@@ -40,7 +40,12 @@ browser:
 	      || echo "chromium could not be installed: the page test will be skipped"; \
 	  else echo "chromium not installed (needs root + apt): the page test will be skipped"; fi; }
 
-test: install $(VENV)/.tracking browser
+# The tests also run comparisons on Ray workers (toonvision[parallel]: ray core, ~240 MB).
+$(VENV)/.parallel: requirements-parallel.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-parallel.txt
+	touch $@
+
+test: install $(VENV)/.tracking $(VENV)/.parallel browser
 	$(BIN)/python -m pytest -q
 
 lint: install
@@ -59,10 +64,12 @@ demo: install
 	$(BIN)/toonvision split --data-dir $(DEMO)/data --seed 0
 	$(BIN)/toonvision compare --data-dir $(DEMO)/data --runs 5 --epochs 15 --image-size 150 50 \
 	  --out $(DEMO)/runs/compare --cache-dir $(DEMO)/cache --no-tracking
+	$(BIN)/toonvision doctor $(DEMO)/runs/compare --data-dir $(DEMO)/data
 	TOONVISION=$(BIN)/toonvision scripts/heatmap_report.sh $(DEMO)/runs/compare $(DEMO)/data \
 	  $(DEMO)/reports/best
 	@echo "demo finished: everything is under $(DEMO)/"
 	@echo "  comparison: $(DEMO)/runs/compare/summary.csv, learning_curves.png, boxplots.png"
+	@echo "  doctor:     $(DEMO)/runs/compare/doctor/index.html (suspect labels, duplicates)"
 	@echo "  report:     $(DEMO)/reports/best/index.html (open it in a browser)"
 
 clean:

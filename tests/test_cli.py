@@ -57,7 +57,8 @@ def test_keras_commands_import_tensorflow_without_its_banner():
     subparsers = next(a for a in build_parser()._actions if a.dest == "command")
     needs_keras = {name for name, subparser in subparsers.choices.items()
                    if subparser.get_default("needs_keras")}
-    assert needs_keras == {"compare", "optimizers", "ablate", "predict", "report"}
+    assert needs_keras == {"compare", "doctor", "optimizers", "ablate", "search", "predict",
+                           "report"}
 
 
 def test_every_available_command_has_help_for_every_option():

@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "summarize",
     "optimizers",
     "ablate",
+    "search",
     "predict",
     "report",
 )

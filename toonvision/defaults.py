@@ -25,6 +25,24 @@ RUNS_DIR = Path("runs")                 # comparisons go to RUNS_DIR/<name>/
 UNTIL_DECIDED = False                   # stop early when a look decides (RUNS is then the cap)
 LOOK_EVERY = 10                         # with UNTIL_DECIDED: look after every 10 paired runs
 EQUIVALENCE = 0.0                       # practical-difference margin in accuracy (0: none)
+CV: int | None = None                   # K-fold cross-validation (None: a fresh split per run)
+
+# --- where comparison runs train (`model_utils.engine`, docs/parallel.md) ---------------------
+# Measured (benchmarks/README.md): the article's CNN does not scale over threads but
+# independent runs do, so by default one single-thread Ray worker per CPU (2 cores: 2 x 1).
+WORKERS: int | None = None              # None: one per CPU with Ray installed, else 1 (serial)
+THREADS_PER_WORKER: int | None = None   # None: 1 on Ray workers; the process's own when serial
+RAY_ADDRESS: str | None = None          # a Ray cluster to join ("auto", HOST:PORT); None: local
+GPUS_PER_WORKER = 0.0                   # GPU share each Ray worker asks for
+
+# --- hyperparameter search (`search`, `model_utils.search`) ----------------------------------
+SEARCH_TRIALS = 20                      # trials finished (complete or pruned) per search
+SEARCH_RUNS_PER_TRIAL = 5               # paired runs of a trial against the reference
+SEARCH_BASE = "optimized"               # the configuration a trial changes
+SEARCH_REFERENCE = "optimized"          # what every trial is compared with, on the same splits
+SEARCH_BEST = 3                         # best trials written to best_configs.toml
+SEARCH_STARTUP_TRIALS = 3               # trials finished before pruning starts
+SEARCH_WARMUP_RUNS = 2                  # paired runs of a trial before it may be pruned
 
 # --- the verdict: statistics of paired runs (`model_utils.paired`, `sequential`, `verdict`) --
 ALPHA = 0.05                            # 1 - the confidence of every interval and decision
@@ -48,3 +66,8 @@ REPORTS_DIR = Path("reports")
 
 # --- demo data (`synth`) --------------------------------------------------------------------
 SYNTH_SCREENSHOTS = 60
+
+# --- the dataset doctor (`doctor`) ------------------------------------------------------------
+DUPLICATE_MAX_DISTANCE = 20             # of the 128 bits of phash + dhash for a near-duplicate pair
+DUPLICATE_MIN_CORRELATION = 0.9         # of the pair's 16x16 thumbnails, allowing a 1-pixel shift
+DOCTOR_MIN_APPEARANCES = 2              # fewer out-of-sample appearances are no history to judge

@@ -57,7 +57,7 @@ from toonvision.model_utils.runlog import (
     read_stop,
     select_best,
 )
-from toonvision.model_utils.settings import SETTINGS_FILE, ComparisonSettings
+from toonvision.model_utils.stored_settings import SETTINGS_FILE, ComparisonSettings
 from toonvision.model_utils.verdict import paired_verdict, verdict_sentence
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -195,7 +195,9 @@ def test_log_lines_read_and_written_back_are_unchanged(tmp_path):
     first = json.loads(text.splitlines()[0])
     assert list(first) == ["config", "run", "seed", "split_seed", "split_sizes", "history",
                            "validation_metrics", "test_metrics", "test_confusion", "epochs_run",
-                           "setup_seconds", "train_seconds", "finished_at"]
+                           "setup_seconds", "train_seconds", "finished_at", "host", "worker",
+                           "threads"]
+    assert (first["worker"], first["threads"] >= 1) == ("local", True)
     assert np.sum(first["test_confusion"]) == first["split_sizes"]["test"] == 6
     assert "".join(json.dumps(RunRecord.from_dict(json.loads(line)).to_dict()) + "\n"
                    for line in text.splitlines()) == text
@@ -478,7 +480,8 @@ def test_tracker_gets_every_run_of_every_config(tmp_path):
 
 def test_comparison_json_of_a_finished_comparison_reproduces_its_settings(tmp_path):
     from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.settings import plan_comparison, settings_for
+    from toonvision.model_utils.settings import plan_comparison
+    from toonvision.model_utils.stored_settings import settings_for
 
     task_data = SimpleNamespace(**vars(TASK_DATA), paths=[Path(f"{index}.png") for index in
                                                           range(30)],
@@ -588,6 +591,7 @@ def test_compare_command_runs_until_decided(tmp_path, monkeypatch, capsys):
     out_dir = tmp_path / "out"
     assert main(["compare", "--data-dir", str(tmp_path / "data"), "--cache-dir",
                  str(tmp_path / "cache"), "--no-tracking", "--image-size", "48", "48",
+                 "--workers", "1",
                  "--runs", "auto", "--look-every", "5", "--equivalence", "0.01",
                  "--out", str(out_dir)]) == 0
     captured = capsys.readouterr()
@@ -689,7 +693,7 @@ def test_a_killed_comparison_resumes_to_exactly_n_runs(tmp_path):
     out_dir = tmp_path / "runs" / "tiny"
     arguments = ["compare", "--data-dir", str(tmp_path / "data"), "--image-size", "48", "48",
                  "--runs", "2", "--epochs", "1", "--out", str(out_dir),
-                 "--cache-dir", str(tmp_path / "cache"), "--no-tracking"]
+                 "--cache-dir", str(tmp_path / "cache"), "--no-tracking", "--workers", "1"]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
     errors = tmp_path / "stderr.txt"
     with open(errors, "w") as error_file:
@@ -752,7 +756,7 @@ def card_crops(cards_dir: Path, labels: tuple[str, ...], size: tuple[int, int]) 
 @pytest.mark.slow
 def test_both_article_configs_learn_real_crops_well_above_chance(shared_data, tmp_path):
     from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.settings import settings_for
+    from toonvision.model_utils.stored_settings import settings_for
 
     labels = ("ace", "king")
     images, y, paths = card_crops(shared_data / "cards_voc" / "train", labels, (64, 48))
@@ -804,7 +808,7 @@ def test_compare_command_applies_epochs_early_stopping_and_balance(tmp_path, mon
     assert main(["compare", "--data-dir", str(tmp_path / "data"), "--image-size", "48", "48",
                  "--runs", "3", "--epochs", "7", "--early-stopping", "2", "--balance",
                  "undersample", "--seed", "10", "--out", str(out_dir), "--cache-dir",
-                 str(tmp_path / "cache")]) == 0
+                 str(tmp_path / "cache"), "--workers", "1"]) == 0
     trainers = {trainer.config.name: trainer for trainer in RecordingTrainer.made}
     assert sorted(trainers) == ["baseline", "optimized"]
     assert all(trainer.config.epochs == 7 and trainer.config.early_stopping_patience == 2
@@ -840,7 +844,8 @@ def test_compare_command_takes_settings_from_a_file_and_typed_options_win(tmp_pa
                              'seed = 5\nselect = "val_loss"\nbalance = "oversample"\n')
     out_dir = tmp_path / "out"
     common = ["compare", "--data-dir", str(tmp_path / "data"), "--cache-dir",
-              str(tmp_path / "cache"), "--no-tracking", "--settings", str(settings_file)]
+              str(tmp_path / "cache"), "--no-tracking", "--workers", "1", "--settings",
+              str(settings_file)]
     assert main([*common, "--runs", "2", "--seed", "9", "--out", str(out_dir)]) == 0
     stored = json.loads((out_dir / SETTINGS_FILE).read_text())
     assert (stored["runs"], stored["seed"]) == (2, 9)                         # typed: win
@@ -887,3 +892,34 @@ def test_optimizers_command_trains_each_optimizer_on_one_split(tmp_path, monkeyp
     assert (tmp_path / "out" / "optimizers.png").read_bytes().startswith(PNG_SIGNATURE)
     assert main(["optimizers", "--data-dir", str(tmp_path / "data"), "--optimizers", "adamw",
                  "--out", str(tmp_path / "out")]) == 2
+
+
+def test_compare_stores_every_runs_out_of_sample_predictions_for_the_doctor(
+        tmp_path, monkeypatch, write_crops):
+    """Every logged run has, per configuration, the probabilities of its validate and test
+    crops under their stable ids; a resume keeps only the runs in the log."""
+    import toonvision.model_utils.trainer as model_utils
+    from toonvision.cli import main
+    from toonvision.data_processing.dataset import crop_ids, from_crops
+    from toonvision.model_utils.predictions import PredictionStore
+
+    monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
+    RecordingTrainer.made = []
+    write_crops(tmp_path / "data", ["cog_bb_flunky"] * 10 + ["toon_dog"] * 10)
+    out_dir = tmp_path / "out"
+    arguments = ["compare", "--data-dir", str(tmp_path / "data"), "--image-size", "48", "48",
+                 "--runs", "3", "--out", str(out_dir), "--cache-dir", str(tmp_path / "cache"),
+                 "--workers", "1", "--no-tracking"]
+    assert main(arguments) == 0
+    store = PredictionStore(out_dir)
+    ids = crop_ids(from_crops(tmp_path / "data").paths)
+    for config, trainer in ((trainer.config.name, trainer) for trainer in RecordingTrainer.made):
+        stored = store.read(config)
+        assert sorted(set(stored.run.tolist())) == [0, 1, 2]
+        for run, (_, split) in enumerate(trainer.splits):
+            mine = stored.run == run
+            expected = np.concatenate([ids[split["validate"]], ids[split["test"]]])
+            assert sorted(stored.ids[mine].tolist()) == sorted(expected.tolist())
+        assert np.allclose(stored.probabilities.sum(axis=1), 1.0, atol=1e-2)
+    assert main(arguments[:6] + ["--runs", "4"] + arguments[8:] + ["--resume"]) == 0
+    assert sorted(set(store.read("baseline").run.tolist())) == [0, 1, 2, 3]

@@ -18,13 +18,29 @@ first, every --look-every runs and stops as soon as the answer is known: the cor
 interval excludes zero, lies inside +-EQUIVALENCE, or the effect is under what the test split
 can resolve; --runs is then the most runs (the cap). stopped.json says why and when.
 
+--cv K replaces the fresh split per run by stratified K-fold cross-validation repeated --runs
+times with new seeds: each fold is the test set once, the validation part is drawn from the
+other folds; the records name their repetition and fold, and the intervals are corrected for
+the R x K overlapping folds (docs/compare.md, "Cross-validation").
+
 The comparison's settings (task, configs, config_file, runs, epochs, early_stopping,
-image_size, ratios, seed, select, balance, until_decided, look_every, equivalence) can come
+image_size, ratios, seed, select, balance, until_decided, look_every, equivalence, cv) can come
 from a TOML file, --settings FILE; the comparison.json of an earlier comparison's folder is
 such a file too. Flags you type win over the file, and the file wins over the defaults.
 
+--workers N trains N runs at once on Ray workers (`pip install 'toonvision[parallel]'`),
+each pinned to --threads-per-worker threads; the default is one single-thread worker per CPU
+when Ray is installed (measured fastest: the article's CNN does not scale over threads, runs
+do), and --workers 1 trains in this process as before. --address joins a Ray cluster
+(`ray start --head` on one machine, `ray start --address HOST:PORT` on the others) instead
+of starting a local one; --gpus-per-worker asks Ray for a GPU share per worker. Only this
+process writes the folder, in run order: the log, the best models, --resume and the summary
+are the same whatever the engine. A worker killed mid-run is restarted and its run tried
+again. See docs/parallel.md.
+
 examples:
   toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article
+  toonvision compare --data-dir data --runs 200 --epochs 25 --workers 2 --out runs/article
   toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article --resume
   toonvision compare --data-dir data --until-decided --runs 200 --out runs/article-auto
   toonvision compare --labels train_labels.csv --images images --task label \\
@@ -59,6 +75,9 @@ SETTING_OPTIONS = {
     "epochs": "epochs", "early_stopping": "early_stopping", "image_size": "image_size",
     "ratio": "ratios", "seed": "seed", "select": "select", "balance": "balance",
     "until_decided": "until_decided", "look_every": "look_every", "equivalence": "equivalence",
+    "cv": "cv",
+    "workers": "workers", "threads_per_worker": "threads_per_worker", "address": "address",
+    "gpus_per_worker": "gpus_per_worker",
 }
 AUTO_RUNS = "auto"  # --runs auto: --until-decided with the default cap
 
@@ -83,7 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--settings", type=Path, metavar="FILE",
         help="a TOML file of comparison settings (keys: task, configs, config_file, runs, "
              "epochs, early_stopping, image_size, ratios, seed, select, balance, "
-             "until_decided, look_every, equivalence), or the "
+             "until_decided, look_every, equivalence, cv, workers, threads_per_worker, "
+             "address, gpus_per_worker), or the "
              "comparison.json of an earlier comparison to run it again; options typed here "
              "override it (default: none)",
     )
@@ -120,6 +140,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "none)",
     )
     group.add_argument(
+        "--cv", type=int, metavar="K",
+        help="stratified K-fold cross-validation instead of a fresh split per run, repeated "
+             "--runs times with new seeds (R x K paired runs): each fold is the test set once, "
+             "validation is drawn from the other folds with the validate share of --ratio "
+             "(default: none)",
+    )
+    group.add_argument(
         "--epochs", type=int,
         help="epochs per run for every configuration (default: each configuration's own, "
              "25 for the article's)",
@@ -143,6 +170,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=NotTyped(defaults.BALANCE),
         help="balance the classes of each run's training split (never validation or test): "
              "undersample to the rarest class or oversample to the most common "
+             "(default: %(default)s)",
+    )
+    engine = parser.add_argument_group("engine (where the runs train; docs/parallel.md)")
+    engine.add_argument(
+        "--workers", type=int, metavar="N", default=NotTyped(defaults.WORKERS),
+        help="runs trained at once, on Ray workers; 1: in this process, without Ray "
+             "(default: one per CPU / --threads-per-worker when Ray is installed, else 1)",
+    )
+    engine.add_argument(
+        "--threads-per-worker", type=int, metavar="T",
+        default=NotTyped(defaults.THREADS_PER_WORKER),
+        help="TensorFlow intra-op threads (and CPUs asked of Ray) per worker; inter-op "
+             "threads are 1 (default: 1 on Ray workers; all cores with --workers 1)",
+    )
+    engine.add_argument(
+        "--address", metavar="auto|HOST:PORT", default=NotTyped(defaults.RAY_ADDRESS),
+        help="join this Ray cluster ('auto': the one started on this machine with `ray start "
+             "--head`) instead of starting a local Ray instance (default: a local one)",
+    )
+    engine.add_argument(
+        "--gpus-per-worker", type=float, metavar="G",
+        default=NotTyped(defaults.GPUS_PER_WORKER),
+        help="GPU share each Ray worker asks for, e.g. 0.5 puts two workers on a GPU "
              "(default: %(default)s)",
     )
     group.add_argument(
@@ -220,8 +270,10 @@ def run(args: argparse.Namespace) -> int:
         check_out_dir,
     )
     from toonvision.model_utils.comparison_summary import format_summary
+    from toonvision.model_utils.engine import SerialEngine, make_engine, pin_threads
     from toonvision.model_utils.runlog import read_stop
-    from toonvision.model_utils.settings import SETTINGS_FILE, plan_comparison, settings_for
+    from toonvision.model_utils.settings import plan_comparison
+    from toonvision.model_utils.stored_settings import SETTINGS_FILE, settings_for
     from toonvision.model_utils.trainer import Trainer
 
     if args.resume and args.out is None:
@@ -246,13 +298,25 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(task_data, plan.task, configs, plan.runs, task_data_source(args),
                             plan.ratios, plan.seed, plan.select, plan.balance,
                             until_decided=plan.until_decided, look_every=plan.look_every,
-                            equivalence=plan.equivalence)
+                            equivalence=plan.equivalence, cv=plan.cv)
+    engine = make_engine(plan.workers, plan.threads_per_worker, plan.address,
+                         plan.gpus_per_worker)
     # Built (and so checked) before anything is written: a configuration that cannot train
-    # on this data fails here, not after the folder was created.
-    trainers = {config.name: Trainer(config, len(task_data.class_names), settings.image_size)
-                for config in configs}
-    for trainer in trainers.values():
-        trainer.model  # noqa: B018 (builds and traces the model)
+    # on this data fails here, not after the folder was created. The serial engine trains
+    # these trainers; Ray workers build their own, so here the models are only built.
+    if isinstance(engine, SerialEngine):
+        pin_threads(engine.threads)
+        trainers = {config.name: Trainer(config, len(task_data.class_names),
+                                         settings.image_size) for config in configs}
+        for trainer in trainers.values():
+            trainer.model  # noqa: B018 (builds and traces the model)
+        trainer_factory = lambda config, *_: trainers[config.name]  # noqa: E731
+    else:
+        from toonvision.model_utils.models import make_model
+
+        for config in configs:
+            make_model(config, len(task_data.class_names), tuple(settings.image_size))
+        trainer_factory = Trainer
     try:
         comparison = Comparison.start(out_dir, settings, resume=args.resume)
     except ResumeError as error:
@@ -263,22 +327,26 @@ def run(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{name} {count}" for name, count in task_data.class_counts().items())
     runs = (f"until decided, looking every {plan.look_every} runs, at most {plan.runs} runs"
             if plan.until_decided else f"{plan.runs} runs")
+    if plan.cv:
+        runs = f"{plan.runs} x {plan.cv}-fold cross-validation ({settings.run_count} runs)"
     print(f"comparing {', '.join(names)} on {len(task_data)} images ({counts}), "
           f"{settings.image_size[0]}x{settings.image_size[1]}, {runs}; "
-          f"{done} already done; writing to {out_dir}", file=sys.stderr)
+          f"{done} already done; writing to {out_dir}; training {engine.describe()}",
+          file=sys.stderr)
 
     tracker = make_tracker(out_dir, args.no_tracking)
-    bar = tqdm(total=plan.runs, initial=done, unit="run", file=sys.stderr, desc="runs",
+    bar = tqdm(total=settings.run_count, initial=done, unit="run", file=sys.stderr, desc="runs",
                dynamic_ncols=True)
 
     def on_epoch(name: str, run_index: int, epoch: int, logs: dict) -> None:
         epochs = next(config.epochs for config in configs if config.name == name)
-        bar.set_description(f"run {run_index + 1}/{plan.runs} {name} epoch {epoch + 1}/{epochs}")
+        bar.set_description(f"run {run_index + 1}/{settings.run_count} {name} epoch "
+                            f"{epoch + 1}/{epochs}")
 
     try:
         updates = comparison.run(
-            task_data, configs, trainer_factory=lambda config, *_: trainers[config.name],
-            tracker=tracker, epoch_callback=on_epoch,
+            task_data, configs, trainer_factory=trainer_factory, tracker=tracker,
+            epoch_callback=on_epoch, engine=engine,
         )
         for update in updates:
             bar.update(1)
@@ -311,9 +379,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"best {name}: run {record.run} (split seed {record.split_seed}), test "
               f"accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f} -> "
               f"{comparison.best_model_path(name)}")
-    per_run = _seconds_per_run(comparison.records)
+    # Workers train runs side by side: a run's wall time is its training time over them.
+    per_run = _seconds_per_run(comparison.records) / max(1, getattr(engine, "started", 1))
     print(f"{per_run:.1f} s per run of {len(names)} configuration(s) on this machine; "
-          f"{plan.runs} runs take about {_duration(per_run * plan.runs)}"
+          f"{settings.run_count} runs take about {_duration(per_run * settings.run_count)}"
           + (f", these {len(comparison.completed_runs())} took "
              f"{_duration(per_run * len(comparison.completed_runs()))}" if stop else ""))
     print(f"log: {comparison.log_path}")

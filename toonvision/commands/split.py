@@ -4,6 +4,12 @@ Each class is divided by the ratios with a seed, so the same seed always gives t
 split. The split is written as a CSV (path,label,class,split). With --materialize, the
 article's folder layout DIR/{train,validate,test}/<class>/ is also built (hard links where
 possible, else copies) for keras.utils.image_dataset_from_directory.
+
+With --group-by screenshot (every crop of one screenshot, from DATA_DIR/manifest.csv) or
+--group-by duplicates (every crop of one near-duplicate cluster), or --group-column NAME
+for a CSV set, groups are kept whole: no group straddles two parts, so nothing leaks from
+training into test, and each part stays as stratified as the groups allow. The manifest then
+has a fifth column, group.
 """
 
 from __future__ import annotations
@@ -11,17 +17,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from toonvision import ToonvisionError
 from toonvision.commands._common import (
     add_dataset_arguments,
     add_split_arguments,
     dataset_from_args,
     print_skipped,
 )
+from toonvision.data_processing.splits import GROUPINGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser, image_size=False)
     add_split_arguments(parser, seed_help="split seed (default: %(default)s)")
+    parser.add_argument(
+        "--group-by", choices=GROUPINGS, default="none",
+        help="keep groups whole: every crop of one screenshot, or of one near-duplicate "
+             "cluster, goes to the same split (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--group-column", metavar="NAME",
+        help="with --labels: keep the images of each value of this CSV column together",
+    )
     parser.add_argument(
         "--out", type=Path,
         help="where to write the split CSV (default: DATA_DIR/splits/<task>-seed<seed>.csv, "
@@ -37,9 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.data_processing.balance import split_counts
     from toonvision.data_processing.dataset import select_for_task
     from toonvision.data_processing.splits import (
+        column_groups,
+        grouped_stratified_split,
         materialize,
+        split_groups,
         split_table,
-        stratified_split,
         write_split_manifest,
     )
     from toonvision.labels import make_task
@@ -48,14 +67,26 @@ def run(args: argparse.Namespace) -> int:
     print_skipped(dataset.skipped)
     task = make_task(args.task, dataset.labels)
     paths, labels, y = select_for_task(dataset, task)
-    split = stratified_split(y, args.ratio, args.seed)
+    if args.group_column is not None:
+        if args.labels is None or args.group_by != "none":
+            raise ToonvisionError("--group-column names a column of a --labels CSV, instead "
+                                  "of --group-by")
+        groups = column_groups(args.labels, paths, args.group_column, args.id_column)
+    else:
+        groups = split_groups(args.group_by, paths,
+                              data_dir=args.data_dir if args.labels is None else None)
+    split = grouped_stratified_split(y, groups, args.ratio, args.seed)
 
     root = args.data_dir if args.labels is None else Path(".")
     safe_task = "".join(c if c.isalnum() or c in "-_" else "_" for c in args.task)[:60]
     out = args.out or root / "splits" / f"{safe_task}-seed{args.seed}.csv"
-    written = write_split_manifest(out, split_table(paths, labels, task.classes, y, split))
+    table = split_table(paths, labels, task.classes, y, split, groups=groups)
+    written = write_split_manifest(out, table)
 
     print(split_counts(task.classes, y, split).to_string())
+    if groups is not None:
+        how = f"column {args.group_column}" if args.group_column else args.group_by
+        print(f"grouped by {how}: {len(set(groups))} groups, each in one split")
     print(f"split manifest: {written}")
     if args.materialize is not None:
         print(f"folders: {materialize(args.materialize, paths, task.classes, y, split)}")

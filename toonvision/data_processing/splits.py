@@ -4,6 +4,12 @@ A split is three arrays of indices into a `TaskData`, made from a seed: nothing 
 so a new split for each of 200 runs costs microseconds and cannot lose a file. The article's
 folder layout is still available for users who want it (`materialize`), built as hard links
 in a temporary folder and renamed into place.
+
+Splits that do not leak keep groups whole (`grouped_stratified_split`): every crop of one
+screenshot (`screenshot_groups`, from the extraction manifest), of one near-duplicate cluster
+(`duplicates.duplicate_groups`), or of one value of a CSV column (`column_groups`) goes to
+the same part, while each part stays as close to the class shares of the ratios as the
+groups allow. `split_groups` picks the grouping by name, as `split --group-by` does.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from toonvision import ExistingFileError, ToonvisionError, defaults
+from toonvision import ExistingFileError, MissingFileError, ToonvisionError, defaults
 from toonvision.fileio import write_text_atomic
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "validate", "test")
 BALANCE_METHODS: tuple[str, ...] = ("none", "undersample", "oversample")
+GROUPINGS: tuple[str, ...] = ("none", "screenshot", "duplicates")
 
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
@@ -92,6 +99,165 @@ def _allocate(size: int, ratios: tuple[float, float, float]) -> list[int]:
     return counts
 
 
+def grouped_stratified_split(
+    y: Sequence[int] | np.ndarray,
+    groups: Sequence[object] | np.ndarray | None,
+    ratios: Sequence[float] = defaults.RATIOS,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Splits indices 0..N-1 into train, validate and test, keeping each group in one part.
+
+    Groups are placed one at a time, largest first (groups of equal size in an order drawn
+    from the seed), each into the part where it brings the class counts closest to their
+    targets (ratio x class total), measured as the squared shortfall or excess relative to
+    each class's total so that rare classes count as much as common ones. This is the greedy
+    rule of scikit-learn's `StratifiedGroupKFold`, for unequal parts: `StratifiedGroupKFold`
+    only makes equal folds, and 60/20/20 or 70/15/15 are not.
+
+    Args:
+        y: the class index of every item.
+        groups: the group of every item (any hashable values); None: no grouping, exactly
+            `stratified_split`.
+        ratios: the train, validate and test shares (normalised to sum to 1).
+        seed: the seed; the same seed, labels and groups always give the same split.
+
+    Returns:
+        `{"train": indices, "validate": indices, "test": indices}`, each sorted.
+
+    Raises:
+        ToonvisionError: if `groups` does not have one value per item, or for bad ratios.
+
+    Example:
+        >>> split = grouped_stratified_split(task_data.y, groups, (0.6, 0.2, 0.2), seed=3)
+        ...                                                               # doctest: +SKIP
+    """
+    if groups is None:
+        return stratified_split(y, ratios, seed)
+    y = np.asarray(y)
+    ratios = check_ratios(ratios)
+    groups = np.asarray(groups)
+    if groups.shape != y.shape:
+        raise ToonvisionError(f"need one group per item: {len(y)} items but groups of shape "
+                              f"{groups.shape}")
+    if len(y) == 0:
+        return {name: np.empty(0, dtype=np.int64) for name in SPLIT_NAMES}
+    _, group_of = np.unique(groups.astype(str), return_inverse=True)
+    _, class_of = np.unique(y, return_inverse=True)
+    counts = np.zeros((group_of.max() + 1, class_of.max() + 1))
+    np.add.at(counts, (group_of, class_of), 1)
+    weights = 1.0 / counts.sum(axis=0)
+    target = np.outer(ratios, counts.sum(axis=0))
+    placed = np.zeros_like(target)
+    generator = np.random.default_rng(seed)
+    order = generator.permutation(len(counts))
+    order = order[np.argsort(-counts.sum(axis=1)[order], kind="stable")]
+    part_of_group = np.empty(len(counts), dtype=np.int64)
+    for group in order:
+        before = ((placed - target) * weights) ** 2
+        after = ((placed + counts[group] - target) * weights) ** 2
+        increase = (after - before).sum(axis=1)
+        increase[np.asarray(ratios) == 0] = np.inf
+        part = int(np.argmin(increase))
+        part_of_group[group] = part
+        placed[part] += counts[group]
+    part_of_item = part_of_group[group_of]
+    return {name: np.flatnonzero(part_of_item == index).astype(np.int64)
+            for index, name in enumerate(SPLIT_NAMES)}
+
+
+def screenshot_groups(paths: Sequence[Path], data_dir: str | os.PathLike) -> np.ndarray:
+    """The screenshot of every crop, from the extraction manifest (`source_sha256`).
+
+    A crop that the manifest does not list (copied in by hand) is a group of its own.
+
+    Args:
+        paths: crops below `data_dir` (as `dataset.from_crops` lists them).
+        data_dir: the data folder holding `manifest.csv`.
+
+    Returns:
+        (N,) group names: the screenshot's SHA-256, or `crop:<path>` for an unlisted crop.
+
+    Raises:
+        MissingFileError: if the data folder has no manifest.
+    """
+    from toonvision.data_processing.manifest import MANIFEST_NAME, read_manifest
+
+    data_dir = Path(data_dir)
+    manifest = data_dir / MANIFEST_NAME
+    if not manifest.is_file():
+        raise MissingFileError(f"{manifest} does not exist: grouping by screenshot needs the "
+                               "manifest that 'toonvision extract' writes")
+    source_of = {record.crop: record.source_sha256 for record in read_manifest(manifest)}
+    groups = []
+    for path in paths:
+        relative = Path(os.path.relpath(path, data_dir)).as_posix()
+        groups.append(source_of.get(relative) or f"crop:{relative}")
+    return np.asarray(groups, dtype=object)
+
+
+def column_groups(labels_csv: str | os.PathLike, paths: Sequence[Path], group_column: str,
+                  id_column: str | None = None) -> np.ndarray:
+    """The value of a CSV column for every image of a flat set (`split --group-column`).
+
+    Args:
+        labels_csv: the set's CSV.
+        paths: the images, as `dataset.from_csv` found them (file = id + extension).
+        group_column: the column naming each row's group (e.g. a scene or an individual).
+        id_column: the column with the file stem; default: the first column.
+
+    Returns:
+        (N,) group values; an image whose row has an empty value is a group of its own.
+
+    Raises:
+        ToonvisionError: if the column is missing (naming the CSV and its columns).
+    """
+    import pandas as pd
+
+    table = pd.read_csv(labels_csv, dtype=str, keep_default_na=False)
+    columns = list(table.columns)
+    id_column = id_column or columns[0]
+    for name in (id_column, group_column):
+        if name not in columns:
+            raise ToonvisionError(f"{labels_csv}: no column {name!r}; columns are {columns}")
+    group_of = {str(image_id).strip(): str(group).strip()
+                for image_id, group in zip(table[id_column], table[group_column], strict=True)}
+    groups = []
+    for path in paths:
+        value = group_of.get(path.stem, group_of.get(path.name, ""))
+        groups.append(f"{group_column}:{value}" if value else f"image:{path.name}")
+    return np.asarray(groups, dtype=object)
+
+
+def split_groups(grouping: str, paths: Sequence[Path], data_dir: str | os.PathLike | None = None,
+                 max_distance: int | None = None) -> np.ndarray | None:
+    """The groups of a grouping by name: `none` (None), `screenshot` or `duplicates`.
+
+    Args:
+        grouping: one of `GROUPINGS`.
+        paths: the images.
+        data_dir: the data folder (for `screenshot`).
+        max_distance: the near-duplicate distance (for `duplicates`); default
+            `duplicates.MAX_DISTANCE`.
+
+    Raises:
+        ToonvisionError: for an unknown grouping, or `screenshot` without a data folder.
+    """
+    from toonvision import unknown_name_error
+
+    if grouping not in GROUPINGS:
+        raise unknown_name_error("grouping", grouping, GROUPINGS)
+    if grouping == "none":
+        return None
+    if grouping == "screenshot":
+        if data_dir is None:
+            raise ToonvisionError("grouping by screenshot needs extracted crops and their "
+                                  "manifest (--data-dir); a CSV set can name a --group-column")
+        return screenshot_groups(paths, data_dir)
+    from toonvision.data_processing.duplicates import MAX_DISTANCE, duplicate_groups
+
+    return duplicate_groups(paths, MAX_DISTANCE if max_distance is None else max_distance)
+
+
 def balance_indices(
     indices: Sequence[int] | np.ndarray,
     y: Sequence[int] | np.ndarray,
@@ -136,17 +302,25 @@ def balance_indices(
 def split_table(
     paths: Sequence[Path], labels: Sequence[str], class_names: Sequence[str],
     y: Sequence[int], split: dict[str, np.ndarray], root: Path | None = None,
+    groups: Sequence[object] | None = None,
 ) -> str:
-    """Renders a split as CSV text: `path,label,class,split`, one row per image."""
+    """Renders a split as CSV text: `path,label,class,split`, one row per image.
+
+    With `groups`, a fifth column `group` records each image's group, so that anyone can
+    check that no group straddles two parts.
+    """
     assignment = np.empty(len(y), dtype=object)
     for name, indices in split.items():
         assignment[indices] = name
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "label", "class", "split"])
-    for path, label, class_index, name in zip(paths, labels, y, assignment, strict=True):
+    writer.writerow(["path", "label", "class", "split"] + ([] if groups is None else ["group"]))
+    group_values = [None] * len(y) if groups is None else list(groups)
+    for path, label, class_index, name, group in zip(paths, labels, y, assignment,
+                                                     group_values, strict=True):
         shown = os.path.relpath(path, root) if root is not None else str(path)
-        writer.writerow([shown, label, class_names[class_index], name or ""])
+        row = [shown, label, class_names[class_index], name or ""]
+        writer.writerow(row if groups is None else row + [group])
     return buffer.getvalue()
 
 
@@ -196,3 +370,56 @@ def materialize(
         shutil.rmtree(building, ignore_errors=True)
         raise
     return out_dir
+
+
+def cross_validation_split(
+    y: Sequence[int] | np.ndarray,
+    folds: int,
+    fold: int,
+    ratios: Sequence[float] = defaults.RATIOS,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Fold `fold` of a stratified K-fold cross-validation: that fold is the test set.
+
+    scikit-learn's `StratifiedKFold(folds, shuffle=True, random_state=seed)` cuts the items
+    into `folds` stratified folds; fold `fold` is the test set, and the validation set is
+    drawn (stratified, with the same seed) from the other folds with the validate share of
+    `ratios` relative to train + validate (60/20/20: a quarter of the rest). Over the `folds`
+    values of `fold` with one seed, every item is tested exactly once.
+
+    Args:
+        y: the class index of every item.
+        folds: K, at least 2 and at most the size of the smallest class.
+        fold: which fold is the test set, 0..K-1.
+        ratios: the train, validate and test shares; only train : validate is used.
+        seed: the seed of the folds (one per repetition) and of the validation draw.
+
+    Returns:
+        `{"train": indices, "validate": indices, "test": indices}`, each sorted.
+
+    Raises:
+        ToonvisionError: if K or the fold is out of range, or a class has fewer than K items.
+
+    Example:
+        >>> tests = [cross_validation_split(y, 5, fold, seed=3)["test"] for fold in range(5)]
+        >>> sorted(np.concatenate(tests)) == list(range(len(y)))  # doctest: +SKIP
+        True
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    train_share, validate_share, _ = check_ratios(ratios)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ToonvisionError(f"cross-validation needs a whole number of at least 2 folds; "
+                              f"got {folds!r}")
+    if not 0 <= fold < folds:
+        raise ToonvisionError(f"fold must be 0..{folds - 1}; got {fold!r}")
+    smallest = min((int(count) for count in np.unique(y, return_counts=True)[1]), default=0)
+    if smallest < folds:
+        raise ToonvisionError(f"{folds}-fold cross-validation needs at least {folds} images "
+                              f"of every class; the smallest class has {smallest}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    rest, test = list(splitter.split(np.zeros(len(y)), y))[fold]
+    inner = stratified_split(y[rest], (train_share, validate_share, 0.0), seed=seed)
+    return {"train": np.sort(rest[inner["train"]]), "validate": np.sort(rest[inner["validate"]]),
+            "test": np.sort(test)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -311,6 +312,12 @@ def _run_dir_html(run_dir: Path, page: Page) -> str:
                                "and pair (B - A); ci: corrected for overlapping splits, "
                                "resplit_ci: uncorrected, every column in the file."))
     body.append(problem)
+    doctor = run_dir / "doctor" / "index.html"
+    if doctor.is_file():
+        link = Path(os.path.relpath(doctor.resolve(), page.out_dir.resolve())).as_posix()
+        body.append(f"<p>The dataset doctor's page for this comparison (likely label errors, "
+                    f"crops always wrong, near duplicates): <a href=\"{html.escape(link)}\">"
+                    f"{html.escape(str(doctor))}</a>.</p>")
     if not any(body):
         body.append(f"<p class=\"note\">{html.escape(str(run_dir))} holds none of "
                     f"{', '.join(name for name, _ in RUN_DIR_FIGURES)}, {RUN_SUMMARY_FILE}.</p>")

@@ -7,8 +7,11 @@
     trainer.py             one compiled model per configuration, re-initialised for every run
     model_io.py            model files with the sidecar that says what they predict
     settings.py            a comparison's settings as data: defaults, then a TOML file, then flags
+    stored_settings.py     the settings a comparison folder keeps (comparison.json), resume checks
     runlog.py              the run log (runs.jsonl): typed run records, best-run rules
     compare.py             N paired runs on fresh splits, resume, best models
+    engine.py              where runs train: in this process (serial), the engine contract
+    ray_engine.py          runs at once on Ray workers (compare --workers N)
     comparison_summary.py  the statistics of a run log
     verdict.py             how sure a comparison is: corrected intervals, when to stop
     optimizers.py          the article's optimizer study

@@ -23,7 +23,7 @@ from toonvision.fileio import write_text_atomic
 
 if TYPE_CHECKING:
     from toonvision.model_utils.runlog import RunRecord
-    from toonvision.model_utils.settings import ComparisonSettings
+    from toonvision.model_utils.stored_settings import ComparisonSettings
 
 PENDING_FOLDER = ".pending"
 

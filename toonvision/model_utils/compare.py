@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 
 from toonvision import ExistingFileError, MissingFileError, ToonvisionError
-from toonvision.data_processing.splits import stratified_split
+from toonvision.data_processing.dataset import crop_ids
+from toonvision.data_processing.splits import cross_validation_split, stratified_split
 from toonvision.fileio import write_text_atomic
 from toonvision.model_utils.best_models import BestModels
 from toonvision.model_utils.comparison_summary import (
@@ -60,6 +61,7 @@ from toonvision.model_utils.comparison_summary import (
     summarize,
     summary_options,
 )
+from toonvision.model_utils.predictions import PredictionStore
 from toonvision.model_utils.runlog import (
     LOG_FILE,
     STOP_FILE,
@@ -73,7 +75,7 @@ from toonvision.model_utils.runlog import (
     write_stop,
 )
 from toonvision.model_utils.sequential import Decision, is_look
-from toonvision.model_utils.settings import SETTINGS_FILE, ComparisonSettings
+from toonvision.model_utils.stored_settings import SETTINGS_FILE, ComparisonSettings
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,23 @@ class Comparison:
         self.settings = settings
         self.records = list(records)
         self.best_models = BestModels(out_dir)
+        self.predictions = PredictionStore(out_dir)
+        self._paths: list[Path] = []
+        self._y = np.zeros(0, dtype=np.int64)
+        self._ids: np.ndarray | None = None
+
+    def _crop_ids(self) -> np.ndarray | None:
+        """The stable id of every image trained on (hashed once); None when a file is gone.
+
+        The predictions are for the dataset doctor; a comparison goes on without them.
+        """
+        if self._paths and (self._ids is None or len(self._ids) != len(self._paths)):
+            try:
+                self._ids = crop_ids(self._paths)
+            except MissingFileError as error:
+                logger.warning("per-crop predictions are not stored: %s", error)
+                self._paths = []
+        return self._ids if self._paths else None
 
     @property
     def log_path(self) -> Path:
@@ -180,7 +199,7 @@ class Comparison:
     def missing_runs(self) -> list[int]:
         """The numbers of the runs still to train."""
         done = set(self.completed_runs())
-        return [run for run in range(self.settings.runs) if run not in done]
+        return [run for run in range(self.settings.run_count) if run not in done]
 
     @classmethod
     def load(cls, out_dir: str | os.PathLike) -> Comparison:
@@ -244,9 +263,9 @@ class Comparison:
         records, torn = read_log(out_dir / LOG_FILE)
         complete = complete_runs(records, settings.config_names)
         done = len({record.run for record in complete})
-        if done > settings.runs:
-            raise ResumeError(f"cannot resume {out_dir} for {settings.runs} runs: it already "
-                              f"has {done} complete runs")
+        if done > settings.run_count:
+            raise ResumeError(f"cannot resume {out_dir} for {settings.run_count} runs: it "
+                              f"already has {done} complete runs")
         if torn or len(complete) != len(records):
             logger.info("dropping %d records of unfinished runs from %s",
                         len(records) - len(complete) + torn, out_dir / LOG_FILE)
@@ -255,6 +274,7 @@ class Comparison:
             write_text_atomic(settings_path, settings.to_json())
         comparison = cls(out_dir, settings, complete)
         comparison.best_models.reconcile(comparison.best_records(), settings.config_names)
+        comparison.predictions.keep_runs(comparison.completed_runs())
         return comparison
 
     def run(
@@ -264,95 +284,135 @@ class Comparison:
         trainer_factory: Callable[[Any, int, tuple[int, int]], Any] | None = None,
         tracker: Any = None,
         epoch_callback: Callable[[str, int, int, dict[str, float]], None] | None = None,
+        engine: Any = None,
     ) -> Iterator[RunUpdate]:
         """Trains every missing run, yielding after each one is safely logged.
 
+        The engine trains the runs (`engine.SerialEngine` here, `engine.RayEngine` on
+        workers) and may finish them out of order; this method alone writes the log, the
+        epochs files and the best models, always in run order and a whole run at a time, so
+        the folder is the same whichever engine trained it.
+
         Args:
-            task_data: the `dataset.TaskData` the settings were made from.
+            task_data: the `dataset.TaskData` the settings were made from; with its `paths`,
+                every run's validate and test predictions per crop are stored for the
+                dataset doctor (`predictions.PredictionStore`).
             configs: the `model_utils.TrainingConfig` of every configuration, in the settings'
                 order.
             trainer_factory: builds a trainer from (config, number of classes, image size);
-                default `model_utils.Trainer`. One trainer per configuration is reused for
-                every run.
+                default `model_utils.Trainer`. One trainer per configuration (per worker) is
+                reused for every run.
             tracker: an object with `log_run(name, params, history, metrics, artifacts)`
                 (`tracking.RunTracker`), called for every configuration of every run; or None.
-            epoch_callback: called as `(config name, run, epoch, logs)` after every epoch.
+            epoch_callback: called as `(config name, run, epoch, logs)` after every epoch
+                (by the serial engine; Ray workers do not report epochs).
+            engine: where the runs are trained (`engine.make_engine`); default
+                `engine.SerialEngine()`, in this process.
 
         Yields:
             One `RunUpdate` per finished run, after its records are in the log. With
             `until_decided` the runs end at the first look that stops (`RunUpdate.decision`),
             recorded in `stopped.json`; a comparison that already stopped trains nothing.
+
+        Raises:
+            engine.WorkerError: when a run fails on a worker; the log keeps the runs before.
         """
+        from toonvision.model_utils.engine import EngineJob, RunTask, SerialEngine
+
         names = [config.name for config in configs]
         if names != self.settings.config_names:
             raise ToonvisionError(f"configs {names} are not the comparison's "
                                   f"{self.settings.config_names}")
         if trainer_factory is None:
             from toonvision.model_utils.trainer import Trainer as trainer_factory
-        trainers: dict[str, Any] = {}
+        engine = engine if engine is not None else SerialEngine()
         best = self.best_records()
-        image_size = tuple(self.settings.image_size)
-        num_classes = len(self.settings.class_names)
         (self.out_dir / EPOCHS_FOLDER).mkdir(parents=True, exist_ok=True)
         decision = self.decision()
         if decision is not None and decision.stopped:
             self._record_stop(decision, overwrite=False)
             return
-        for run in self.missing_runs():
-            started = time.perf_counter()
-            split_seed = self.settings.seed + run
-            split = self._split(task_data.y, split_seed)
-            run_records, new_best = [], []
-            for config in configs:
-                if config.name not in trainers:
-                    trainers[config.name] = trainer_factory(config, num_classes, image_size)
-                trainer = trainers[config.name]
-                callback = None
-                if epoch_callback is not None:
-                    def callback(epoch: int, logs: dict, name: str = config.name,
-                                 run: int = run) -> None:
-                        epoch_callback(name, run, epoch, logs)
-                result = trainer.run(task_data.images, task_data.y, split, seed=split_seed,
-                                     epoch_callback=callback)
-                confusion = test_confusion(trainer.model, task_data.images, task_data.y,
-                                           split["test"], num_classes)
-                record = RunRecord.from_result(result, config.name, run, split_seed, split,
-                                               confusion)
-                if is_better(record, best.get(config.name), self.settings.select):
-                    self.best_models.save_pending(trainer.model, record, self.settings)
-                    new_best.append(config.name)
-                _write_epochs_csv(self._epochs_path(config.name, run), record.history)
-                run_records.append(record)
-            append_records(self.log_path, run_records)
-            for name in new_best:
-                self.best_models.promote(name)
-            self.best_models.clear_pending()
-            for record in run_records:
-                if record.config in new_best:
-                    best[record.config] = record
-            self.records.extend(run_records)
-            if tracker is not None:
-                self._track(tracker, configs, run_records)
-            decision = self.decision()
-            if decision is not None and decision.stopped:
-                self._record_stop(decision)
-            yield RunUpdate(run, len(self.completed_runs()), self.settings.runs, run_records,
-                            time.perf_counter() - started, new_best, decision)
-            if decision is not None and decision.stopped:
-                return
+        # Per-crop predictions need the crops' files for their ids; arrays alone go without.
+        self._paths = list(getattr(task_data, "paths", None) or [])
+        self._y = np.asarray(task_data.y)
+        job = EngineJob(images=task_data.images, y=task_data.y, configs=list(configs),
+                        trainer_factory=trainer_factory,
+                        num_classes=len(self.settings.class_names),
+                        image_size=tuple(self.settings.image_size))
+        order = self.missing_runs()
+        if not order:
+            return
+        splits: dict[int, tuple[int, dict[str, np.ndarray], dict[str, int]]] = {}
+
+        def tasks() -> Iterator[RunTask]:
+            for run in list(order):
+                splits[run] = split_for_run(self.settings, task_data.y, run)
+                for name in names:
+                    yield RunTask(run=run, config=name, seed=self.settings.seed + run,
+                                  split=splits[run][1])
+
+        finished: dict[int, dict[str, Any]] = {}
+        started = time.perf_counter()
+        outcomes = engine.run(tasks(), job, epoch_callback)
+        try:
+            for outcome in outcomes:
+                finished.setdefault(outcome.task.run, {}).setdefault(outcome.task.config,
+                                                                      outcome)
+                # Runs are logged in run order, each once all its configurations are in.
+                while order and len(finished.get(order[0], ())) == len(names):
+                    run = order.pop(0)
+                    by_config = finished.pop(run)
+                    update = self._log_run(run, [by_config[name] for name in names],
+                                           splits.pop(run), best, started, tracker, configs)
+                    started = time.perf_counter()
+                    yield update
+                    if update.decision is not None and update.decision.stopped:
+                        return
+        finally:
+            outcomes.close()
+
+    def _log_run(self, run: int, outcomes: Sequence[Any],
+                 split: tuple[int, dict[str, np.ndarray], dict[str, int]],
+                 best: dict[str, RunRecord], started: float, tracker: Any,
+                 configs: Sequence[Any]) -> RunUpdate:
+        """Logs one finished run (its outcome per configuration) and keeps its best models."""
+        split_seed, parts, folds = split
+        run_records, new_best = [], []
+        for outcome in outcomes:
+            record = RunRecord.from_result(outcome.result, outcome.task.config, run,
+                                           split_seed, parts, outcome.confusion, **folds)
+            record.host, record.worker, record.threads = (outcome.host, outcome.worker,
+                                                          outcome.threads)
+            if is_better(record, best.get(record.config), self.settings.select):
+                self.best_models.save_pending(outcome.model, record, self.settings)
+                new_best.append(record.config)
+            _write_epochs_csv(self._epochs_path(record.config, run), record.history)
+            run_records.append(record)
+        # Predictions first: every run in the log has its per-crop predictions (the doctor's).
+        ids = self._crop_ids()
+        for outcome in outcomes:
+            if ids is not None and outcome.probabilities:
+                self.predictions.append(outcome.task.config, run, ids, self._y, parts,
+                                        outcome.probabilities)
+        append_records(self.log_path, run_records)
+        for name in new_best:
+            self.best_models.promote(name)
+        self.best_models.clear_pending()
+        for record in run_records:
+            if record.config in new_best:
+                best[record.config] = record
+        self.records.extend(run_records)
+        if tracker is not None:
+            self._track(tracker, configs, run_records)
+        decision = self.decision()
+        if decision is not None and decision.stopped:
+            self._record_stop(decision)
+        return RunUpdate(run, len(self.completed_runs()), self.settings.run_count, run_records,
+                         time.perf_counter() - started, new_best, decision)
 
     def _record_stop(self, decision: Decision, overwrite: bool = True) -> None:
         if overwrite or not self.stop_path.is_file():
             write_stop(self.stop_path, decision, self.settings.config_names[:2], PRIMARY_METRIC)
-
-    def _split(self, y: np.ndarray, split_seed: int) -> dict[str, np.ndarray]:
-        from toonvision.data_processing.splits import balance_indices
-
-        split = stratified_split(y, self.settings.ratios, seed=split_seed)
-        if self.settings.balance != "none":
-            split["train"] = balance_indices(split["train"], y, self.settings.balance,
-                                             seed=split_seed)
-        return split
 
     def _epochs_path(self, config_name: str, run: int) -> Path:
         return self.out_dir / EPOCHS_FOLDER / f"{config_name}_run{run:04d}.csv"
@@ -393,6 +453,35 @@ class Comparison:
         return summary
 
 
+def split_for_run(settings: ComparisonSettings, y: np.ndarray, run: int
+                  ) -> tuple[int, dict[str, np.ndarray], dict[str, int]]:
+    """The split of run `run`: the one place that decides which images a run uses.
+
+    Without cross-validation, a fresh stratified split with seed `seed + run`. With
+    `settings.cv = K`, run `r` is fold `r % K` of repetition `r // K`, the folds of a
+    repetition cut with seed `seed + r // K` (`splits.cross_validation_split`). The
+    training part is then balanced as the settings say; the weights' seed stays `seed + run`.
+
+    Returns:
+        `(split seed, split, fold fields)`: the fold fields are `{"repetition": ..., "fold":
+        ...}` for `RunRecord.from_result` with cross-validation, else empty.
+    """
+    from toonvision.data_processing.splits import balance_indices
+
+    folds: dict[str, int] = {}
+    if settings.cv:
+        repetition, fold = divmod(run, settings.cv)
+        split_seed = settings.seed + repetition
+        split = cross_validation_split(y, settings.cv, fold, settings.ratios, seed=split_seed)
+        folds = {"repetition": repetition, "fold": fold}
+    else:
+        split_seed = settings.seed + run
+        split = stratified_split(y, settings.ratios, seed=split_seed)
+    if settings.balance != "none":
+        split["train"] = balance_indices(split["train"], y, settings.balance, seed=split_seed)
+    return split_seed, split, folds
+
+
 def write_summary_files(out_dir: str | os.PathLike, summary: Summary) -> list[Path]:
     """Writes `summary.csv` and, when there are per-class metrics, `per_class.csv`."""
     paths = [Path(out_dir) / SUMMARY_FILE]
@@ -401,19 +490,6 @@ def write_summary_files(out_dir: str | os.PathLike, summary: Summary) -> list[Pa
         paths.append(Path(out_dir) / PER_CLASS_FILE)
         write_text_atomic(paths[1], summary.per_class.to_csv(index=False))
     return paths
-
-
-def test_confusion(model: Any, images: np.ndarray, y: np.ndarray, indices: np.ndarray,
-                   num_classes: int) -> list[list[int]]:
-    """The confusion matrix of `model` on the test images (rows true, columns predicted)."""
-    from toonvision.model_utils.models import predict_probabilities
-
-    indices = np.asarray(indices, dtype=np.int64)
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    if len(indices):
-        predicted = predict_probabilities(model, images[indices]).argmax(axis=1)
-        np.add.at(matrix, (np.asarray(y)[indices], predicted), 1)
-    return matrix.tolist()
 
 
 def check_out_dir(out_dir: str | os.PathLike, resume: bool) -> bool:

@@ -32,7 +32,7 @@ from toonvision.model_utils.runlog import (
     read_log,
     select_best,
 )
-from toonvision.model_utils.settings import SETTINGS_FILE, ComparisonSettings
+from toonvision.model_utils.stored_settings import SETTINGS_FILE, ComparisonSettings
 
 if TYPE_CHECKING:
     from toonvision.model_utils.paired import Optimism

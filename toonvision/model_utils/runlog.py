@@ -30,6 +30,8 @@ from toonvision.fileio import append_jsonl, read_jsonl, write_text_atomic
 LOG_FILE = "runs.jsonl"
 STOP_FILE = "stopped.json"
 SELECTION_RULES: tuple[str, ...] = ("test", "val_loss")
+# Where a run was trained (`model_utils.engine`): not part of its science.
+_PLACEMENT_FIELDS: tuple[str, ...] = ("host", "worker", "threads")
 
 
 @dataclass(kw_only=True)
@@ -53,6 +55,13 @@ class RunRecord:
         setup_seconds: time spent re-initialising the model.
         train_seconds: time spent training and evaluating.
         finished_at: when the run finished (UTC, ISO 8601).
+        repetition: with cross-validation (`compare --cv K`), the repetition this run is a
+            fold of (None otherwise, and in logs written before cross-validation).
+        fold: with cross-validation, the fold that was the test set (0..K-1), else None.
+        host: the machine that trained the run (None in logs written before it was kept).
+        worker: the engine's worker that trained it (`local` in this process, else the Ray
+            worker's index; None in older logs).
+        threads: the intra-op threads it trained with (None in older logs).
 
     Example:
         >>> record = RunRecord.from_dict(line)                         # doctest: +SKIP
@@ -72,10 +81,26 @@ class RunRecord:
     setup_seconds: float
     train_seconds: float
     finished_at: str = ""
+    repetition: int | None = None
+    fold: int | None = None
+    host: str | None = None
+    worker: str | None = None
+    threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as the JSON object of its `runs.jsonl` line."""
-        return dataclasses.asdict(self)
+        """The record as the JSON object of its `runs.jsonl` line.
+
+        `repetition` and `fold` are left out when None, so a comparison without
+        cross-validation writes the lines it wrote before they existed.
+        """
+        data = dataclasses.asdict(self)
+        for name in ("repetition", "fold"):
+            if data[name] is None:
+                del data[name]
+        for name in _PLACEMENT_FIELDS:   # left out when unknown, as in logs written before
+            if data[name] is None:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
@@ -95,7 +120,8 @@ class RunRecord:
     @classmethod
     def from_result(cls, result: Any, config_name: str, run: int, split_seed: int,
                     split: Mapping[str, Sequence[int]],
-                    test_confusion: Sequence[Sequence[int]] = ()) -> RunRecord:
+                    test_confusion: Sequence[Sequence[int]] = (),
+                    repetition: int | None = None, fold: int | None = None) -> RunRecord:
         """The record of a trainer's `RunResult` (plain Python numbers, stamped now)."""
         return cls(
             config=config_name,
@@ -113,6 +139,8 @@ class RunRecord:
             setup_seconds=float(result.setup_seconds),
             train_seconds=float(result.train_seconds),
             finished_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            repetition=repetition,
+            fold=fold,
         )
 
     @property

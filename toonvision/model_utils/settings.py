@@ -6,9 +6,9 @@ Two structures, one before the data is loaded and one after:
   seed, selection rule, balancing, stopping rule). `plan_comparison` builds it from three
   layers: the defaults of `toonvision.defaults`, then a settings file, then explicit overrides
   (the flags the user typed); a later layer wins.
-- `ComparisonSettings`: the plan resolved against the loaded data (class names, a fingerprint
-  of the images), stored as `comparison.json` in the comparison's folder. `resume` refuses to
-  continue with different settings.
+- `stored_settings.ComparisonSettings`: the plan resolved against the loaded data (class
+  names, a fingerprint of the images), stored as `comparison.json` in the comparison's
+  folder. `resume` refuses to continue with different settings.
 
 A settings file holds the keys of `SETTING_KEYS`, for example:
 
@@ -24,6 +24,15 @@ A settings file holds the keys of `SETTING_KEYS`, for example:
     until_decided = false                   # true: stop at a look that decides; runs = the cap
     look_every = 10
     equivalence = 0.0                       # practical-difference margin in accuracy
+    cv = 5                                  # K-fold cross-validation, `runs` repetitions
+    workers = 2                             # runs at once (1: in this process, no Ray)
+    threads_per_worker = 1
+    address = "auto"                        # join this Ray cluster (none: a local one)
+    gpus_per_worker = 0.0
+
+The engine keys (`ENGINE_KEYS`: workers, threads_per_worker, address, gpus_per_worker) say
+where the runs are trained, not what is trained: they are in the plan but not in
+`comparison.json`, and a comparison may resume with other ones.
 
 A file named `*.json` is read as JSON: so `comparison.json` is a settings file, and any
 earlier comparison can be run again from its folder. Its keys that describe the data
@@ -32,10 +41,7 @@ earlier comparison can be run again from its folder. Its keys that describe the 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,15 +53,7 @@ from toonvision.data_processing.splits import BALANCE_METHODS, check_ratios
 from toonvision.model_utils.runlog import check_rule
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from toonvision.model_utils.configs import TrainingConfig
-
-SETTINGS_FILE = "comparison.json"
-SETTINGS_VERSION = 1
-_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# Fields that may change between a comparison's start and its resumption.
-_RESUMABLE_CHANGES = ("runs", "source")
 
 # What a settings file may set, and the default of each (None: each configuration's own).
 SETTING_DEFAULTS: dict[str, Any] = {
@@ -73,7 +71,14 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "until_decided": defaults.UNTIL_DECIDED,  # stop when a look decides; `runs` is the cap
     "look_every": defaults.LOOK_EVERY,      # paired runs between two looks
     "equivalence": defaults.EQUIVALENCE,    # practical-difference margin in accuracy (0: none)
+    "cv": defaults.CV,                      # K-fold cross-validation, `runs` repetitions
+    "workers": defaults.WORKERS,            # runs at once; None: one per CPU (with Ray)
+    "threads_per_worker": defaults.THREADS_PER_WORKER,  # None: 1 on Ray, all serially
+    "address": defaults.RAY_ADDRESS,        # a Ray cluster to join; None: a local Ray
+    "gpus_per_worker": defaults.GPUS_PER_WORKER,  # GPU share each Ray worker asks for
 }
+# Where the runs are trained (`model_utils.engine`), not what: not kept in comparison.json.
+ENGINE_KEYS: tuple[str, ...] = ("workers", "threads_per_worker", "address", "gpus_per_worker")
 SETTING_KEYS: tuple[str, ...] = tuple(SETTING_DEFAULTS)
 # Keys of comparison.json that record the data it ran on: accepted in a file, not used.
 RECORD_KEYS: tuple[str, ...] = ("source", "class_names", "data_fingerprint", "num_images",
@@ -105,6 +110,32 @@ def _check_sequential(until_decided: Any, look_every: Any, equivalence: Any, run
     if until_decided and runs < 2:
         raise ToonvisionError(f"a comparison run until decided needs a cap of at least 2 "
                               f"runs; got {runs}")
+
+
+def _check_cv(cv: Any, until_decided: bool) -> None:
+    """Checks the number of cross-validation folds (None: a fresh split per run)."""
+    if cv is None:
+        return
+    if not _is_int(cv) or cv < 2:
+        raise ToonvisionError(f"cv must be a whole number of folds of at least 2; got {cv!r}")
+    if until_decided:
+        raise ToonvisionError("cv and until_decided do not go together: the stopping rule "
+                              "looks at independent re-split runs, not at folds")
+
+
+def _check_engine(workers: Any, threads_per_worker: Any, address: Any,
+                  gpus_per_worker: Any) -> None:
+    """Checks the engine keys (`ENGINE_KEYS`); None means the default rule for each."""
+    for key, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+        if value is not None and (not _is_int(value) or value < 1):
+            raise ToonvisionError(f"{key} must be a whole number of at least 1; got {value!r}")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise ToonvisionError(f"address must be 'auto' or HOST:PORT of a Ray cluster; got "
+                              f"{address!r}")
+    if (not isinstance(gpus_per_worker, (int, float)) or isinstance(gpus_per_worker, bool)
+            or gpus_per_worker < 0):
+        raise ToonvisionError(f"gpus_per_worker must be a number of at least 0; got "
+                              f"{gpus_per_worker!r}")
 
 
 def _check_balance(balance: Any) -> str:
@@ -143,6 +174,13 @@ class ComparisonPlan:
         until_decided: stop at the first look that decides (then `runs` is the cap).
         look_every: paired runs between two looks.
         equivalence: the practical-difference margin in test accuracy (0: none).
+        cv: K-fold cross-validation with `runs` repetitions (None: a fresh split per run).
+        workers: runs trained at once (1: in this process; None: one per CPU when Ray is
+            installed, `engine.make_engine`).
+        threads_per_worker: threads of each worker (None: 1 on Ray; the process's own
+            serially).
+        address: a Ray cluster to join (`auto` or HOST:PORT; None: a local Ray instance).
+        gpus_per_worker: the GPU share each Ray worker asks for.
     """
 
     task: str
@@ -156,6 +194,11 @@ class ComparisonPlan:
     until_decided: bool = defaults.UNTIL_DECIDED
     look_every: int = defaults.LOOK_EVERY
     equivalence: float = defaults.EQUIVALENCE
+    cv: int | None = defaults.CV
+    workers: int | None = defaults.WORKERS
+    threads_per_worker: int | None = defaults.THREADS_PER_WORKER
+    address: str | None = defaults.RAY_ADDRESS
+    gpus_per_worker: float = defaults.GPUS_PER_WORKER
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task.strip():
@@ -175,6 +218,9 @@ class ComparisonPlan:
         _check_balance(self.balance)
         _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
                           len(self.configs))
+        _check_cv(self.cv, self.until_decided)
+        _check_engine(self.workers, self.threads_per_worker, self.address,
+                      self.gpus_per_worker)
 
     @property
     def config_names(self) -> list[str]:
@@ -301,170 +347,9 @@ def _plan_from(values: Mapping[str, Any]) -> ComparisonPlan:
         until_decided=values["until_decided"],
         look_every=values["look_every"],
         equivalence=values["equivalence"],
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# After the data: the settings stored in comparison.json
-
-
-@dataclass
-class ComparisonSettings:
-    """What a comparison trains on and how; stored in `comparison.json`.
-
-    Attributes:
-        source: where the data came from (shown to people; not compared on resume, the
-            fingerprint is).
-        task: the task's spec (`binary`, `suit`, `king,queen`, ...).
-        class_names: the task's classes in index order.
-        image_size: (height, width) of the model input.
-        ratios: train, validate and test shares of every split.
-        seed: run `r` splits with seed `seed + r`.
-        configs: every configuration's fields (`dataclasses.asdict` of a `TrainingConfig`).
-        runs: the number of runs.
-        select: the best-model rule, one of `runlog.SELECTION_RULES`.
-        balance: how the training split is balanced, one of `splits.BALANCE_METHODS`.
-        until_decided: stop at the first look that decides; `runs` is then the cap, which a
-            resume may not change (the looks' boundaries depend on it).
-        look_every: paired runs between two looks.
-        equivalence: the practical-difference margin in test accuracy (0: none).
-        data_fingerprint: a hash of the images' names, labels and classes, in order.
-        num_images: the number of images.
-        version: the layout version of this file.
-    """
-
-    source: str
-    task: str
-    class_names: list[str]
-    image_size: list[int]
-    ratios: list[float]
-    seed: int
-    configs: list[dict[str, Any]]
-    runs: int
-    select: str = defaults.SELECT
-    balance: str = defaults.BALANCE
-    until_decided: bool = defaults.UNTIL_DECIDED
-    look_every: int = defaults.LOOK_EVERY
-    equivalence: float = defaults.EQUIVALENCE
-    data_fingerprint: str = ""
-    num_images: int = 0
-    version: int = SETTINGS_VERSION
-
-    def __post_init__(self) -> None:
-        check_rule(self.select)
-        _check_balance(self.balance)
-        _check_runs(self.runs)
-        if not self.configs:
-            raise ToonvisionError("a comparison needs at least one configuration")
-        _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
-                          len(self.configs))
-        names = self.config_names
-        if len(set(names)) != len(names):
-            raise ToonvisionError(f"configuration names must differ; got {', '.join(names)}")
-        for name in names:
-            if not _CONFIG_NAME.match(name):
-                raise ToonvisionError(
-                    f"configuration name {name!r} cannot name a file: use letters, digits, "
-                    "'_', '-' and '.'"
-                )
-        # Stored as JSON: keep lists, not tuples, so that a reloaded copy compares equal.
-        self.configs = json.loads(json.dumps(self.configs, default=list))
-        self.class_names = [str(name) for name in self.class_names]
-        self.image_size = [int(size) for size in self.image_size]
-        self.ratios = [float(ratio) for ratio in check_ratios(self.ratios)]
-        self.equivalence = float(self.equivalence)
-
-    @property
-    def config_names(self) -> list[str]:
-        """The configurations' names, in comparison order."""
-        return [config["name"] for config in self.configs]
-
-    def to_json(self) -> str:
-        """The settings as the JSON text of `comparison.json`."""
-        return json.dumps(dataclasses.asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> ComparisonSettings:
-        """Reads `comparison.json` text; unknown keys are ignored, missing ones defaulted."""
-        data = json.loads(text)
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
-
-    def differences(self, other: ComparisonSettings) -> list[str]:
-        """Describes every setting that differs from `other`, except those a resume may change."""
-        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        differences = []
-        for name in mine:
-            if name in _RESUMABLE_CHANGES or mine[name] == theirs[name]:
-                continue
-            if name == "configs" and self.config_names == other.config_names:
-                # A field that a folder written before the field existed lacks had its default.
-                unset = _config_field_defaults()
-                for new, old in zip(self.configs, other.configs, strict=True):
-                    new, old = {**unset, **_plain(new)}, {**unset, **_plain(old)}
-                    differences.extend(
-                        f"configs.{new['name']}.{key}: {_short(old.get(key))} there, "
-                        f"{_short(new.get(key))} now"
-                        for key in sorted(set(new) | set(old)) if new.get(key) != old.get(key)
-                    )
-                continue
-            differences.append(f"{name}: {_short(theirs[name])} there, {_short(mine[name])} now")
-        return differences
-
-
-def _plain(value: Any) -> Any:
-    """`value` as JSON gives it back (tuples become lists), so stored and new values compare."""
-    return json.loads(json.dumps(value))
-
-
-def _config_field_defaults() -> dict[str, Any]:
-    """Every TrainingConfig field that has a default, with it (as JSON gives it back)."""
-    from toonvision.model_utils.configs import TrainingConfig
-
-    return _plain({field.name: field.default for field in dataclasses.fields(TrainingConfig)
-                   if field.default is not dataclasses.MISSING})
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def data_fingerprint(paths: Sequence[Path], labels: Sequence[str], y: np.ndarray,
-                     class_names: Sequence[str]) -> str:
-    """A hash of the images' file names, labels and classes, in order (the split depends on it)."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update("\t".join(class_names).encode())
-    for path, label, class_index in zip(paths, labels, y, strict=True):
-        digest.update(f"\n{Path(path).name}\t{label}\t{int(class_index)}".encode())
-    return digest.hexdigest()
-
-
-def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: int,
-                 source: str, ratios: Sequence[float] = defaults.RATIOS,
-                 seed: int = defaults.SEED, select: str = defaults.SELECT,
-                 balance: str = defaults.BALANCE, *,
-                 until_decided: bool = defaults.UNTIL_DECIDED,
-                 look_every: int = defaults.LOOK_EVERY,
-                 equivalence: float = defaults.EQUIVALENCE) -> ComparisonSettings:
-    """Builds the settings of a comparison of `configs` (TrainingConfig) on `task_data` (TaskData).
-
-    The image size is read from the loaded images, so it is always the one really trained on.
-    """
-    return ComparisonSettings(
-        source=source,
-        task=task_spec,
-        class_names=list(task_data.class_names),
-        image_size=list(task_data.images.shape[1:3]),
-        ratios=list(ratios),
-        seed=seed,
-        configs=[dataclasses.asdict(config) for config in configs],
-        runs=runs,
-        select=select,
-        balance=balance,
-        until_decided=until_decided,
-        look_every=look_every,
-        equivalence=float(equivalence),
-        data_fingerprint=data_fingerprint(task_data.paths, task_data.labels, task_data.y,
-                                          task_data.class_names),
-        num_images=len(task_data.y),
+        cv=values["cv"],
+        workers=values["workers"],
+        threads_per_worker=values["threads_per_worker"],
+        address=values["address"],
+        gpus_per_worker=values["gpus_per_worker"],
     )

@@ -1,0 +1,236 @@
+"""The same comparison on the serial engine and on 2 Ray workers x 1 thread, side by side.
+
+Each engine runs in its own process (TensorFlow's thread pools are fixed once it starts):
+`serial` is `compare --workers 1` as it was, one process on every core; `ray` is
+`compare --workers 2 --threads-per-worker 1`. Both train the article's `baseline` and
+`optimized` CNNs on the same synthetic crops (`bench_training.synthetic_data`: learnable,
+600x200 by default), the same runs and seeds, and print:
+
+- wall time per paired run (both configurations) once the models are traced, and the
+  25-epoch estimate from the steady epochs: epochs after the first cost about the same, so a
+  25-epoch run is the measured run plus (25 - epochs) steady epochs; the article's protocol
+  (200 paired runs x 25 epochs on 684 crops) follows;
+- training throughput (images per second, all workers together);
+- Ray's own costs: `ray.init` and worker start-up (TensorFlow import, model build and trace
+  happen in the workers' first run and are reported as set-up);
+- memory: each worker's resident memory, split into its own (anonymous) memory and the
+  object store's shared pages it maps, sampled every 0.2 s, and the extrapolation to 1,700
+  crops at 600x200 (the data is in the object store once; a worker's own memory grows by the
+  pooled copy and the per-run index copies, proportional to the crops);
+- the largest difference of any per-run test metric between the two engines (they differ by
+  thread count: float sums in another order; `--parts serial1,ray` compares equal threads).
+
+Usage:
+    python benchmarks/bench_engine.py [--crops 684] [--image-size 600 200] [--runs 2]
+        [--epochs 3] [--parts serial,ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+PROTOCOL_RUNS, PROTOCOL_EPOCHS, PROTOCOL_CROPS = 200, 25, 684
+FULL_CROPS = 1700
+PARTS = {"serial": (1, None), "serial1": (1, 1), "ray": (2, 1)}
+
+
+def task_data(crops: int, image_size: tuple[int, int]) -> SimpleNamespace:
+    """`crops` learnable synthetic crops as a `TaskData` stands for one."""
+    rng = np.random.default_rng(0)
+    y = np.arange(crops) % 2
+    images = rng.integers(0, 200, size=(crops, *image_size, 3), dtype=np.uint8)
+    stripe = slice(image_size[0] // 3, image_size[0] // 3 + image_size[0] // 10)
+    images[y == 1, stripe] = np.minimum(images[y == 1, stripe].astype(np.int16) + 55,
+                                        255).astype(np.uint8)
+    paths = [Path(f"crop_{index}.png") for index in range(crops)]
+    return SimpleNamespace(images=images, y=y, class_names=("cog", "toon"), paths=paths,
+                           labels=[("cog", "toon")[index] for index in y])
+
+
+def memory_of(pid: int) -> tuple[float, float]:
+    """(own, shared) resident MiB of a process (RssAnon, RssFile + RssShmem)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("RssAnon", "RssFile", "RssShmem"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields.get("RssAnon", 0.0), fields.get("RssFile", 0.0) + fields.get("RssShmem", 0.0)
+
+
+def run_part(part: str, crops: int, image_size: tuple[int, int], runs: int,
+             epochs: int) -> dict:
+    """Runs one engine's comparison in this process; returns its figures."""
+    from toonvision.model_utils.engine import make_engine, pin_threads
+
+    workers, threads = PARTS[part]
+    pin_threads(threads)
+    from toonvision.model_utils.compare import Comparison
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.stored_settings import settings_for
+
+    data = task_data(crops, image_size)
+    configs = [BUILTIN_CONFIGS[name].replace(epochs=epochs) for name in ("baseline", "optimized")]
+    settings = settings_for(data, "binary", configs, runs, "synthetic")
+    engine = make_engine(workers, threads)
+    figures: dict = {"part": part, "engine": engine.describe(), "peaks": {}}
+    samples: dict[int, tuple[float, float]] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            for info in [{"pid": os.getpid()}, *getattr(engine, "worker_info", [])]:
+                try:
+                    own, shared = memory_of(info["pid"])
+                except OSError:
+                    continue
+                old = samples.get(info["pid"], (0.0, 0.0))
+                samples[info["pid"]] = (max(old[0], own), max(old[1], shared))
+
+    if workers > 1:
+        import ray
+
+        start = time.perf_counter()
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, configure_logging=False,
+                 log_to_driver=False)
+        figures["ray_init_seconds"] = time.perf_counter() - start
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with tempfile.TemporaryDirectory() as folder:
+        comparison = Comparison.start(Path(folder) / "out", settings)
+        start = time.perf_counter()
+        ends = []
+        for _ in comparison.run(data, configs, engine=engine):
+            ends.append(time.perf_counter() - start)
+        records = comparison.records
+    stop.set()
+    sampler.join()
+    figures["driver"] = os.getpid()
+    figures["run_ends"] = ends
+    figures["records"] = [{"run": record.run, "config": record.config,
+                           "test": record.test_metrics, "epochs": record.epochs_run,
+                           "setup": record.setup_seconds, "train": record.train_seconds,
+                           "threads": record.threads, "worker": record.worker,
+                           "train_images": record.split_sizes["train"]} for record in records]
+    figures["memory"] = {str(pid): value for pid, value in samples.items()}
+    return figures
+
+
+def summarize(figures: dict, epochs: int, crops: int) -> dict:
+    """Steady per-paired-run wall time and throughput of one part."""
+    ends, records = figures["run_ends"], figures["records"]
+    # Run 0 includes the trace; later runs are steady. Wall per paired run: their mean.
+    steady = np.diff(ends) if len(ends) > 1 else np.asarray(ends)
+    per_run = float(np.mean(steady))
+    images = sum(record["train_images"] * record["epochs"] for record in records
+                 if record["run"] > 0)
+    seconds = ends[-1] - ends[0] if len(ends) > 1 else ends[0]
+    throughput = images / seconds
+    # A 25-epoch paired run: the measured run plus its steady epochs (images / throughput).
+    extra = (PROTOCOL_EPOCHS - epochs) * 2 * records[0]["train_images"] / throughput
+    per_run_25 = per_run + extra
+    protocol = per_run_25 * PROTOCOL_RUNS * (PROTOCOL_CROPS / crops)
+    return {"per_run": per_run, "throughput": throughput, "per_run_25": per_run_25,
+            "protocol_hours": protocol / 3600,
+            "setup": statistics.fmean(record["setup"] for record in records
+                                      if record["run"] == 0)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crops", type=int, default=PROTOCOL_CROPS)
+    parser.add_argument("--image-size", type=int, nargs=2, default=(600, 200))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--parts", default="serial,ray")
+    parser.add_argument("--part", help=argparse.SUPPRESS)   # one part, in a child process
+    args = parser.parse_args()
+    size = tuple(args.image_size)
+    if args.part:
+        print(json.dumps(run_part(args.part, args.crops, size, args.runs, args.epochs)))
+        return
+
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")
+    print(f"{cpu}, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at start; "
+          f"{args.crops} crops at {size[0]}x{size[1]}, {args.runs} paired runs x "
+          f"{args.epochs} epochs of baseline + optimized per engine")
+    results = {}
+    for part in args.parts.split(","):
+        start = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, __file__, "--part", part, "--crops", str(args.crops),
+             "--image-size", *map(str, size), "--runs", str(args.runs),
+             "--epochs", str(args.epochs)],
+            capture_output=True, text=True, cwd=REPOSITORY, check=False)
+        if child.returncode:
+            sys.exit(f"{part} failed:\n{child.stderr[-3000:]}")
+        results[part] = json.loads(child.stdout.strip().splitlines()[-1])
+        results[part]["process_seconds"] = time.perf_counter() - start
+
+    summaries = {}
+    for part, figures in results.items():
+        summary = summaries[part] = summarize(figures, args.epochs, args.crops)
+        print(f"\n{part}: {figures['engine']}")
+        print(f"  whole process {figures['process_seconds']:.1f} s (imports, data, Ray, "
+              f"trace and {args.runs} runs); first-run set-up (build + trace) "
+              f"{summary['setup']:.1f} s per configuration")
+        if "ray_init_seconds" in figures:
+            print(f"  ray.init {figures['ray_init_seconds']:.1f} s")
+        print(f"  steady paired run {summary['per_run']:.1f} s; {summary['throughput']:.0f} "
+              f"training images/s; 25-epoch paired run ~{summary['per_run_25']:.0f} s; "
+              f"article protocol (200 x 2 x 25 epochs, 684 crops) ~"
+              f"{summary['protocol_hours']:.2f} h")
+        memory = {pid: value for pid, value in figures["memory"].items()
+                  if part.startswith("serial") or pid != str(figures["driver"])}
+        for pid, (own, shared) in memory.items():
+            print(f"  memory of {'worker' if part == 'ray' else 'process'} {pid}: {own:.0f} MiB "
+                  f"own + {shared:.0f} MiB shared (peak)")
+        if part == "ray":
+            own, shared = figures["memory"].get(str(figures["driver"]), (0.0, 0.0))
+            print(f"  memory of the driver: {own:.0f} MiB own + {shared:.0f} MiB shared (peak)")
+        if memory:
+            own = max(value[0] for value in memory.values())
+            data = args.crops * size[0] * size[1] * 3 / 2**20
+            full = FULL_CROPS * size[0] * size[1] * 3 / 2**20
+            # The data-dependent part of a worker's own memory: the pooled copy (1/4) and
+            # per-run copies of the training part (0.6 pooled, or full size with
+            # augmentation): about 0.85x + 0.6x of the data, measured here as what is left
+            # above a fixed part; extrapolated in proportion to the crops.
+            print(f"  data {data:.0f} MiB here, {full:.0f} MiB for {FULL_CROPS} crops (in the "
+                  f"object store once); worker own memory {own:.0f} MiB here, about "
+                  f"{own + (full - data) * 0.85:.0f} MiB for {FULL_CROPS} crops "
+                  f"(+0.85 MiB per MiB of crops: pooled copy and training-part copies)")
+    if "serial" in summaries and "ray" in summaries:
+        speedup = summaries["serial"]["per_run"] / summaries["ray"]["per_run"]
+        print(f"\nray 2 x 1 against serial: {speedup:.2f}x per steady paired run, "
+              f"{summaries['ray']['throughput'] / summaries['serial']['throughput']:.2f}x "
+              "throughput")
+    names = list(results)
+    if len(names) >= 2:
+        first, second = (sorted((record["run"], record["config"], record["test"]["accuracy"],
+                                 record["test"]["loss"]) for record in results[name]["records"])
+                         for name in names[:2])
+        difference = max(max(abs(a[2] - b[2]), abs(a[3] - b[3]))
+                         for a, b in zip(first, second, strict=True))
+        print(f"largest per-run test metric difference, {names[0]} vs {names[1]}: "
+              f"{difference:.2e}")
+
+
+if __name__ == "__main__":
+    main()

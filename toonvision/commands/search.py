@@ -1,0 +1,112 @@
+"""Search configurations: every trial is R paired runs against a reference, as in compare.
+
+The search space is a TOML file: ranges ({low = ..., high = ..., log = true}) or lists of
+choices for any configuration field, the architecture's included, with the configuration a
+trial starts from (base), the one it is compared with (reference), the budget (trials, or
+timeout = "2h") and runs_per_trial; any comparison setting (task, epochs, image_size, ratios,
+seed, ...) may be set there too. Optuna's TPE sampler proposes the trials; a trial whose
+running mean paired difference falls below the median of earlier trials is pruned.
+
+Everything goes to OUT: study.db (Optuna's SQLite storage: optuna-dashboard sqlite:///OUT/
+study.db shows it), trials/trial_N/ (a comparison folder per trial: toonvision summarize
+and report --run-dir open it), trials.csv, best_configs.toml (for compare --config-file) and
+trials.png. A stopped search loses at most the trial in progress: run the same command again
+with --resume. See docs/training.md, "Search".
+
+examples:
+  toonvision search configs/search_example.toml --data-dir data --out runs/search
+  toonvision search space.toml --data-dir data --out runs/search --resume --trials 40
+  toonvision compare --data-dir data --config-file runs/search/best_configs.toml \\
+      --configs optimized,trial_7
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from toonvision import defaults
+from toonvision.commands._common import add_dataset_arguments, print_skipped
+
+NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", type=Path, metavar="SPACE_TOML",
+                        help="the search file: [space] of fields, base, reference, budget")
+    add_dataset_arguments(parser)
+    group = parser.add_argument_group("search")
+    group.add_argument("--trials", type=int,
+                       help=f"trials to finish, over every invocation (default: the file's, "
+                            f"else {defaults.SEARCH_TRIALS})")
+    group.add_argument("--timeout", metavar="DURATION",
+                       help="stop starting trials after this long in this invocation, e.g. "
+                            "2h, 90m (default: the file's, else none)")
+    group.add_argument("--runs-per-trial", type=int, metavar="R",
+                       help=f"paired runs per trial (default: the file's, else "
+                            f"{defaults.SEARCH_RUNS_PER_TRIAL})")
+    group.add_argument("--out", type=Path, required=True,
+                       help="the search's folder; must be new or empty unless --resume")
+    group.add_argument("--resume", action="store_true",
+                       help="continue the search in --out: finished trials are kept, the one "
+                            "a kill interrupted is run again")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from toonvision.commands._common import task_data_from_args
+    from toonvision.commands.compare import task_data_source
+    from toonvision.model_utils.search import (
+        BEST_CONFIGS_FILE,
+        STUDY_FILE,
+        best_trials,
+        load_search_file,
+        run_search,
+    )
+
+    overrides = {key: value for key, value in (("trials", args.trials),
+                                               ("timeout", args.timeout),
+                                               ("runs_per_trial", args.runs_per_trial))
+                 if value is not None}
+    spec = load_search_file(args.space, overrides)
+    # The search file's task and image size, when it sets them; else the flags'.
+    task = spec.comparison.get("task", args.task)
+    size = spec.comparison.get("image_size", args.image_size)
+    task_data = task_data_from_args(argparse.Namespace(**{**vars(args), "task": task,
+                                                          "image_size": list(size)}))
+    print_skipped(task_data.skipped)
+    spec = type(spec)(**{**spec.__dict__, "comparison": {**spec.comparison, "task": task,
+                                                         "image_size": list(size)}})
+    budget = f"{spec.trials} trials" if spec.trials else f"{spec.timeout:.0f} s"
+    print(f"searching {', '.join(d.name for d in spec.space)} from {spec.base} against "
+          f"{spec.reference} on {len(task_data)} images, {budget} x {spec.runs_per_trial} "
+          f"paired runs; writing to {args.out}", file=sys.stderr)
+    bar = tqdm(total=spec.trials, unit="trial", file=sys.stderr, desc="trials",
+               dynamic_ncols=True)
+
+    def progress(state) -> None:
+        bar.n = state.finished
+        where = (f"trial {state.trial} run {state.run}/{state.runs}" if state.trial is not None
+                 else "trials")
+        bar.set_description(where)
+        if state.best_trial is not None:
+            bar.set_postfix_str(f"best trial {state.best_trial}: {state.best_value:+.4f}")
+        bar.refresh()
+
+    try:
+        study = run_search(args.out, spec, task_data, task_data_source(args),
+                           resume=args.resume, progress=progress)
+    finally:
+        bar.close()
+    for trial in best_trials(study, spec.best):
+        attrs = trial.user_attrs
+        print(f"trial_{trial.number}: {trial.value:+.4f} test accuracy against "
+              f"{spec.reference} (corrected 95% interval {attrs.get('ci_low', float('nan')):+.4f}"
+              f"..{attrs.get('ci_high', float('nan')):+.4f}, {attrs.get('runs')} runs) "
+              f"{attrs.get('config')}")
+    print(f"configurations: {args.out / BEST_CONFIGS_FILE} "
+          f"(toonvision compare --config-file {args.out / BEST_CONFIGS_FILE} ...)")
+    print(f"study: optuna-dashboard sqlite:///{args.out / STUDY_FILE}")
+    return 0

@@ -1,0 +1,209 @@
+"""What a comparison stores in `comparison.json`: its settings resolved against the data.
+
+`settings.plan_comparison` says what the user asked for; `settings_for` resolves that plan
+against the loaded data (class names, a fingerprint of the images) into a
+`ComparisonSettings`, which a comparison folder keeps so that `resume` can refuse to go on
+with anything else (`ComparisonSettings.differences`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toonvision import ToonvisionError, defaults
+from toonvision.data_processing.splits import check_ratios
+from toonvision.model_utils.runlog import check_rule
+from toonvision.model_utils.settings import (
+    _check_balance,
+    _check_cv,
+    _check_runs,
+    _check_sequential,
+)
+
+SETTINGS_FILE = "comparison.json"
+SETTINGS_VERSION = 1
+# Fields that may change between a comparison's start and its resumption.
+_RESUMABLE_CHANGES = ("runs", "source")
+_CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class ComparisonSettings:
+    """What a comparison trains on and how; stored in `comparison.json`.
+
+    Attributes:
+        source: where the data came from (shown to people; not compared on resume, the
+            fingerprint is).
+        task: the task's spec (`binary`, `suit`, `king,queen`, ...).
+        class_names: the task's classes in index order.
+        image_size: (height, width) of the model input.
+        ratios: train, validate and test shares of every split.
+        seed: run `r` splits with seed `seed + r`.
+        configs: every configuration's fields (`dataclasses.asdict` of a `TrainingConfig`).
+        runs: the number of runs.
+        select: the best-model rule, one of `runlog.SELECTION_RULES`.
+        balance: how the training split is balanced, one of `splits.BALANCE_METHODS`.
+        until_decided: stop at the first look that decides; `runs` is then the cap, which a
+            resume may not change (the looks' boundaries depend on it).
+        look_every: paired runs between two looks.
+        equivalence: the practical-difference margin in test accuracy (0: none).
+        cv: K-fold cross-validation, `runs` repetitions of K folds, run `r` being fold
+            `r % K` of repetition `r // K` (None: a fresh split per run).
+        data_fingerprint: a hash of the images' names, labels and classes, in order.
+        num_images: the number of images.
+        version: the layout version of this file.
+    """
+
+    source: str
+    task: str
+    class_names: list[str]
+    image_size: list[int]
+    ratios: list[float]
+    seed: int
+    configs: list[dict[str, Any]]
+    runs: int
+    select: str = defaults.SELECT
+    balance: str = defaults.BALANCE
+    until_decided: bool = defaults.UNTIL_DECIDED
+    look_every: int = defaults.LOOK_EVERY
+    equivalence: float = defaults.EQUIVALENCE
+    cv: int | None = defaults.CV
+    data_fingerprint: str = ""
+    num_images: int = 0
+    version: int = SETTINGS_VERSION
+
+    def __post_init__(self) -> None:
+        check_rule(self.select)
+        _check_balance(self.balance)
+        _check_runs(self.runs)
+        if not self.configs:
+            raise ToonvisionError("a comparison needs at least one configuration")
+        _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
+                          len(self.configs))
+        _check_cv(self.cv, self.until_decided)
+        names = self.config_names
+        if len(set(names)) != len(names):
+            raise ToonvisionError(f"configuration names must differ; got {', '.join(names)}")
+        for name in names:
+            if not _CONFIG_NAME.match(name):
+                raise ToonvisionError(
+                    f"configuration name {name!r} cannot name a file: use letters, digits, "
+                    "'_', '-' and '.'"
+                )
+        # Stored as JSON: keep lists, not tuples, so that a reloaded copy compares equal.
+        self.configs = json.loads(json.dumps(self.configs, default=list))
+        self.class_names = [str(name) for name in self.class_names]
+        self.image_size = [int(size) for size in self.image_size]
+        self.ratios = [float(ratio) for ratio in check_ratios(self.ratios)]
+        self.equivalence = float(self.equivalence)
+
+    @property
+    def config_names(self) -> list[str]:
+        """The configurations' names, in comparison order."""
+        return [config["name"] for config in self.configs]
+
+    @property
+    def run_count(self) -> int:
+        """Paired runs in the finished log: `runs`, times the folds with cross-validation."""
+        return self.runs * (self.cv or 1)
+
+    def to_json(self) -> str:
+        """The settings as the JSON text of `comparison.json`."""
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ComparisonSettings:
+        """Reads `comparison.json` text; unknown keys are ignored, missing ones defaulted."""
+        data = json.loads(text)
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
+
+    def differences(self, other: ComparisonSettings) -> list[str]:
+        """Describes every setting that differs from `other`, except those a resume may change."""
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        differences = []
+        for name in mine:
+            if name in _RESUMABLE_CHANGES or mine[name] == theirs[name]:
+                continue
+            if name == "configs" and self.config_names == other.config_names:
+                # A field that a folder written before the field existed lacks had its default.
+                unset = _config_field_defaults()
+                for new, old in zip(self.configs, other.configs, strict=True):
+                    new, old = {**unset, **_plain(new)}, {**unset, **_plain(old)}
+                    differences.extend(
+                        f"configs.{new['name']}.{key}: {_short(old.get(key))} there, "
+                        f"{_short(new.get(key))} now"
+                        for key in sorted(set(new) | set(old)) if new.get(key) != old.get(key)
+                    )
+                continue
+            differences.append(f"{name}: {_short(theirs[name])} there, {_short(mine[name])} now")
+        return differences
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON gives it back (tuples become lists), so stored and new values compare."""
+    return json.loads(json.dumps(value))
+
+
+def _config_field_defaults() -> dict[str, Any]:
+    """Every TrainingConfig field that has a default, with it (as JSON gives it back)."""
+    from toonvision.model_utils.configs import TrainingConfig
+
+    return _plain({field.name: field.default for field in dataclasses.fields(TrainingConfig)
+                   if field.default is not dataclasses.MISSING})
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def data_fingerprint(paths: Sequence[Path], labels: Sequence[str], y: np.ndarray,
+                     class_names: Sequence[str]) -> str:
+    """A hash of the images' file names, labels and classes, in order (the split depends on it)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update("\t".join(class_names).encode())
+    for path, label, class_index in zip(paths, labels, y, strict=True):
+        digest.update(f"\n{Path(path).name}\t{label}\t{int(class_index)}".encode())
+    return digest.hexdigest()
+
+
+def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: int,
+                 source: str, ratios: Sequence[float] = defaults.RATIOS,
+                 seed: int = defaults.SEED, select: str = defaults.SELECT,
+                 balance: str = defaults.BALANCE, *,
+                 until_decided: bool = defaults.UNTIL_DECIDED,
+                 look_every: int = defaults.LOOK_EVERY,
+                 equivalence: float = defaults.EQUIVALENCE,
+                 cv: int | None = defaults.CV) -> ComparisonSettings:
+    """Builds the settings of a comparison of `configs` (TrainingConfig) on `task_data` (TaskData).
+
+    The image size is read from the loaded images, so it is always the one really trained on.
+    """
+    return ComparisonSettings(
+        source=source,
+        task=task_spec,
+        class_names=list(task_data.class_names),
+        image_size=list(task_data.images.shape[1:3]),
+        ratios=list(ratios),
+        seed=seed,
+        configs=[dataclasses.asdict(config) for config in configs],
+        runs=runs,
+        select=select,
+        balance=balance,
+        until_decided=until_decided,
+        look_every=look_every,
+        equivalence=float(equivalence),
+        cv=cv,
+        data_fingerprint=data_fingerprint(task_data.paths, task_data.labels, task_data.y,
+                                          task_data.class_names),
+        num_images=len(task_data.y),
+    )
