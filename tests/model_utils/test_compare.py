@@ -35,13 +35,11 @@ from toonvision.data_visualization.comparison_figures import (
     write_comparison_figures,
 )
 from toonvision.model_utils.best_models import PENDING_FOLDER
-from toonvision.model_utils.compare import (
-    PER_CLASS_FILE,
-    SUMMARY_FILE,
-    Comparison,
-)
+from toonvision.model_utils.compare import Comparison
 from toonvision.model_utils.comparison_summary import (
+    PER_CLASS_FILE,
     SUMMARY_COLUMNS,
+    SUMMARY_FILE,
     class_scores,
     describe,
     summarize,

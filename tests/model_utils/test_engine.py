@@ -301,9 +301,9 @@ def test_ray_engine_trains_exactly_as_serial_and_survives_a_killed_worker_and_dr
     # In this process, on its own threads (all cores): equal within float rounding.
     from toonvision.cli import build_parser
     from toonvision.commands._common import task_data_from_args
-    from toonvision.model_utils.compare import split_for_run
     from toonvision.model_utils.configs import BUILTIN_CONFIGS
     from toonvision.model_utils.engine import RunTask
+    from toonvision.model_utils.run_splits import split_for_run
     from toonvision.model_utils.trainer import Trainer
 
     args = build_parser().parse_args(common)

@@ -263,17 +263,17 @@ def run(args: argparse.Namespace) -> int:
 
     from toonvision.commands._common import task_data_from_args
     from toonvision.data_visualization.comparison_figures import write_comparison_figures
-    from toonvision.model_utils.compare import (
-        PER_CLASS_FILE,
-        Comparison,
-        ResumeError,
-        check_out_dir,
-    )
-    from toonvision.model_utils.comparison_summary import format_summary
+    from toonvision.model_utils.compare import Comparison
+    from toonvision.model_utils.comparison_summary import PER_CLASS_FILE, format_summary
     from toonvision.model_utils.engine import SerialEngine, make_engine, pin_threads
     from toonvision.model_utils.runlog import read_stop
     from toonvision.model_utils.settings import plan_comparison
-    from toonvision.model_utils.stored_settings import SETTINGS_FILE, settings_for
+    from toonvision.model_utils.stored_settings import (
+        SETTINGS_FILE,
+        ResumeError,
+        check_out_dir,
+        settings_for,
+    )
     from toonvision.model_utils.trainer import Trainer
 
     if args.resume and args.out is None:

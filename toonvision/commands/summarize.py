@@ -40,8 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from toonvision.data_visualization.comparison_figures import write_run_figures
-    from toonvision.model_utils.compare import write_summary_files
-    from toonvision.model_utils.comparison_summary import format_summary, load_runs, summarize
+    from toonvision.model_utils.comparison_summary import (
+        format_summary,
+        load_runs,
+        summarize,
+        write_summary_files,
+    )
     from toonvision.model_utils.runlog import select_best
 
     if args.split_sizes is not None and min(args.split_sizes) < 1:

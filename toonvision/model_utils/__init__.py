@@ -8,12 +8,19 @@
     model_io.py            model files with the sidecar that says what they predict
     settings.py            a comparison's settings as data: defaults, then a TOML file, then flags
     stored_settings.py     the settings a comparison folder keeps (comparison.json), resume checks
+    run_splits.py          which images each run uses: a fresh split, or a cross-validation fold
     runlog.py              the run log (runs.jsonl): typed run records, best-run rules
     compare.py             N paired runs on fresh splits, resume, best models
     engine.py              where runs train: in this process (serial), the engine contract
     ray_engine.py          runs at once on Ray workers (compare --workers N)
-    comparison_summary.py  the statistics of a run log
-    verdict.py             how sure a comparison is: corrected intervals, when to stop
+    best_models.py         the best model of each configuration, kept in step with the log
+    predictions.py         every run's per-crop out-of-sample predictions (for the doctor)
+    comparison_summary.py  the statistics of a run log, summary.csv
+    paired.py              paired differences: corrected intervals, win rate, floor, optimism
+    sequential.py          when to stop: group-sequential boundaries, the stopping rule
+    verdict.py             a pair's verdict and its one sentence
+    doctor.py              the dataset doctor: likely label errors, crops always wrong, leaks
+    search.py              a search over configurations, every trial a paired comparison
     optimizers.py          the article's optimizer study
     ablation.py            the Pokemon deck's MLP study
     predict.py             classifying crops, folders and annotated screenshots

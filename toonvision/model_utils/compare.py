@@ -8,7 +8,7 @@ configurations are compared on the same images (a paired comparison).
 
 Everything lives in one folder per comparison (`runs/NAME/`):
 
-- `comparison.json`: the settings (`settings.ComparisonSettings`: data, task, classes, image
+- `comparison.json`: the settings (`stored_settings.ComparisonSettings`: data, task, classes, image
   size, ratios, seed, configurations, number of runs, selection rule, balancing), written
   first; `resume` refuses to continue with different settings.
 - `runs.jsonl`: one `runlog.RunRecord` per configuration and finished run, appended when the
@@ -48,20 +48,22 @@ from typing import Any
 
 import numpy as np
 
-from toonvision import ExistingFileError, MissingFileError, ToonvisionError
+from toonvision import MissingFileError, ToonvisionError
 from toonvision.data_processing.dataset import crop_ids
-from toonvision.data_processing.splits import cross_validation_split, stratified_split
 from toonvision.fileio import write_text_atomic
 from toonvision.model_utils.best_models import BestModels
 from toonvision.model_utils.comparison_summary import (
     PRIMARY_METRIC,
+    SUMMARY_FILE,
     Summary,
     history_table,
     stopping_decision,
     summarize,
     summary_options,
+    write_summary_files,
 )
 from toonvision.model_utils.predictions import PredictionStore
+from toonvision.model_utils.run_splits import split_for_run
 from toonvision.model_utils.runlog import (
     LOG_FILE,
     STOP_FILE,
@@ -75,26 +77,16 @@ from toonvision.model_utils.runlog import (
     write_stop,
 )
 from toonvision.model_utils.sequential import Decision, is_look
-from toonvision.model_utils.stored_settings import SETTINGS_FILE, ComparisonSettings
+from toonvision.model_utils.stored_settings import (  # noqa: F401
+    SETTINGS_FILE,
+    ComparisonSettings,
+    ResumeError,
+    check_out_dir,
+)
 
 logger = logging.getLogger(__name__)
 
 EPOCHS_FOLDER = "epochs"
-SUMMARY_FILE = "summary.csv"
-PER_CLASS_FILE = "per_class.csv"
-
-
-class ResumeError(ToonvisionError):
-    """A comparison folder cannot be resumed as asked (other settings, or fewer runs).
-
-    Attributes:
-        differences: each setting that differs from the folder's (empty when only the
-            number of runs is too small).
-    """
-
-    def __init__(self, message: str, differences: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.differences = list(differences)
 
 
 @dataclass
@@ -451,64 +443,6 @@ class Comparison:
                             **summary_options(self.settings))
         write_summary_files(self.out_dir, summary)
         return summary
-
-
-def split_for_run(settings: ComparisonSettings, y: np.ndarray, run: int
-                  ) -> tuple[int, dict[str, np.ndarray], dict[str, int]]:
-    """The split of run `run`: the one place that decides which images a run uses.
-
-    Without cross-validation, a fresh stratified split with seed `seed + run`. With
-    `settings.cv = K`, run `r` is fold `r % K` of repetition `r // K`, the folds of a
-    repetition cut with seed `seed + r // K` (`splits.cross_validation_split`). The
-    training part is then balanced as the settings say; the weights' seed stays `seed + run`.
-
-    Returns:
-        `(split seed, split, fold fields)`: the fold fields are `{"repetition": ..., "fold":
-        ...}` for `RunRecord.from_result` with cross-validation, else empty.
-    """
-    from toonvision.data_processing.splits import balance_indices
-
-    folds: dict[str, int] = {}
-    if settings.cv:
-        repetition, fold = divmod(run, settings.cv)
-        split_seed = settings.seed + repetition
-        split = cross_validation_split(y, settings.cv, fold, settings.ratios, seed=split_seed)
-        folds = {"repetition": repetition, "fold": fold}
-    else:
-        split_seed = settings.seed + run
-        split = stratified_split(y, settings.ratios, seed=split_seed)
-    if settings.balance != "none":
-        split["train"] = balance_indices(split["train"], y, settings.balance, seed=split_seed)
-    return split_seed, split, folds
-
-
-def write_summary_files(out_dir: str | os.PathLike, summary: Summary) -> list[Path]:
-    """Writes `summary.csv` and, when there are per-class metrics, `per_class.csv`."""
-    paths = [Path(out_dir) / SUMMARY_FILE]
-    write_text_atomic(paths[0], summary.table.to_csv(index=False))
-    if summary.per_class is not None:
-        paths.append(Path(out_dir) / PER_CLASS_FILE)
-        write_text_atomic(paths[1], summary.per_class.to_csv(index=False))
-    return paths
-
-
-def check_out_dir(out_dir: str | os.PathLike, resume: bool) -> bool:
-    """Checks that a comparison may be written to `out_dir`; returns whether it is non-empty.
-
-    Raises:
-        ToonvisionError: if `out_dir` is a file.
-        ExistingFileError: if it is a non-empty folder and `resume` is off.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ToonvisionError(f"{out_dir} is a file, not a folder")
-    non_empty = out_dir.is_dir() and any(out_dir.iterdir())
-    if non_empty and not resume:
-        raise ExistingFileError(
-            f"{out_dir} already exists and is not empty; resume the comparison there, or "
-            "choose another folder (nothing was changed)"
-        )
-    return non_empty
 
 
 def _write_epochs_csv(path: Path, history: dict[str, list[float]]) -> None:

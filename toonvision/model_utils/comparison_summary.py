@@ -2,7 +2,8 @@
 
 Everything here reads run records (`runlog.RunRecord`, the lines of `runs.jsonl`, or
 `runlog.evaluation_records` of the article's results) and returns numbers, text or pandas
-DataFrames; nothing is written to disk. `summarize` gives the `Summary`: the table of
+DataFrames; only `write_summary_files` writes files (summary.csv,
+per_class.csv). `summarize` gives the `Summary`: the table of
 `summary.csv` (per configuration and per pair B - A, on test accuracy, loss and macro F1, with
 the corrected and the re-split intervals in named columns, see `verdict.Verdict.row`), one
 verdict sentence per pair, per-class precision, recall and F1, and the optimism of the kept
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toonvision import MissingFileError, ToonvisionError, defaults
+from toonvision.fileio import write_text_atomic
 from toonvision.model_utils.runlog import (
     LOG_FILE,
     complete_runs,
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from toonvision.model_utils.sequential import Decision
     from toonvision.model_utils.verdict import Verdict
 
+SUMMARY_FILE = "summary.csv"
+PER_CLASS_FILE = "per_class.csv"
 SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "loss", "macro_f1")
 PRIMARY_METRIC = "accuracy"  # the metric of the verdict sentences and of the stopping rule
 CI_METHOD = "corrected t (Nadeau-Bengio)"
@@ -416,3 +420,13 @@ def _floor_note(verdict: Verdict, first: str, second: str, summary: Summary) -> 
 def _text(table: Any, columns: Iterable[str]) -> str:
     return table[list(columns)].to_string(
         index=False, na_rep="", float_format=lambda value: f"{value:.4f}")
+
+
+def write_summary_files(out_dir: str | os.PathLike, summary: Summary) -> list[Path]:
+    """Writes `summary.csv` and, when there are per-class metrics, `per_class.csv`."""
+    paths = [Path(out_dir) / SUMMARY_FILE]
+    write_text_atomic(paths[0], summary.table.to_csv(index=False))
+    if summary.per_class is not None:
+        paths.append(Path(out_dir) / PER_CLASS_FILE)
+        write_text_atomic(paths[1], summary.per_class.to_csv(index=False))
+    return paths

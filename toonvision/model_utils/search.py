@@ -49,11 +49,11 @@ import numpy as np
 
 from toonvision import ToonvisionError, defaults, unknown_name_error
 from toonvision.fileio import write_text_atomic
-from toonvision.model_utils.compare import Comparison, check_out_dir
+from toonvision.model_utils.compare import Comparison
 from toonvision.model_utils.comparison_summary import PRIMARY_METRIC, metric_values
 from toonvision.model_utils.configs import TrainingConfig
 from toonvision.model_utils.settings import SETTING_KEYS, plan_comparison
-from toonvision.model_utils.stored_settings import settings_for
+from toonvision.model_utils.stored_settings import check_out_dir, settings_for
 
 if TYPE_CHECKING:
     import optuna

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from toonvision import ToonvisionError, defaults
+from toonvision import ExistingFileError, ToonvisionError, defaults
 from toonvision.data_processing.splits import check_ratios
 from toonvision.model_utils.runlog import check_rule
 from toonvision.model_utils.settings import (
@@ -207,3 +208,35 @@ def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: i
                                           task_data.class_names),
         num_images=len(task_data.y),
     )
+
+
+class ResumeError(ToonvisionError):
+    """A comparison folder cannot be resumed as asked (other settings, or fewer runs).
+
+    Attributes:
+        differences: each setting that differs from the folder's (empty when only the
+            number of runs is too small).
+    """
+
+    def __init__(self, message: str, differences: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.differences = list(differences)
+
+
+def check_out_dir(out_dir: str | os.PathLike, resume: bool) -> bool:
+    """Checks that a comparison may be written to `out_dir`; returns whether it is non-empty.
+
+    Raises:
+        ToonvisionError: if `out_dir` is a file.
+        ExistingFileError: if it is a non-empty folder and `resume` is off.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ToonvisionError(f"{out_dir} is a file, not a folder")
+    non_empty = out_dir.is_dir() and any(out_dir.iterdir())
+    if non_empty and not resume:
+        raise ExistingFileError(
+            f"{out_dir} already exists and is not empty; resume the comparison there, or "
+            "choose another folder (nothing was changed)"
+        )
+    return non_empty
