@@ -150,7 +150,7 @@ def write_screenshot() -> Callable[..., Path]:
     return write_screenshot_files
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_model() -> Callable[..., object]:
     """`tiny_model(image_size=(96, 32), classes=2, logits=False)`: a small untrained seeded CNN
     taking uint8-range RGB: two convolutions, then one sigmoid output for two classes (a

@@ -27,19 +27,6 @@ SCREENSHOTS_ENVIRONMENT_VARIABLE = "TOONVISION_KEEP_SCREENSHOTS"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 
-def tiny_model() -> keras.Model:
-    """A small untrained binary CNN for (96, 32) RGB images, seeded."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((*IMAGE_SIZE, 3))
-    outputs = keras.layers.Rescaling(1 / 255)(inputs)
-    outputs = keras.layers.Conv2D(4, 3, activation="relu")(outputs)
-    outputs = keras.layers.MaxPooling2D()(outputs)
-    outputs = keras.layers.Conv2D(4, 3, activation="relu")(outputs)
-    outputs = keras.layers.Flatten()(outputs)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(outputs)
-    return keras.Model(inputs, outputs, name="tiny")
-
-
 def write_crops(folder: Path, count: int = 6, seed: int = 0) -> list[Path]:
     """Writes crops named `<label>_<index>.png`: cogs dark, toons bright."""
     generator = np.random.default_rng(seed)
@@ -183,7 +170,8 @@ def check_page_in_chromium(page: Path, work_dir: Path) -> tuple[dict, Path]:
 
 
 @pytest.fixture(scope="module")
-def written_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, evaluation.Evaluation]:
+def written_report(tmp_path_factory: pytest.TempPathFactory,
+                   tiny_model) -> tuple[Path, evaluation.Evaluation]:
     """A report of the tiny model on crops, with a comparison folder beside it."""
     root = tmp_path_factory.mktemp("report")
     crops = root / "crops"
@@ -239,7 +227,8 @@ def test_report_page_loads_every_image_in_chromium(written_report, tmp_path: Pat
         shutil.copy(screenshot, Path(keep) / "report_tiny_model.png")
 
 
-def test_report_without_gradients_says_what_is_left_out(tmp_path: Path, monkeypatch) -> None:
+def test_report_without_gradients_says_what_is_left_out(tmp_path: Path, monkeypatch,
+                                                        tiny_model) -> None:
     """On a Keras backend other than TensorFlow: no Grad-CAM or filter patterns, the rest."""
     from toonvision.data_visualization import interpret
 
@@ -269,7 +258,7 @@ def test_report_on_a_model_without_convolutions(tmp_path: Path) -> None:
     assert "no convolution or pooling layer" in text and "confusion_matrix.png" in text
 
 
-def test_report_command_on_a_dataset_test_split(tmp_path: Path, capsys) -> None:
+def test_report_command_on_a_dataset_test_split(tmp_path: Path, capsys, tiny_model) -> None:
     from toonvision import cli
     from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
 
@@ -291,7 +280,7 @@ def test_report_command_on_a_dataset_test_split(tmp_path: Path, capsys) -> None:
 
 
 def test_report_command_rejects_a_task_the_model_was_not_trained_for(tmp_path: Path,
-                                                                     capsys) -> None:
+                                                                     capsys, tiny_model) -> None:
     from toonvision import cli
     from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
 
