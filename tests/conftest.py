@@ -121,20 +121,13 @@ def write_screenshot_files(folder: Path, stem: str, boxes: Sequence[Box],
     Returns:
         The image's path.
     """
-    import cv2
+    from toonvision.data_processing.images import encode_image
 
     folder.mkdir(parents=True, exist_ok=True)
     image = make_noise_image(seed) if image is None else image
-    if image.ndim == 3 and image.shape[2] == 4:
-        pixels = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    elif image.ndim == 3:
-        pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    else:
-        pixels = image
-    ok, encoded = cv2.imencode(encode_as or extension.lower(), pixels)
-    assert ok, f"OpenCV could not encode {stem}{extension}"
+    encoded = encode_image(image, encode_as or extension)
     image_path = folder / f"{stem}{extension}"
-    image_path.write_bytes(encoded.tobytes())
+    image_path.write_bytes(encoded)
     if size == "auto":
         size = f"<width>{image.shape[1]}</width><height>{image.shape[0]}</height>"
     size_element = "" if size is None else f"<size>{size}<depth>3</depth></size>"

@@ -18,7 +18,12 @@ from toonvision.data_processing.duplicates import (
     leak_share,
     near_duplicate_pairs,
 )
-from toonvision.data_processing.images import read_image, write_image_atomic
+from toonvision.data_processing.images import (
+    decode_image,
+    encode_image,
+    read_image,
+    write_image_atomic,
+)
 
 
 def _scene(seed: int, size=(96, 64)) -> np.ndarray:
@@ -30,9 +35,7 @@ def _scene(seed: int, size=(96, 64)) -> np.ndarray:
 
 
 def _jpeg(image: np.ndarray, quality: int = 80) -> np.ndarray:
-    _, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                              [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return decode_image(encode_image(image, ".jpg", jpeg_quality=quality))
 
 
 def _brighter(image: np.ndarray, amount: int = 8) -> np.ndarray:

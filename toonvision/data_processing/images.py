@@ -51,11 +51,21 @@ def read_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot read file ({error.strerror or error})") from error
     if encoded.size == 0:
         raise ImageReadError(f"{path}: file is empty")
-    image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    try:
+        return decode_image(encoded, keep_alpha)
+    except ImageReadError as error:
+        raise ImageReadError(f"{path}: {error}") from None
+
+
+def decode_image(data: bytes | np.ndarray, keep_alpha: bool = False) -> np.ndarray:
+    """Decodes encoded image bytes by content, as `read_image` does for a file.
+
+    Raises:
+        ImageReadError: if the bytes are not a decodable image.
+    """
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
-        raise ImageReadError(
-            f"{path}: not a decodable image (corrupt, truncated or unknown format)"
-        )
+        raise ImageReadError("not a decodable image (corrupt, truncated or unknown format)")
     if image.dtype != np.uint8:
         image = (image.astype(np.float32) * (255.0 / np.iinfo(image.dtype).max)).astype(np.uint8)
     return _to_rgb(image, keep_alpha)
@@ -111,6 +121,27 @@ def draw_labelled_box(image: np.ndarray, box: tuple[int, int, int, int], text: s
                 scale, (0, 0, 0), thickness, cv2.LINE_AA)
 
 
+def encode_image(image: np.ndarray, extension: str = ".png",
+                 jpeg_quality: int | None = None) -> bytes:
+    """Encodes an RGB(A) or grey uint8 image in the format of `extension` (".png", ".jpg", ...),
+    at `jpeg_quality` (0-100) for JPEG when given.
+
+    Raises:
+        ToonvisionError: if OpenCV cannot encode it in that format.
+    """
+    if image.ndim == 3 and image.shape[2] == 4:
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    elif image.ndim == 3:
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    else:
+        bgr = image
+    parameters = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    ok, encoded = cv2.imencode(extension.lower(), bgr, parameters)
+    if not ok:
+        raise ToonvisionError(f"OpenCV could not encode the image as {extension}")
+    return encoded.tobytes()
+
+
 def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
     """Writes an RGB(A) uint8 image as PNG (or JPEG by extension), atomically.
 
@@ -118,17 +149,12 @@ def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
     then renamed into place: a crash leaves either no file or the whole file.
 
     Raises:
-        ValueError: if the image cannot be encoded.
+        ToonvisionError: if the image cannot be encoded.
     """
     path = Path(path)
-    if image.ndim == 3 and image.shape[2] == 4:
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    elif image.ndim == 3:
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    else:
-        bgr = image
     extension = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg") else ".png"
-    ok, encoded = cv2.imencode(extension, bgr)
-    if not ok:
-        raise ToonvisionError(f"{path}: OpenCV could not encode the image")
-    write_bytes_atomic(path, encoded.tobytes())
+    try:
+        data = encode_image(image, extension)
+    except ToonvisionError as error:
+        raise ToonvisionError(f"{path}: {error}") from None
+    write_bytes_atomic(path, data)

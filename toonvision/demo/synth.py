@@ -36,11 +36,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from lxml import etree
 
 from toonvision import ToonvisionError
+from toonvision.data_processing.images import decode_image, encode_image
 from toonvision.demo import figures, scenery
 from toonvision.demo.drawing import Box, apply_light, paste, soften
 from toonvision.demo.placement import SCREEN_HEIGHT, SCREEN_WIDTH, place_figures
@@ -204,9 +204,7 @@ def render_scene(
                                                 tag_lines[index],
                                                 labels[index].startswith("cog_"))
     quality = int(rng.integers(*JPEG_QUALITY))
-    encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
-    image = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    image = decode_image(encode_image(image, ".jpg", jpeg_quality=quality))
     return image, [SyntheticObject(label, boxes[index], tag_boxes[index], views[index], light,
                                    _touches_edge(boxes[index]))
                    for index, label in enumerate(labels)]
@@ -295,10 +293,7 @@ def generate(out_dir: str | os.PathLike, screenshots: int = 60, seed: int = 0
         stem = FILE_STEM.format(seed=seed, index=index)
         image_path, xml_path = out_dir / f"{stem}.png", out_dir / f"{stem}.xml"
         image, objects = render_scene(labels, np.random.default_rng([seed, index]))
-        ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise ToonvisionError(f"{image_path}: OpenCV could not encode the image")
-        contents = {image_path: encoded.tobytes(),
+        contents = {image_path: encode_image(image, ".png"),
                     xml_path: voc_xml(image_path, objects).encode("utf-8")}
         result = SynthResult(image_path, xml_path, objects)
         different = [path for path, data in contents.items()
