@@ -18,11 +18,15 @@ Each engine runs in its own process (TensorFlow's thread pools are fixed once it
   crops at 600x200 (the data is in the object store once; a worker's own memory grows by the
   pooled copy and the per-run index copies, proportional to the crops);
 - the largest difference of any per-run test metric between the two engines (they differ by
-  thread count: float sums in another order; `--parts serial1,ray` compares equal threads).
+  thread count: float sums in another order; `--parts serial1,ray` compares equal threads);
+- with `--ceiling`, the bare training step's scaling on this CPU, the most any engine can
+  gain here: `fit` of the article's CNN on pre-pooled random images (bfloat16 where the CPU
+  has it, batch 32, no augmentation, no evaluation) in one process with 2 threads, then in 2
+  processes with 1 thread each at the same time (the GUIDE's "threads against processes").
 
 Usage:
     python benchmarks/bench_engine.py [--crops 684] [--image-size 600 200] [--runs 2]
-        [--epochs 3] [--parts serial,ray]
+        [--epochs 3] [--parts serial,ray] [--ceiling]
 """
 
 from __future__ import annotations
@@ -130,6 +134,63 @@ def run_part(part: str, crops: int, image_size: tuple[int, int], runs: int,
     return figures
 
 
+def bare_step(threads: int, image_size: tuple[int, int], steps: int) -> dict:
+    """Images per second of `fit` on the article's CNN, pinned to `threads` threads.
+
+    The reference of `--ceiling`: Keras alone, none of the engine (no feed, no evaluation,
+    no model transfer), on the pooled input the trainer trains on.
+    """
+    from toonvision.model_utils.engine import pin_threads
+
+    pin_threads(threads)
+    import keras
+
+    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.models import loss_and_metrics, make_model, make_optimizer
+    from toonvision.model_utils.trainer import training_model_after_first_pooling
+
+    config = BUILTIN_CONFIGS["baseline"]
+    model = training_model_after_first_pooling(make_model(config, 2, image_size))
+    loss, metrics = loss_and_metrics(config, 2)
+    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics)
+    rng = np.random.default_rng(threads)
+    batch = 32
+    x = rng.integers(0, 255, size=(batch * 8, image_size[0] // 2, image_size[1] // 2, 3),
+                     dtype=np.uint8)
+    y = (np.arange(len(x)) % 2).reshape(-1, 1).astype("float32")
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)       # trace
+    rounds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch, epochs=max(1, steps // 8), verbose=0)
+        rounds.append(batch * 8 * max(1, steps // 8) / (time.perf_counter() - start))
+    keras.backend.clear_session()
+    return {"threads": threads, "images_per_second": rounds}
+
+
+def ceiling(image_size: tuple[int, int], steps: int) -> None:
+    """Prints the bare step's throughput: 1 process x 2 threads, then 2 x 1 at once."""
+    def start(threads: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, __file__, "--step", str(threads), "--image-size",
+             *map(str, image_size), "--steps", str(steps)],
+            stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
+
+    def finish(child: subprocess.Popen) -> list[float]:
+        output, _ = child.communicate()
+        if child.returncode:
+            sys.exit("the bare step failed")
+        return json.loads(output.strip().splitlines()[-1])["images_per_second"]
+
+    one = finish(start(2))
+    pair = [start(1), start(1)]
+    both = [sum(values) for values in zip(*(finish(child) for child in pair), strict=True)]
+    print(f"bare training step (ceiling), {steps} steps x 3 rounds: 1 process x 2 threads "
+          f"{'/'.join(f'{value:.0f}' for value in one)} images/s; 2 processes x 1 thread "
+          f"{'/'.join(f'{value:.0f}' for value in both)} images/s together: "
+          f"{statistics.median(both) / statistics.median(one):.2f}x")
+
+
 def summarize(figures: dict, epochs: int, crops: int) -> dict:
     """Steady per-paired-run wall time and throughput of one part."""
     ends, records = figures["run_ends"], figures["records"]
@@ -157,9 +218,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--parts", default="serial,ray")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also measure the bare training step's scaling (the ceiling)")
+    parser.add_argument("--steps", type=int, default=64, help="steps per --ceiling round")
     parser.add_argument("--part", help=argparse.SUPPRESS)   # one part, in a child process
+    parser.add_argument("--step", type=int, help=argparse.SUPPRESS)   # bare step, in a child
     args = parser.parse_args()
     size = tuple(args.image_size)
+    if args.step:
+        print(json.dumps(bare_step(args.step, size, args.steps)))
+        return
     if args.part:
         print(json.dumps(run_part(args.part, args.crops, size, args.runs, args.epochs)))
         return
@@ -170,8 +238,10 @@ def main() -> None:
     print(f"{cpu}, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at start; "
           f"{args.crops} crops at {size[0]}x{size[1]}, {args.runs} paired runs x "
           f"{args.epochs} epochs of baseline + optimized per engine")
+    if args.ceiling:
+        ceiling(size, args.steps)
     results = {}
-    for part in args.parts.split(","):
+    for part in filter(None, args.parts.split(",")):
         start = time.perf_counter()
         child = subprocess.run(
             [sys.executable, __file__, "--part", part, "--crops", str(args.crops),
@@ -190,6 +260,14 @@ def main() -> None:
         print(f"  whole process {figures['process_seconds']:.1f} s (imports, data, Ray, "
               f"trace and {args.runs} runs); first-run set-up (build + trace) "
               f"{summary['setup']:.1f} s per configuration")
+        # Where a worker's time goes: each task's own training (fit, evaluation, prediction)
+        # against the wall time per run; the rest is scheduling, transfer and the driver.
+        trained = {}
+        for record in figures["records"]:
+            if record["run"] > 0:
+                trained.setdefault(record["config"], []).append(record["train"])
+        print("  per task (after the first run): " + ", ".join(
+            f"{name} {statistics.fmean(values):.1f} s" for name, values in trained.items()))
         if "ray_init_seconds" in figures:
             print(f"  ray.init {figures['ray_init_seconds']:.1f} s")
         print(f"  steady paired run {summary['per_run']:.1f} s; {summary['throughput']:.0f} "

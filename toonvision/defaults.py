@@ -16,6 +16,7 @@ IMAGE_SIZE: tuple[int, int] = (600, 200)  # (height, width) the article resizes 
 RATIOS: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / validate / test shares
 SEED = 0                                # split seed; run r of a comparison uses SEED + r
 BALANCE = "none"                        # none | undersample | oversample (training split only)
+GROUP_BY = "none"                       # none | screenshot | duplicates | column:NAME (CSV sets)
 
 # --- comparisons (`compare`) ------------------------------------------------------------------
 CONFIGS: tuple[str, ...] = ("baseline", "optimized")

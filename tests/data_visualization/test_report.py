@@ -279,6 +279,38 @@ def test_report_command_on_a_dataset_test_split(tmp_path: Path, capsys, tiny_mod
     assert "split seed 3 (recorded with the model)" in text
 
 
+def test_report_on_a_grouped_comparisons_model_tests_on_its_grouped_split(
+        tmp_path: Path, capsys, tiny_model, write_screenshot) -> None:
+    """A best model of `compare --group-by screenshot` was tested on a split that kept each
+    screenshot whole: the report evaluates it on that split, not on a plain one."""
+    from toonvision import cli
+    from toonvision.data_processing.dataset import from_crops, select_for_task
+    from toonvision.data_processing.extract import extract
+    from toonvision.data_processing.splits import grouped_stratified_split, screenshot_groups
+    from toonvision.labels import make_task
+    from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
+
+    for shot in range(10):
+        boxes = [("toon_dog" if (shot + box) % 2 else "cog_bb_flunky", 4 + 20 * box, 4,
+                  20 + 20 * box, 40) for box in range(3)]
+        write_screenshot(tmp_path / "shots", f"shot_{shot}", boxes, seed=shot)
+    list(extract(tmp_path / "shots", tmp_path / "data"))
+    dataset = from_crops(tmp_path / "data")
+    paths, _, y = select_for_task(dataset, make_task("binary", dataset.labels))
+    groups = screenshot_groups(paths, tmp_path / "data")
+    test = grouped_stratified_split(y, groups, (0.6, 0.2, 0.2), seed=3)["test"]
+    model_path = save_model_atomic(tiny_model(), tmp_path / "tiny.keras",
+                                   ModelInfo(image_size=IMAGE_SIZE, split_seed=3,
+                                             extra={"group_by": "screenshot"}))
+    out = tmp_path / "out"
+    assert cli.main(["report", str(model_path), "--data-dir", str(tmp_path / "data"),
+                     "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+                     "--samples", "1", "--filters", "1"]) == 0, capsys.readouterr().err
+    text = (out / "index.html").read_text(encoding="utf-8")
+    assert "ratios (0.6, 0.2, 0.2), grouped by screenshot) of 30 images" in text
+    assert f"({len(test)} images; classes" in text and len(test) % 3 == 0
+
+
 def test_report_command_rejects_a_task_the_model_was_not_trained_for(tmp_path: Path,
                                                                      capsys, tiny_model) -> None:
     from toonvision import cli

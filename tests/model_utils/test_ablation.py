@@ -92,7 +92,8 @@ def test_ablate_command_gives_one_row_per_variant(
 
     status = main(["ablate", "--labels", str(labels), "--images", str(images),
                    "--image-size", "8", "8", "--seeds", "1", "--epochs", "2",
-                   "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+                   "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+                   "--workers", "1"])
 
     assert status == 0
     with open(out / "ablation.csv", newline="") as handle:

@@ -876,7 +876,8 @@ def test_optimizers_command_trains_each_optimizer_on_one_split(tmp_path, monkeyp
     write_crops(tmp_path / "data")
     assert main(["optimizers", "--data-dir", str(tmp_path / "data"), "--image-size", "48", "48",
                  "--epochs", "4", "--optimizers", "adam,SGD,ftrl", "--learning-rate", "0.01",
-                 "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]) == 0
+                 "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+                 "--workers", "1"]) == 0
     configs = [trainer.config for trainer in RecordingTrainer.made]
     assert [(config.name, config.optimizer) for config in configs] == [
         ("adam", "adam"), ("sgd", "sgd"), ("ftrl", "ftrl")]

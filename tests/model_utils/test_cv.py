@@ -15,7 +15,7 @@ from scipy import stats
 from test_compare import CONFIGS, TASK_DATA, FakeTrainer, comparable, fake_settings
 
 from toonvision import ToonvisionError
-from toonvision.data_processing.splits import cross_validation_split
+from toonvision.data_processing.folds import cross_validation_split
 from toonvision.model_utils.compare import Comparison
 from toonvision.model_utils.comparison_summary import summarize
 from toonvision.model_utils.run_splits import split_for_run

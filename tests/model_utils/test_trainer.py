@@ -24,6 +24,7 @@ from toonvision.model_utils.models import (
     make_optimizer,
     predict_probabilities,
 )
+from toonvision.model_utils.predictions import predict_parts
 from toonvision.model_utils.trainer import (
     RunResult,
     Trainer,
@@ -57,6 +58,50 @@ class WeightRecorder(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self.final = self.model.get_weights()
+
+
+@pytest.fixture
+def tf_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """(name of the Python function, whether the call traced it) for every call of a
+    tf.function from now on: what TensorFlow's "N out of the last M calls to <function ...>
+    triggered tf.function retracing" warning counts, per Python function."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.function traces are TensorFlow's")
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+
+    manager = polymorphic_function._frequent_tracing_detector_manager
+    calls: list[tuple[str, bool]] = []
+
+    class Recording:
+        def called_without_tracing(self, key: object) -> None:
+            calls.append((getattr(key, "co_name", repr(key)), False))
+            manager.called_without_tracing(key)
+
+        def called_with_tracing(self, key: object, function: object, omit_warning: bool) -> None:
+            calls.append((getattr(key, "co_name", repr(key)), True))
+            manager.called_with_tracing(key, function, omit_warning)
+
+    monkeypatch.setattr(polymorphic_function, "_frequent_tracing_detector_manager",
+                        Recording())
+    return calls
+
+
+def traced(calls: list[tuple[str, bool]]) -> list[str]:
+    """The functions that `calls` traced, one name per trace."""
+    return [name for name, tracing in calls if tracing]
+
+
+def would_warn(calls: list[tuple[str, bool]], name: str) -> bool:
+    """Whether TensorFlow's retracing warning, fresh, would fire on these calls of `name`."""
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+
+    detector = polymorphic_function._FrequentTracingDetector()
+    for called, tracing in calls:
+        if called == name and tracing:
+            detector.called_with_tracing(name, omit_warning=False)
+        elif called == name:
+            detector.called_without_tracing()
+    return detector._total_warning_count > 0
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +258,40 @@ def test_optimized_learns_and_really_augments(binary_task: tuple,
     np.testing.assert_array_equal(first, second)
     direct = np.asarray(trainer.model(test_images.astype(np.float32), training=False))
     np.testing.assert_allclose(first[:, 1], direct[:, 0], atol=2e-2)  # bfloat16 compute
+
+
+def test_runs_never_trace_the_train_and_test_steps_again(
+        binary_task: tuple, tf_calls: list[tuple[str, bool]]) -> None:
+    images, y, _ = binary_task
+    # Both trainers built first, then the runs (`compare` now builds each on first use,
+    # which spreads the builds' traces over the runs: this is the harder case).
+    trainers = [Trainer(quick(name, epochs=1), 2, IMAGE_SIZE)
+                for name in ("baseline", "optimized")]
+    for trainer in trainers:
+        assert trainer.model is not None
+    # Each trainer traces its train and test steps, and its full model's predict step for
+    # one batch shape and then for any (None, ...).
+    assert traced(tf_calls) == (["multi_step_on_iterator"] * 2
+                                + ["one_step_on_data_distributed"] * 2) * 2
+    per_run = []
+    # Splits of 120, 99 and 79 images: 72 training images are 9 whole batches of 8 (a static
+    # batch dimension), 59 and 47 end in a partial batch; parts of 24, 20 and 16 images.
+    for run, count in enumerate((120, 99, 79)):
+        split = stratified_split(y[:count], seed=run)
+        start = len(tf_calls)
+        for trainer in trainers:
+            trainer.run(images, y, split, seed=run)
+            predict_parts(trainer.model, images, split)
+        per_run.append(traced(tf_calls[start:]))
+    # Before, the warm-up's static (4, ...) batches made the baseline's run 0 trace its train
+    # step again: the fifth trace of `multi_step_on_iterator` in five calls, and the warning.
+    assert [names.count("multi_step_on_iterator") for names in per_run] == [0, 0, 0]
+    assert not would_warn(tf_calls, "multi_step_on_iterator")
+    # Before, each full model's predict step was traced for its first batch size in run 0
+    # and once more, for any size, when a second one came: with three configurations six
+    # traces in six calls, the same warning. Now no run traces anything.
+    assert per_run == [[], [], []]
+    assert not would_warn(tf_calls, "one_step_on_data_distributed")
 
 
 def test_training_on_pooled_images_is_the_full_model(baseline_trainer: Trainer,

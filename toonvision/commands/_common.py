@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -16,7 +18,11 @@ from toonvision.data_processing.dataset import (
     from_csv,
     load_task_data,
 )
+from toonvision.data_processing.splits import COLUMN_GROUPING, GROUPINGS
 from toonvision.labels import make_task
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TASK_HELP = (
     "what to classify: binary (cog/toon), suit (4 cog suits), name (32 cog names), animal "
@@ -96,6 +102,62 @@ def add_split_arguments(group: argparse._ActionsContainer, seed_help: str | None
         group.add_argument("--seed", type=int, default=defaults.SEED, help=seed_help)
 
 
+def add_grouping_arguments(group: argparse._ActionsContainer, default: Any = "none") -> None:
+    """Adds --group-by and --group-column (splits that keep screenshots or clusters whole).
+
+    Args:
+        group: the parser or argument group.
+        default: the --group-by default (compare's tells a typed value from the default).
+    """
+    group.add_argument(
+        "--group-by", choices=GROUPINGS, default=default,
+        help="keep groups whole: every crop of one screenshot (from DATA_DIR/manifest.csv), "
+             "or of one near-duplicate cluster, goes to the same split (default: %(default)s)",
+    )
+    group.add_argument(
+        "--group-column", metavar="NAME",
+        help="with --labels: keep the images of each value of this CSV column together "
+             "(instead of --group-by)",
+    )
+
+
+def grouping_from_options(group_by: str | None, group_column: str | None) -> str | None:
+    """One grouping name (`splits.check_grouping`) from --group-by and --group-column.
+
+    Returns:
+        `column:NAME` for --group-column, else `group_by` (None: neither was given).
+
+    Raises:
+        ToonvisionError: if both name a grouping.
+    """
+    if group_column is None:
+        return group_by
+    if group_by not in (None, "none"):
+        raise ToonvisionError("--group-column names a column of a --labels CSV, instead of "
+                              f"--group-by; got both (--group-by {group_by})")
+    return f"{COLUMN_GROUPING}{group_column}"
+
+
+def groups_from_args(args: argparse.Namespace, paths: Sequence[Path],
+                     grouping: str) -> np.ndarray | None:
+    """The group of every image of `paths` under `grouping`, from the data options' source.
+
+    Screenshots come from DATA_DIR's manifest, a column from the --labels CSV
+    (`splits.split_groups`); None for `none`.
+    """
+    from toonvision.data_processing.splits import split_groups
+
+    csv_set = args.labels is not None
+    return split_groups(grouping, paths, data_dir=None if csv_set else args.data_dir,
+                        labels_csv=args.labels, id_column=args.id_column)
+
+
+def describe_groups(grouping: str, groups: Sequence[object]) -> str:
+    """`grouped by screenshot: 40 groups` (or `by column scene`), for a command's output."""
+    how = grouping.replace(COLUMN_GROUPING, "column ", 1)
+    return f"grouped by {how}: {len(set(groups))} groups"
+
+
 def dataset_from_args(args: argparse.Namespace) -> Dataset:
     """Returns the dataset the options name."""
     if args.labels is not None or args.images is not None:
@@ -115,8 +177,9 @@ def task_data_from_args(args: argparse.Namespace, show_progress: bool = True) ->
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
+            # disable=None: none off a terminal, where each redraw would be a log line.
             bar = tqdm(total=total, desc="decoding images", unit="img", file=sys.stderr,
-                       disable=not show_progress)
+                       disable=None if show_progress else True)
         bar.update(done - bar.n)
 
     image_size = tuple(getattr(args, "image_size", defaults.IMAGE_SIZE))
@@ -133,3 +196,83 @@ def print_skipped(skipped: list[str], limit: int = 20) -> None:
         print(f"skipped: {message}", file=sys.stderr)
     if len(skipped) > limit:
         print(f"... and {len(skipped) - limit} more skipped", file=sys.stderr)
+
+
+ENGINE_GROUP = "engine (where the runs train; docs/parallel.md)"
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser,
+                         default: Callable[[Any], Any] = lambda value: value) -> None:
+    """Adds --workers, --threads-per-worker, --address and --gpus-per-worker, as one group.
+
+    compare, optimizers, ablate and search train on the same engines (`engine.make_engine`),
+    so they present the same options with the same defaults (from `defaults`).
+
+    Args:
+        parser: the command's parser.
+        default: wraps every default (compare's `NotTyped`, which tells a typed option from
+            a default so that only typed ones override its --settings file).
+    """
+    engine = parser.add_argument_group(ENGINE_GROUP)
+    engine.add_argument(
+        "--workers", type=int, metavar="N", default=default(defaults.WORKERS),
+        help="runs trained at once, on Ray workers; 1: in this process, without Ray "
+             "(default: one per CPU / --threads-per-worker when Ray is installed, else 1)",
+    )
+    engine.add_argument(
+        "--threads-per-worker", type=int, metavar="T",
+        default=default(defaults.THREADS_PER_WORKER),
+        help="TensorFlow intra-op threads (and CPUs asked of Ray) per worker; inter-op "
+             "threads are 1 (default: 1 on Ray workers; all cores with --workers 1)",
+    )
+    engine.add_argument(
+        "--address", metavar="auto|HOST:PORT", default=default(defaults.RAY_ADDRESS),
+        help="join this Ray cluster ('auto': the one started on this machine with `ray start "
+             "--head`) instead of starting a local Ray instance (default: a local one)",
+    )
+    engine.add_argument(
+        "--gpus-per-worker", type=float, metavar="G",
+        default=default(defaults.GPUS_PER_WORKER),
+        help="GPU share each Ray worker asks for, e.g. 0.5 puts two workers on a GPU "
+             "(default: %(default)s)",
+    )
+
+
+def engine_from_args(args: argparse.Namespace, configs: Sequence[Any], num_classes: int,
+                     image_size: Sequence[int]) -> Any:
+    """The engine the engine options name, with `configs` checked before anything is written.
+
+    The serial engine pins this process's threads first (TensorFlow takes its thread counts
+    when it runs its first operation). Every configuration's model is then built once, so a
+    configuration that cannot train on this data (an image too small for its pooling, say)
+    fails here, not after a folder was made or hours of other runs (Ray workers build their
+    own trainers; the serial engine builds its trainers when it trains).
+
+    Args:
+        args: the parsed options (`add_engine_arguments`).
+        configs: the `TrainingConfig`s the command will train.
+        num_classes: the number of classes.
+        image_size: (height, width).
+
+    Raises:
+        ToonvisionError: for a bad engine option, Ray missing, or a configuration that
+            cannot be built.
+    """
+    return checked_engine(args.workers, args.threads_per_worker, args.address,
+                          args.gpus_per_worker, configs, num_classes, image_size)
+
+
+def checked_engine(workers: int | None, threads_per_worker: int | None, address: str | None,
+                   gpus_per_worker: float, configs: Sequence[Any], num_classes: int,
+                   image_size: Sequence[int]) -> Any:
+    """`engine_from_args` from the values themselves (`compare` reads them from its plan,
+    where a settings file may give them)."""
+    from toonvision.model_utils.engine import SerialEngine, make_engine, pin_threads
+    from toonvision.model_utils.models import make_model
+
+    engine = make_engine(workers, threads_per_worker, address, gpus_per_worker)
+    if isinstance(engine, SerialEngine):
+        pin_threads(engine.threads)
+    for config in configs:
+        make_model(config, num_classes, tuple(image_size))
+    return engine

@@ -12,9 +12,17 @@ an MLflow store in OUT/mlruns when MLflow is installed).
 
 Here the image size defaults to 64 64 (the deck's) and the task to `label`.
 
-example:
+The runs (one per variant and seed) train on the engine of `compare`: --workers N trains N at
+once on Ray workers (the default when Ray is installed: one single-thread worker per CPU),
+--workers 1 in this process; --threads-per-worker, --address and --gpus-per-worker as for
+compare. The tables do not depend on the engine (the same splits and seeds; equal with the
+same threads per worker). See docs/parallel.md.
+
+examples:
   toonvision ablate --labels data/pokemon_64/labels.csv --images data/pokemon_64/images \\
       --seeds 3 --balance undersample --out runs/ablation_64
+  toonvision ablate --labels data/pokemon_64/labels.csv --images data/pokemon_64/images \\
+      --seeds 3 --workers 1 --out runs/ablation_64_serial
 """
 
 from __future__ import annotations
@@ -26,7 +34,12 @@ import sys
 from pathlib import Path
 
 from toonvision import ExistingFileError, ToonvisionError, defaults
-from toonvision.commands._common import add_dataset_arguments, add_split_arguments, print_skipped
+from toonvision.commands._common import (
+    add_dataset_arguments,
+    add_engine_arguments,
+    add_split_arguments,
+    print_skipped,
+)
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 ABLATION_FILE = "ablation.csv"
@@ -61,12 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: runs/ablation-<UTC timestamp>)")
     group.add_argument("--no-tracking", action="store_true",
                        help="do not record runs in OUT/tracking.jsonl and MLflow")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from toonvision.commands._common import task_data_from_args
+    from toonvision.commands._common import engine_from_args, task_data_from_args
     from toonvision.data_processing.splits import check_ratios
     from toonvision.fileio import write_text_atomic
     from toonvision.model_utils.ablation import (
@@ -97,9 +111,12 @@ def run(args: argparse.Namespace) -> int:
 
     task_data = task_data_from_args(args)
     print_skipped(task_data.skipped)
+    engine = engine_from_args(args, [variant.config(base) for variant in variants],
+                              len(task_data.class_names), args.image_size)
     counts = ", ".join(f"{name} {count}" for name, count in task_data.class_counts().items())
     print(f"ablation of {len(variants)} variants x {args.seeds} seeds on {len(task_data)} "
-          f"images ({counts}), {args.image_size[0]}x{args.image_size[1]}", file=sys.stderr)
+          f"images ({counts}), {args.image_size[0]}x{args.image_size[1]}; training "
+          f"{engine.describe()}", file=sys.stderr)
     tracker = None if args.no_tracking else RunTracker(args.out, experiment="ablation")
     total = len(variants) * args.seeds
     bar = tqdm(total=total, unit="run", desc="ablation", file=sys.stderr)
@@ -113,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for result in run_ablation(task_data.images, task_data.y, len(task_data.class_names),
                                    list(range(args.seeds)), variants, base, args.ratio,
-                                   args.balance, on_epoch):
+                                   args.balance, on_epoch, engine=engine):
             runs.append(result)
             bar.update(1)
             if tracker is not None:

@@ -23,10 +23,16 @@ times with new seeds: each fold is the test set once, the validation part is dra
 other folds; the records name their repetition and fold, and the intervals are corrected for
 the R x K overlapping folds (docs/compare.md, "Cross-validation").
 
+--group-by screenshot (every crop of one screenshot, from DATA_DIR/manifest.csv) or
+--group-by duplicates (one near-duplicate cluster), or --group-column NAME for a --labels CSV,
+keeps each group in one part of every run's split (and of every fold with --cv), so that no
+crop is tested beside a sibling it was trained on (docs/compare.md, "Splits that do not leak").
+
 The comparison's settings (task, configs, config_file, runs, epochs, early_stopping,
-image_size, ratios, seed, select, balance, until_decided, look_every, equivalence, cv) can come
-from a TOML file, --settings FILE; the comparison.json of an earlier comparison's folder is
-such a file too. Flags you type win over the file, and the file wins over the defaults.
+image_size, ratios, seed, select, balance, until_decided, look_every, equivalence, cv,
+group_by) can come from a TOML file, --settings FILE; the comparison.json of an earlier
+comparison's folder is such a file too. Flags you type win over the file, and the file wins
+over the defaults.
 
 --workers N trains N runs at once on Ray workers (`pip install 'toonvision[parallel]'`),
 each pinned to --threads-per-worker threads; the default is one single-thread worker per CPU
@@ -61,7 +67,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toonvision import ExistingFileError, ToonvisionError, defaults
-from toonvision.commands._common import add_dataset_arguments, add_split_arguments, print_skipped
+from toonvision.commands._common import (
+    add_dataset_arguments,
+    add_engine_arguments,
+    add_grouping_arguments,
+    add_split_arguments,
+    grouping_from_options,
+    print_skipped,
+)
 
 if TYPE_CHECKING:
     from toonvision.model_utils.runlog import RunRecord
@@ -75,7 +88,7 @@ SETTING_OPTIONS = {
     "epochs": "epochs", "early_stopping": "early_stopping", "image_size": "image_size",
     "ratio": "ratios", "seed": "seed", "select": "select", "balance": "balance",
     "until_decided": "until_decided", "look_every": "look_every", "equivalence": "equivalence",
-    "cv": "cv",
+    "cv": "cv", "group_by": "group_by",
     "workers": "workers", "threads_per_worker": "threads_per_worker", "address": "address",
     "gpus_per_worker": "gpus_per_worker",
 }
@@ -102,8 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--settings", type=Path, metavar="FILE",
         help="a TOML file of comparison settings (keys: task, configs, config_file, runs, "
              "epochs, early_stopping, image_size, ratios, seed, select, balance, "
-             "until_decided, look_every, equivalence, cv, workers, threads_per_worker, "
-             "address, gpus_per_worker), or the "
+             "until_decided, look_every, equivalence, cv, group_by, workers, "
+             "threads_per_worker, address, gpus_per_worker), or the "
              "comparison.json of an earlier comparison to run it again; options typed here "
              "override it (default: none)",
     )
@@ -172,29 +185,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "undersample to the rarest class or oversample to the most common "
              "(default: %(default)s)",
     )
-    engine = parser.add_argument_group("engine (where the runs train; docs/parallel.md)")
-    engine.add_argument(
-        "--workers", type=int, metavar="N", default=NotTyped(defaults.WORKERS),
-        help="runs trained at once, on Ray workers; 1: in this process, without Ray "
-             "(default: one per CPU / --threads-per-worker when Ray is installed, else 1)",
-    )
-    engine.add_argument(
-        "--threads-per-worker", type=int, metavar="T",
-        default=NotTyped(defaults.THREADS_PER_WORKER),
-        help="TensorFlow intra-op threads (and CPUs asked of Ray) per worker; inter-op "
-             "threads are 1 (default: 1 on Ray workers; all cores with --workers 1)",
-    )
-    engine.add_argument(
-        "--address", metavar="auto|HOST:PORT", default=NotTyped(defaults.RAY_ADDRESS),
-        help="join this Ray cluster ('auto': the one started on this machine with `ray start "
-             "--head`) instead of starting a local Ray instance (default: a local one)",
-    )
-    engine.add_argument(
-        "--gpus-per-worker", type=float, metavar="G",
-        default=NotTyped(defaults.GPUS_PER_WORKER),
-        help="GPU share each Ray worker asks for, e.g. 0.5 puts two workers on a GPU "
-             "(default: %(default)s)",
-    )
+    add_grouping_arguments(group, default=NotTyped(defaults.GROUP_BY))
+    add_engine_arguments(parser, NotTyped)
     group.add_argument(
         "--out", type=Path,
         help="the comparison's folder; must be new or empty unless --resume "
@@ -255,17 +247,23 @@ def typed_settings(args: argparse.Namespace) -> dict[str, Any]:
             typed["until_decided"] = True
             continue
         typed[key] = value
+    grouping = grouping_from_options(typed.get("group_by"), args.group_column)
+    if grouping is not None:   # --group-column NAME is the setting group_by = "column:NAME"
+        typed["group_by"] = grouping
     return typed
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from toonvision.commands._common import task_data_from_args
+    from toonvision.commands._common import (
+        checked_engine,
+        describe_groups,
+        groups_from_args,
+        task_data_from_args,
+    )
+    from toonvision.commands._progress import RunProgress, duration
     from toonvision.data_visualization.comparison_figures import write_comparison_figures
     from toonvision.model_utils.compare import Comparison
     from toonvision.model_utils.comparison_summary import PER_CLASS_FILE, format_summary
-    from toonvision.model_utils.engine import SerialEngine, make_engine, pin_threads
     from toonvision.model_utils.runlog import read_stop
     from toonvision.model_utils.settings import plan_comparison
     from toonvision.model_utils.stored_settings import (
@@ -295,28 +293,19 @@ def run(args: argparse.Namespace) -> int:
                                       "image_size": list(plan.image_size)})
     task_data = task_data_from_args(data_args)
     print_skipped(task_data.skipped)
+    task_data.groups = groups_from_args(args, task_data.paths, plan.group_by)
     settings = settings_for(task_data, plan.task, configs, plan.runs, task_data_source(args),
                             plan.ratios, plan.seed, plan.select, plan.balance,
                             until_decided=plan.until_decided, look_every=plan.look_every,
-                            equivalence=plan.equivalence, cv=plan.cv)
-    engine = make_engine(plan.workers, plan.threads_per_worker, plan.address,
-                         plan.gpus_per_worker)
-    # Built (and so checked) before anything is written: a configuration that cannot train
-    # on this data fails here, not after the folder was created. The serial engine trains
-    # these trainers; Ray workers build their own, so here the models are only built.
-    if isinstance(engine, SerialEngine):
-        pin_threads(engine.threads)
-        trainers = {config.name: Trainer(config, len(task_data.class_names),
-                                         settings.image_size) for config in configs}
-        for trainer in trainers.values():
-            trainer.model  # noqa: B018 (builds and traces the model)
-        trainer_factory = lambda config, *_: trainers[config.name]  # noqa: E731
-    else:
-        from toonvision.model_utils.models import make_model
-
-        for config in configs:
-            make_model(config, len(task_data.class_names), tuple(settings.image_size))
-        trainer_factory = Trainer
+                            equivalence=plan.equivalence, cv=plan.cv, group_by=plan.group_by,
+                            groups=task_data.groups)
+    # Checked before anything is written: a configuration that cannot train on this data
+    # fails here, not after the folder was created. Trainers are built and traced when they
+    # first train (one per configuration, kept for every run), so tracing is spread over the
+    # runs and TensorFlow's retracing warning does not mistake the builds for a loop.
+    engine = checked_engine(plan.workers, plan.threads_per_worker, plan.address,
+                            plan.gpus_per_worker, configs, len(task_data.class_names),
+                            settings.image_size)
     try:
         comparison = Comparison.start(out_dir, settings, resume=args.resume)
     except ResumeError as error:
@@ -329,40 +318,33 @@ def run(args: argparse.Namespace) -> int:
             if plan.until_decided else f"{plan.runs} runs")
     if plan.cv:
         runs = f"{plan.runs} x {plan.cv}-fold cross-validation ({settings.run_count} runs)"
+    if task_data.groups is not None:
+        runs += f", {describe_groups(plan.group_by, task_data.groups)}"
     print(f"comparing {', '.join(names)} on {len(task_data)} images ({counts}), "
           f"{settings.image_size[0]}x{settings.image_size[1]}, {runs}; "
           f"{done} already done; writing to {out_dir}; training {engine.describe()}",
           file=sys.stderr)
 
     tracker = make_tracker(out_dir, args.no_tracking)
-    bar = tqdm(total=settings.run_count, initial=done, unit="run", file=sys.stderr, desc="runs",
-               dynamic_ncols=True)
-
-    def on_epoch(name: str, run_index: int, epoch: int, logs: dict) -> None:
-        epochs = next(config.epochs for config in configs if config.name == name)
-        bar.set_description(f"run {run_index + 1}/{settings.run_count} {name} epoch "
-                            f"{epoch + 1}/{epochs}")
-
-    try:
-        updates = comparison.run(
-            task_data, configs, trainer_factory=trainer_factory, tracker=tracker,
-            epoch_callback=on_epoch, engine=engine,
-        )
+    # One line per run in a log; on a terminal a bar with the medians and the workers.
+    with RunProgress(settings.run_count, done=done, capped=plan.until_decided,
+                     activity=getattr(engine, "activity", None)) as progress:
+        updates = comparison.run(task_data, configs, trainer_factory=Trainer,
+                                 tracker=tracker, engine=engine)
         for update in updates:
-            bar.update(1)
-            medians = {
-                name: statistics.median(record.test_metrics["accuracy"]
-                                        for record in comparison.records
-                                        if record.config == name)
-                for name in names
-            }
-            bar.set_description(f"run {update.completed}/{update.total}")
-            bar.set_postfix_str(
-                " ".join(f"{name} acc {value:.3f}" for name, value in medians.items())
-                + f" | {update.seconds:.0f} s/run"
-            )
-    finally:
-        bar.close()
+            medians = "/".join(f"{statistics.median(values):.3f}" for values in (
+                [record.test_metrics["accuracy"] for record in comparison.records
+                 if record.config == name] for name in names))
+            accuracy = ", ".join(f"{record.config} acc {record.test_metrics['accuracy']:.3f}"
+                                 for record in update.records)
+            # The run's own training time: with several workers runs overlap, so the wall
+            # time between two logged runs says little (the ETA comes from their rate).
+            seconds = sum(record.total_seconds for record in update.records)
+            look = update.decision
+            progress.finished(
+                f"done in {seconds:.0f} s: {accuracy} (medians {medians})"
+                + (f"; look {look.look}/{look.looks}: {look.state}" if look else ""),
+                status=f"medians {medians}", completed=update.completed)
 
     stop = read_stop(comparison.stop_path)
     if stop is not None:
@@ -382,9 +364,9 @@ def run(args: argparse.Namespace) -> int:
     # Workers train runs side by side: a run's wall time is its training time over them.
     per_run = _seconds_per_run(comparison.records) / max(1, getattr(engine, "started", 1))
     print(f"{per_run:.1f} s per run of {len(names)} configuration(s) on this machine; "
-          f"{settings.run_count} runs take about {_duration(per_run * settings.run_count)}"
+          f"{settings.run_count} runs take about {duration(per_run * settings.run_count)}"
           + (f", these {len(comparison.completed_runs())} took "
-             f"{_duration(per_run * len(comparison.completed_runs()))}" if stop else ""))
+             f"{duration(per_run * len(comparison.completed_runs()))}" if stop else ""))
     print(f"log: {comparison.log_path}")
     print("files: " + ", ".join(str(path) for path in files))
     return 0
@@ -403,12 +385,3 @@ def _seconds_per_run(records: list[RunRecord]) -> float:
     for record in records:
         per_run[record.run] = per_run.get(record.run, 0.0) + record.total_seconds
     return statistics.fmean(per_run.values()) if per_run else 0.0
-
-
-def _duration(seconds: float) -> str:
-    """`45 s`, `12 min` or `4.7 h`."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

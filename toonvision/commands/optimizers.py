@@ -6,8 +6,15 @@ same learning rate, from the same initial weights. Writes OUT/optimizers.png (tr
 validation loss and accuracy per epoch) and OUT/optimizers.csv (one row per optimizer and
 epoch, with its final test metrics).
 
-example:
+The optimizers train on the engine of `compare`: --workers N trains N at once on Ray workers
+(the default when Ray is installed: one single-thread worker per CPU), --workers 1 in this
+process; --threads-per-worker, --address and --gpus-per-worker as for compare. The results
+do not depend on the engine (the same split and seed for each optimizer; equal with the same
+threads per worker). See docs/parallel.md.
+
+examples:
   toonvision optimizers --data-dir data --epochs 20 --out runs/optimizers
+  toonvision optimizers --data-dir data --epochs 20 --workers 1 --out runs/optimizers
 """
 
 from __future__ import annotations
@@ -17,7 +24,12 @@ import sys
 from pathlib import Path
 
 from toonvision import ToonvisionError, defaults
-from toonvision.commands._common import add_dataset_arguments, add_split_arguments, print_skipped
+from toonvision.commands._common import (
+    add_dataset_arguments,
+    add_engine_arguments,
+    add_split_arguments,
+    print_skipped,
+)
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 FIGURE_FILE = "optimizers.png"
@@ -45,17 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", type=Path, default=defaults.RUNS_DIR / "optimizers",
                        help="folder for optimizers.png and optimizers.csv "
                             "(default: %(default)s)")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from toonvision.commands._common import task_data_from_args
+    from toonvision.commands._common import engine_from_args, task_data_from_args
     from toonvision.data_visualization.comparison_figures import optimizers_figure
     from toonvision.data_visualization.figures import save_figure
     from toonvision.fileio import write_text_atomic
     from toonvision.model_utils.configs import OPTIMIZERS, resolve_configs
-    from toonvision.model_utils.optimizers import compare_optimizers, optimizer_table
+    from toonvision.model_utils.optimizers import (
+        compare_optimizers,
+        optimizer_configs,
+        optimizer_table,
+    )
 
     names = tuple(OPTIMIZERS) if not args.optimizers else tuple(
         name.strip().lower() for name in args.optimizers.split(",") if name.strip())
@@ -68,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     base = resolve_configs([args.config], args.config_file)[0].replace(epochs=args.epochs)
     task_data = task_data_from_args(args)
     print_skipped(task_data.skipped)
+    engine = engine_from_args(args, optimizer_configs(base, names, args.learning_rate),
+                              len(task_data.class_names), task_data.images.shape[1:3])
+    print(f"{len(names)} optimizers on {len(task_data)} images; training {engine.describe()}",
+          file=sys.stderr)
 
     results = {}
     with tqdm(total=len(names) * args.epochs, unit="epoch", file=sys.stderr) as bar:
@@ -77,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
         for optimizer, result in compare_optimizers(task_data, base, names, args.learning_rate,
                                                     args.seed, args.ratio,
-                                                    epoch_callback=on_epoch):
+                                                    epoch_callback=on_epoch, engine=engine):
             results[optimizer] = result
-            # Early stopping may end an optimizer's run early: count its epochs as done.
+            # Early stopping may end an optimizer's run early, and Ray workers report no
+            # epochs: count its epochs as done.
             bar.update(max(0, len(results) * args.epochs - bar.n))
 
     table = optimizer_table(results)

@@ -1,7 +1,8 @@
 """Write a heatmap report: what a model sees, as one static HTML page.
 
 Evaluates MODEL on the test split of a dataset (the same stratified split the model was
-trained with: its recorded split seed, else --split-seed), or on explicit inputs (--inputs:
+trained with: its recorded split seed, else --split-seed, kept grouped by screenshot or
+duplicates when its comparison was, `compare --group-by`), or on explicit inputs (--inputs:
 crops named <label>_<index>.png, folders of them, or screenshots with their labelImg XML,
 cropped box by box), and writes OUT/index.html with PNG figures beside it: metrics and
 confusion matrix, confidence histograms, the wrong predictions ranked by error, Grad-CAM
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     """Loads the model and the images, writes the report, prints the page's path."""
     from tqdm import tqdm
 
-    from toonvision.data_processing.splits import stratified_split
+    from toonvision.data_processing.splits import grouped_stratified_split
     from toonvision.data_visualization import evaluation, report
     from toonvision.labels import make_task
     from toonvision.model_utils import model_io
@@ -87,14 +88,17 @@ def run(args: argparse.Namespace) -> int:
         data = evaluation.load_inputs(args.inputs, info.class_names, info.image_size, task)
         description.append("evaluated on the given inputs")
     else:
-        from toonvision.commands._common import task_data_from_args
+        from toonvision.commands._common import groups_from_args, task_data_from_args
 
         args.task = task_spec
         args.image_size = info.image_size
         task_data = task_data_from_args(args)
         _check_classes(task_data.class_names, info.class_names, task_spec)
         seed = args.split_seed if args.split_seed is not None else (info.split_seed or 0)
-        test = stratified_split(task_data.y, info.ratios, seed)["test"]
+        # A grouped comparison's model was tested on a grouped split: the same one here.
+        grouping = info.extra.get("group_by", "none")
+        groups = groups_from_args(args, task_data.paths, grouping)
+        test = grouped_stratified_split(task_data.y, groups, info.ratios, seed)["test"]
         if len(test) == 0:
             raise ToonvisionError(f"the test split of {len(task_data)} images is empty; give more "
                                   "data or use --inputs")
@@ -103,8 +107,9 @@ def run(args: argparse.Namespace) -> int:
             class_names=tuple(info.class_names),
             names=[task_data.paths[index].name for index in test],
             labels=[task_data.labels[index] for index in test],
-            source=f"test split (seed {seed}, ratios {info.ratios}) of "
-                   f"{len(task_data)} images",
+            source=f"test split (seed {seed}, ratios {info.ratios}"
+                   + ("" if groups is None else f", grouped by {grouping}")
+                   + f") of {len(task_data)} images",
             skipped=list(task_data.skipped),
         )
         recorded = args.split_seed is None and info.split_seed is not None

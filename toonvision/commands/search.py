@@ -13,6 +13,12 @@ and report --run-dir open it), trials.csv, best_configs.toml (for compare --conf
 trials.png. A stopped search loses at most the trial in progress: run the same command again
 with --resume. See docs/training.md, "Search".
 
+A trial's paired runs train on the engine of `compare`: --workers N trains N at once on Ray
+workers (the default when Ray is installed: one single-thread worker per CPU), kept for the
+whole search, --workers 1 in this process; --threads-per-worker, --address and
+--gpus-per-worker as for compare. Trials run one at a time, and the pruner sees every run of
+a trial as it is logged (docs/parallel.md).
+
 examples:
   toonvision search configs/search_example.toml --data-dir data --out runs/search
   toonvision search space.toml --data-dir data --out runs/search --resume --trials 40
@@ -27,7 +33,7 @@ import sys
 from pathlib import Path
 
 from toonvision import defaults
-from toonvision.commands._common import add_dataset_arguments, print_skipped
+from toonvision.commands._common import add_dataset_arguments, add_engine_arguments, print_skipped
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
 
@@ -51,18 +57,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resume", action="store_true",
                        help="continue the search in --out: finished trials are kept, the one "
                             "a kill interrupted is run again")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from toonvision.commands._common import task_data_from_args
+    from toonvision.commands._common import engine_from_args, task_data_from_args
     from toonvision.commands.compare import task_data_source
     from toonvision.model_utils.search import (
         BEST_CONFIGS_FILE,
         STUDY_FILE,
         best_trials,
         load_search_file,
+        plan_trials,
         run_search,
     )
 
@@ -79,10 +87,13 @@ def run(args: argparse.Namespace) -> int:
     print_skipped(task_data.skipped)
     spec = type(spec)(**{**spec.__dict__, "comparison": {**spec.comparison, "task": task,
                                                          "image_size": list(size)}})
+    # The reference and the base build on this data before the search writes anything.
+    engine = engine_from_args(args, plan_trials(spec).configs, len(task_data.class_names),
+                              size)
     budget = f"{spec.trials} trials" if spec.trials else f"{spec.timeout:.0f} s"
     print(f"searching {', '.join(d.name for d in spec.space)} from {spec.base} against "
           f"{spec.reference} on {len(task_data)} images, {budget} x {spec.runs_per_trial} "
-          f"paired runs; writing to {args.out}", file=sys.stderr)
+          f"paired runs; writing to {args.out}; training {engine.describe()}", file=sys.stderr)
     bar = tqdm(total=spec.trials, unit="trial", file=sys.stderr, desc="trials",
                dynamic_ncols=True)
 
@@ -97,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         study = run_search(args.out, spec, task_data, task_data_source(args),
-                           resume=args.resume, progress=progress)
+                           resume=args.resume, progress=progress, engine=engine)
     finally:
         bar.close()
     for trial in best_trials(study, spec.best):

@@ -17,28 +17,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toonvision import ToonvisionError
 from toonvision.commands._common import (
     add_dataset_arguments,
+    add_grouping_arguments,
     add_split_arguments,
     dataset_from_args,
+    describe_groups,
+    grouping_from_options,
+    groups_from_args,
     print_skipped,
 )
-from toonvision.data_processing.splits import GROUPINGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataset_arguments(parser, image_size=False)
     add_split_arguments(parser, seed_help="split seed (default: %(default)s)")
-    parser.add_argument(
-        "--group-by", choices=GROUPINGS, default="none",
-        help="keep groups whole: every crop of one screenshot, or of one near-duplicate "
-             "cluster, goes to the same split (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--group-column", metavar="NAME",
-        help="with --labels: keep the images of each value of this CSV column together",
-    )
+    add_grouping_arguments(parser)
     parser.add_argument(
         "--out", type=Path,
         help="where to write the split CSV (default: DATA_DIR/splits/<task>-seed<seed>.csv, "
@@ -54,10 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.data_processing.balance import split_counts
     from toonvision.data_processing.dataset import select_for_task
     from toonvision.data_processing.splits import (
-        column_groups,
         grouped_stratified_split,
         materialize,
-        split_groups,
         split_table,
         write_split_manifest,
     )
@@ -67,14 +59,8 @@ def run(args: argparse.Namespace) -> int:
     print_skipped(dataset.skipped)
     task = make_task(args.task, dataset.labels)
     paths, labels, y = select_for_task(dataset, task)
-    if args.group_column is not None:
-        if args.labels is None or args.group_by != "none":
-            raise ToonvisionError("--group-column names a column of a --labels CSV, instead "
-                                  "of --group-by")
-        groups = column_groups(args.labels, paths, args.group_column, args.id_column)
-    else:
-        groups = split_groups(args.group_by, paths,
-                              data_dir=args.data_dir if args.labels is None else None)
+    grouping = grouping_from_options(args.group_by, args.group_column)
+    groups = groups_from_args(args, paths, grouping)
     split = grouped_stratified_split(y, groups, args.ratio, args.seed)
 
     root = args.data_dir if args.labels is None else Path(".")
@@ -85,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(split_counts(task.classes, y, split).to_string())
     if groups is not None:
-        how = f"column {args.group_column}" if args.group_column else args.group_by
-        print(f"grouped by {how}: {len(set(groups))} groups, each in one split")
+        print(f"{describe_groups(grouping, groups)}, each in one split")
     print(f"split manifest: {written}")
     if args.materialize is not None:
         print(f"folders: {materialize(args.materialize, paths, task.classes, y, split)}")

@@ -195,6 +195,9 @@ class TaskData:
         labels: the raw label of each row.
         task: the task.
         skipped: files left out and why (unreadable images, plus the source's own).
+        groups: the group of every row that splits keep whole (`splits.split_groups`: its
+            screenshot, near-duplicate cluster or CSV column value), or None: ungrouped.
+            Loading leaves it None; `compare --group-by` sets it.
     """
 
     images: np.ndarray
@@ -204,6 +207,7 @@ class TaskData:
     labels: list[str]
     task: Task
     skipped: list[str] = field(default_factory=list)
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)

@@ -9,7 +9,9 @@ Splits that do not leak keep groups whole (`grouped_stratified_split`): every cr
 screenshot (`screenshot_groups`, from the extraction manifest), of one near-duplicate cluster
 (`duplicates.duplicate_groups`), or of one value of a CSV column (`column_groups`) goes to
 the same part, while each part stays as close to the class shares of the ratios as the
-groups allow. `split_groups` picks the grouping by name, as `split --group-by` does.
+groups allow. `split_groups` picks the grouping by name (`none`, `screenshot`, `duplicates`,
+or `column:NAME`), as `split --group-by` and `compare --group-by` do. Cross-validation folds
+are in `folds`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,22 @@ from toonvision.fileio import write_text_atomic
 SPLIT_NAMES: tuple[str, ...] = ("train", "validate", "test")
 BALANCE_METHODS: tuple[str, ...] = ("none", "undersample", "oversample")
 GROUPINGS: tuple[str, ...] = ("none", "screenshot", "duplicates")
+# A grouping `column:NAME` keeps the images of each value of a CSV set's column NAME together.
+COLUMN_GROUPING = "column:"
+
+
+def check_grouping(grouping: object) -> str:
+    """Returns `grouping` if it names a grouping: one of `GROUPINGS`, or `column:NAME`.
+
+    Raises:
+        ToonvisionError: for anything else, with the closest known name.
+    """
+    if isinstance(grouping, str) and (grouping in GROUPINGS or (
+            grouping.startswith(COLUMN_GROUPING) and grouping[len(COLUMN_GROUPING):].strip())):
+        return grouping
+    from toonvision import unknown_name_error
+
+    raise unknown_name_error("grouping", str(grouping), [*GROUPINGS, f"{COLUMN_GROUPING}NAME"])
 
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
@@ -229,23 +247,24 @@ def column_groups(labels_csv: str | os.PathLike, paths: Sequence[Path], group_co
 
 
 def split_groups(grouping: str, paths: Sequence[Path], data_dir: str | os.PathLike | None = None,
-                 max_distance: int | None = None) -> np.ndarray | None:
-    """The groups of a grouping by name: `none` (None), `screenshot` or `duplicates`.
+                 max_distance: int | None = None, labels_csv: str | os.PathLike | None = None,
+                 id_column: str | None = None) -> np.ndarray | None:
+    """The groups of a grouping by name: `none` (None), `screenshot`, `duplicates`, `column:NAME`.
 
     Args:
-        grouping: one of `GROUPINGS`.
+        grouping: one of `GROUPINGS`, or `column:NAME` (`check_grouping`).
         paths: the images.
         data_dir: the data folder (for `screenshot`).
         max_distance: the near-duplicate distance (for `duplicates`); default
             `duplicates.MAX_DISTANCE`.
+        labels_csv: a flat set's CSV (for `column:NAME`).
+        id_column: that CSV's id column; default: its first.
 
     Raises:
-        ToonvisionError: for an unknown grouping, or `screenshot` without a data folder.
+        ToonvisionError: for an unknown grouping, `screenshot` without a data folder, or a
+            column without a CSV.
     """
-    from toonvision import unknown_name_error
-
-    if grouping not in GROUPINGS:
-        raise unknown_name_error("grouping", grouping, GROUPINGS)
+    check_grouping(grouping)
     if grouping == "none":
         return None
     if grouping == "screenshot":
@@ -253,6 +272,12 @@ def split_groups(grouping: str, paths: Sequence[Path], data_dir: str | os.PathLi
             raise ToonvisionError("grouping by screenshot needs extracted crops and their "
                                   "manifest (--data-dir); a CSV set can name a --group-column")
         return screenshot_groups(paths, data_dir)
+    if grouping.startswith(COLUMN_GROUPING):
+        if labels_csv is None:
+            raise ToonvisionError(f"grouping by a CSV column ({grouping}, --group-column) needs "
+                                  "a flat set (--labels CSV --images DIR); extracted crops "
+                                  "group by screenshot or duplicates")
+        return column_groups(labels_csv, paths, grouping[len(COLUMN_GROUPING):], id_column)
     from toonvision.data_processing.duplicates import MAX_DISTANCE, duplicate_groups
 
     return duplicate_groups(paths, MAX_DISTANCE if max_distance is None else max_distance)
@@ -370,56 +395,3 @@ def materialize(
         shutil.rmtree(building, ignore_errors=True)
         raise
     return out_dir
-
-
-def cross_validation_split(
-    y: Sequence[int] | np.ndarray,
-    folds: int,
-    fold: int,
-    ratios: Sequence[float] = defaults.RATIOS,
-    seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Fold `fold` of a stratified K-fold cross-validation: that fold is the test set.
-
-    scikit-learn's `StratifiedKFold(folds, shuffle=True, random_state=seed)` cuts the items
-    into `folds` stratified folds; fold `fold` is the test set, and the validation set is
-    drawn (stratified, with the same seed) from the other folds with the validate share of
-    `ratios` relative to train + validate (60/20/20: a quarter of the rest). Over the `folds`
-    values of `fold` with one seed, every item is tested exactly once.
-
-    Args:
-        y: the class index of every item.
-        folds: K, at least 2 and at most the size of the smallest class.
-        fold: which fold is the test set, 0..K-1.
-        ratios: the train, validate and test shares; only train : validate is used.
-        seed: the seed of the folds (one per repetition) and of the validation draw.
-
-    Returns:
-        `{"train": indices, "validate": indices, "test": indices}`, each sorted.
-
-    Raises:
-        ToonvisionError: if K or the fold is out of range, or a class has fewer than K items.
-
-    Example:
-        >>> tests = [cross_validation_split(y, 5, fold, seed=3)["test"] for fold in range(5)]
-        >>> sorted(np.concatenate(tests)) == list(range(len(y)))  # doctest: +SKIP
-        True
-    """
-    from sklearn.model_selection import StratifiedKFold
-
-    y = np.asarray(y)
-    train_share, validate_share, _ = check_ratios(ratios)
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ToonvisionError(f"cross-validation needs a whole number of at least 2 folds; "
-                              f"got {folds!r}")
-    if not 0 <= fold < folds:
-        raise ToonvisionError(f"fold must be 0..{folds - 1}; got {fold!r}")
-    smallest = min((int(count) for count in np.unique(y, return_counts=True)[1]), default=0)
-    if smallest < folds:
-        raise ToonvisionError(f"{folds}-fold cross-validation needs at least {folds} images "
-                              f"of every class; the smallest class has {smallest}")
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    rest, test = list(splitter.split(np.zeros(len(y)), y))[fold]
-    inner = stratified_split(y[rest], (train_share, validate_share, 0.0), seed=seed)
-    return {"train": np.sort(rest[inner["train"]]), "validate": np.sort(rest[inner["validate"]]),
-            "test": np.sort(test)}

@@ -84,8 +84,8 @@ def summary_text(diagnosis: Diagnosis) -> str:
                  "a near duplicate in training, so test accuracy measured memory for them")
     text += (". What to do: look at the flagged crops top first; fix a wrong label in labelImg "
              "and extract again (or delete the crop); remove copies that add nothing; and "
-             "split with --group-by duplicates (or screenshot) so that near duplicates stay "
-             "on one side.")
+             "split and compare with --group-by duplicates (or screenshot) so that near "
+             "duplicates stay on one side.")
     return text
 
 

@@ -12,7 +12,8 @@
     runlog.py              the run log (runs.jsonl): typed run records, best-run rules
     compare.py             N paired runs on fresh splits, resume, best models
     engine.py              where runs train: in this process (serial), the engine contract
-    ray_engine.py          runs at once on Ray workers (compare --workers N)
+    ray_engine.py          runs at once on Ray workers (--workers N)
+    trainer_cache.py       the trainers an engine keeps between runs (the most recent)
     best_models.py         the best model of each configuration, kept in step with the log
     predictions.py         every run's per-crop out-of-sample predictions (for the doctor)
     comparison_summary.py  the statistics of a run log, summary.csv
@@ -21,6 +22,7 @@
     verdict.py             a pair's verdict and its one sentence
     doctor.py              the dataset doctor: likely label errors, crops always wrong, leaks
     search.py              a search over configurations, every trial a paired comparison
+    search_results.py      a search's study: requeued trials, best trials, result files
     optimizers.py          the article's optimizer study
     ablation.py            the Pokemon deck's MLP study
     predict.py             classifying crops, folders and annotated screenshots

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -113,24 +112,22 @@ class AblationRun:
     history: dict[str, list[float]]
 
 
-def _scores(
-    model, images: np.ndarray, y: np.ndarray, indices: np.ndarray, metrics: dict[str, float]
-) -> tuple[float, float]:
-    """Accuracy and macro F1 of `model` on `images[indices]`.
+def _scores(probabilities: np.ndarray | None, truth: np.ndarray, metrics: dict[str, float]
+            ) -> tuple[float, float]:
+    """Accuracy and macro F1 of one split part, from its images' predicted probabilities.
 
     The trainer's own evaluation (`metrics`) is used when it has a macro F1 (multiclass
-    tasks); a binary task's is computed from predictions with scikit-learn.
+    tasks); a binary task's is computed from the predictions with scikit-learn. The
+    probabilities come with the run's outcome (`engine.RunOutcome`), so no model is needed
+    here: on Ray it stays on its worker.
     """
     from sklearn.metrics import accuracy_score, f1_score
 
-    from toonvision.model_utils.models import predict_probabilities
-
-    if len(indices) == 0:
+    if len(truth) == 0:
         return float("nan"), float("nan")
     if "accuracy" in metrics and "macro_f1" in metrics:
         return float(metrics["accuracy"]), float(metrics["macro_f1"])
-    predicted = predict_probabilities(model, images[indices]).argmax(axis=1)
-    truth = y[indices]
+    predicted = np.asarray(probabilities).argmax(axis=1)
     return (
         float(accuracy_score(truth, predicted)),
         float(f1_score(truth, predicted, average="macro", zero_division=0)),
@@ -147,12 +144,16 @@ def run_ablation(
     ratios: Sequence[float] = defaults.RATIOS,
     balance: str = "none",
     epoch_callback: Callable[[str, int, int, dict[str, float]], None] | None = None,
+    engine: Any = None,
 ) -> Iterator[AblationRun]:
     """Trains every variant on every seed's split and yields each run as it finishes.
 
     Seed `s` draws `splits.stratified_split(y, ratios, s)` (then balances its training part
-    with `balance`), so every variant sees the same images. One `Trainer` per variant is built
-    once and re-initialised per seed.
+    with `balance`), so every variant sees the same images. Each (variant, seed) is one task
+    of the engine (`engine.RunTask`: run = the seed's position, the variant's configuration),
+    so on Ray workers several train at once; one trainer per variant is built once (per
+    worker) and re-initialised per seed. The runs come back in the study's order whatever the
+    engine, and equal with the same threads per worker.
 
     Args:
         images: (N, height, width, 3) uint8.
@@ -163,45 +164,56 @@ def run_ablation(
         base: the `TrainingConfig` the variants change (default: the builtin `mlp`).
         ratios: train, validate, test shares.
         balance: `none`, `undersample` or `oversample`, applied to the training part only.
-        epoch_callback: called as (variant, seed, epoch index, logs) after each epoch.
+        epoch_callback: called as (variant, seed, epoch index, logs) after each epoch (by the
+            serial engine; Ray workers do not report epochs).
+        engine: where the runs train (`engine.make_engine`); default `engine.SerialEngine()`,
+            in this process.
 
     Yields:
-        One `AblationRun` per (variant, seed), variant by variant.
+        One `AblationRun` per (variant, seed), variant by variant, each as soon as it and the
+        runs before it are trained.
     """
     from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.engine import EngineJob, RunTask, SerialEngine, in_task_order
     from toonvision.model_utils.trainer import Trainer
 
     base = BUILTIN_CONFIGS[BASE_CONFIG] if base is None else base
     variants = list(VARIANTS) if variants is None else list(variants)
     if not seeds:
         raise ToonvisionError("need at least one seed")
+    engine = engine if engine is not None else SerialEngine()
+    y = np.asarray(y)
     image_size = (int(images.shape[1]), int(images.shape[2]))
     splits = {}
     for seed in seeds:
         split = stratified_split(y, ratios, seed)
         split["train"] = balance_indices(split["train"], y, balance, seed)
         splits[seed] = split
-    for variant in variants:
-        trainer = Trainer(variant.config(base), num_classes, image_size)
-        for seed in seeds:
-            callback = None
-            if epoch_callback is not None:
-                def callback(epoch, logs, name=variant.name, seed=seed):
-                    epoch_callback(name, seed, epoch, logs)
-            start = time.perf_counter()
-            result = trainer.run(images, y, splits[seed], seed, epoch_callback=callback)
-            seconds = time.perf_counter() - start
-            validation = _scores(trainer.model, images, y, splits[seed]["validate"],
-                                 result.validation_metrics)
-            test = _scores(trainer.model, images, y, splits[seed]["test"], result.test_metrics)
-            losses = result.history.get("val_loss") or result.history.get("loss") or [0.0]
-            yield AblationRun(
-                variant=variant.name, seed=seed,
-                validation_accuracy=validation[0], validation_macro_f1=validation[1],
-                test_accuracy=test[0], test_macro_f1=test[1],
-                epochs_run=result.epochs_run, best_epoch=int(np.nanargmin(losses)) + 1,
-                seconds=seconds, history=result.history,
-            )
+    configs = {variant.config(base).name: variant for variant in variants}
+    # A variant's seeds train one after another: a worker needs one trainer at a time.
+    job = EngineJob(images, y, [variant.config(base) for variant in variants], Trainer,
+                    num_classes, image_size, keep_trainers=1)
+    tasks = [RunTask(run=index, config=name, seed=seed, split=splits[seed], keep_model=False)
+             for name in configs for index, seed in enumerate(seeds)]
+    callback = None
+    if epoch_callback is not None:
+        def callback(name: str, run: int, epoch: int, logs: dict) -> None:
+            epoch_callback(configs[name].name, seeds[run], epoch, logs)
+    for outcome in in_task_order(engine.run(tasks, job, callback), tasks):
+        task, result = outcome.task, outcome.result
+        split = splits[task.seed]
+        validation = _scores(outcome.probabilities.get("validate"), y[split["validate"]],
+                             result.validation_metrics)
+        test = _scores(outcome.probabilities.get("test"), y[split["test"]],
+                       result.test_metrics)
+        losses = result.history.get("val_loss") or result.history.get("loss") or [0.0]
+        yield AblationRun(
+            variant=configs[task.config].name, seed=task.seed,
+            validation_accuracy=validation[0], validation_macro_f1=validation[1],
+            test_accuracy=test[0], test_macro_f1=test[1],
+            epochs_run=result.epochs_run, best_epoch=int(np.nanargmin(losses)) + 1,
+            seconds=result.setup_seconds + result.train_seconds, history=result.history,
+        )
 
 
 def ablation_table(runs: Sequence[AblationRun], variants: Sequence[Variant] | None = None

@@ -64,7 +64,8 @@ class BestModels:
             split_seed=record.split_seed,
             ratios=tuple(settings.ratios),
             extra={"run": record.run, "validation_metrics": record.validation_metrics,
-                   "test_metrics": record.test_metrics, "comparison": str(self.out_dir)},
+                   "test_metrics": record.test_metrics, "comparison": str(self.out_dir),
+                   "group_by": settings.group_by},
         )
         save_model_atomic(model, model_path, info)
         write_text_atomic(record_path, json.dumps(record.to_dict(), indent=2))

@@ -338,7 +338,8 @@ class Comparison:
 
         def tasks() -> Iterator[RunTask]:
             for run in list(order):
-                splits[run] = split_for_run(self.settings, task_data.y, run)
+                splits[run] = split_for_run(self.settings, task_data.y, run,
+                                            getattr(task_data, "groups", None))
                 for name in names:
                     yield RunTask(run=run, config=name, seed=self.settings.seed + run,
                                   split=splits[run][1])

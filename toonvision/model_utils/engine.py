@@ -1,4 +1,5 @@
-"""Where a comparison's runs are trained: in this process, or at once on Ray workers.
+"""Where a comparison's (or a study's) runs are trained: in this process, or at once on Ray
+workers.
 
 `Comparison.run` turns every missing run into one `RunTask` per configuration and hands them,
 in run order, to an engine; the engine trains them and yields one `RunOutcome` per task as it
@@ -17,6 +18,12 @@ the engine decides only where and when a task is trained, never what is logged.
   file, so the comparison can keep it as the best model exactly as the serial engine would
   (`ray_engine.ModelFile`).
 
+The optimizer study, the ablation and every trial of a search run on the same engines: they
+build `RunTask`s and an `EngineJob` too, score the outcomes' probabilities, and put the
+outcomes back in their tasks' order (`in_task_order`). Both engines are context managers:
+inside `with engine:` they keep their trainers (the Ray engine its workers) from one `run` to
+the next, which a search's trials need.
+
 A task's seeds come from the task (`RunTask.seed`, the split), never from the engine or the
 worker, so a run trains the same on any worker; with the same threads per worker the metrics
 are equal to the serial engine's, across thread counts they agree to float rounding
@@ -34,13 +41,15 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from toonvision import ToonvisionError
+from toonvision.model_utils.trainer_cache import TRAINER_CACHE, Trainers
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +72,13 @@ class RunTask:
         split: index arrays "train", "validate", "test".
         attempt: how often the task was tried before (a worker died under it).
         avoid: the worker a retried task should not go back to, when another is free.
+        spec: the `TrainingConfig` to train; None: the job's configuration of that name
+            (`EngineJob.config_for`). The Ray engine sends it with every task, so that
+            workers kept from an earlier job (a search's earlier trial) train configurations
+            they were not started with.
+        keep_model: whether the outcome needs the trained model (a comparison keeps the
+            best; the studies score probabilities only): without it a Ray worker saves and
+            sends no model file.
     """
 
     run: int
@@ -71,6 +87,8 @@ class RunTask:
     split: dict[str, np.ndarray]
     attempt: int = 0
     avoid: int | None = None
+    spec: Any = None
+    keep_model: bool = True
 
     @property
     def key(self) -> tuple[int, str]:
@@ -90,7 +108,8 @@ class RunOutcome:
             its images in the split's order (`predictions.predict_parts`), for the store
             the dataset doctor reads.
         model: the trained model, or anything with `save(path)` that writes it
-            (`ray_engine.ModelFile` from a worker).
+            (`ray_engine.ModelFile` from a worker); None from a Ray worker when the task
+            did not keep it (`RunTask.keep_model`).
         host: the machine that trained it.
         worker: which worker of the engine (`local` for the serial engine, else its index).
         threads: the intra-op threads it trained with.
@@ -106,6 +125,30 @@ class RunOutcome:
     threads: int
 
 
+@dataclass(frozen=True)
+class WorkerActivity:
+    """What one worker is doing now, for a progress display (`engine.activity()`).
+
+    Read by another thread than the one that trains, so an engine replaces a worker's
+    activity as a whole and never changes one in place.
+
+    Attributes:
+        worker: the worker's name (`local`, or the Ray worker's index).
+        run: the run it trains (from 0), or None when it is idle.
+        config: the configuration it trains, or None.
+        since: when it started the task (`time.monotonic()`), or None.
+        epoch: the epochs it finished, when the engine hears of them (the serial engine).
+        epochs: the configuration's epochs, or None.
+    """
+
+    worker: str
+    run: int | None = None
+    config: str | None = None
+    since: float | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+
+
 @dataclass
 class EngineJob:
     """What every task of a comparison shares: the data, the configurations, the trainer.
@@ -118,6 +161,9 @@ class EngineJob:
             the Ray engine it must be importable by name (a class or a module-level function).
         num_classes: the number of classes.
         image_size: (height, width).
+        keep_trainers: trainers an engine (each Ray worker) keeps (`Trainers`); None: every
+            configuration's, at least `TRAINER_CACHE` (a comparison trains each in every
+            run). A study that trains its configurations one after another keeps 1.
     """
 
     images: np.ndarray
@@ -126,10 +172,36 @@ class EngineJob:
     trainer_factory: Callable[[Any, int, tuple[int, int]], Any]
     num_classes: int
     image_size: tuple[int, int]
+    keep_trainers: int | None = None
     by_name: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_name = {config.name: config for config in self.configs}
+
+    def config_for(self, task: RunTask) -> Any:
+        """The configuration `task` trains: its own `spec`, else the job's of its name."""
+        return task.spec if task.spec is not None else self.by_name[task.config]
+
+    @property
+    def trainer_limit(self) -> int:
+        """How many trainers are kept (`keep_trainers`, or its default)."""
+        if self.keep_trainers is not None:
+            return max(1, self.keep_trainers)
+        return max(TRAINER_CACHE, len(self.configs))
+
+    def same_setting(self, other: EngineJob | None) -> bool:
+        """Whether trainers (and Ray workers) made for `other` serve this job too.
+
+        They do when both hold the same image and label arrays (the same objects: a cheap
+        test that cannot mistake other data for these, as the kept job holds them), trainer
+        factory, number of classes, image size and trainers kept; the configurations may
+        differ (`RunTask.spec` carries them).
+        """
+        return (other is not None and self.images is other.images and self.y is other.y
+                and self.trainer_factory == other.trainer_factory
+                and self.num_classes == other.num_classes
+                and tuple(self.image_size) == tuple(other.image_size)
+                and self.trainer_limit == other.trainer_limit)
 
 
 def pin_threads(threads: int | None) -> None:
@@ -201,44 +273,93 @@ def train_task(trainer: Any, images: np.ndarray, y: np.ndarray, task: RunTask,
     return result, confusion.tolist(), probabilities
 
 
+def in_task_order(outcomes: Generator[RunOutcome, None, None],
+                  tasks: Sequence[RunTask]) -> Iterator[RunOutcome]:
+    """The outcomes in the order of `tasks`, each as soon as it and all before it are in.
+
+    An engine yields outcomes as tasks finish (on Ray, out of order by a few); a study that
+    reports its results in this order gives the same results on every engine.
+    """
+    keys = [task.key for task in tasks]
+    waiting: dict[tuple[int, str], RunOutcome] = {}
+    try:
+        for outcome in outcomes:
+            waiting[outcome.task.key] = outcome
+            while keys and keys[0] in waiting:
+                yield waiting.pop(keys.pop(0))
+    finally:
+        outcomes.close()   # stops the engine's tasks when the caller stops early
+
+
 class SerialEngine:
     """Trains the tasks in this process, one after another (`compare --workers 1`).
 
-    One trainer per configuration is built on first use and reused for every run. The
-    outcome's model is the trainer's live model: the comparison saves it before it asks for
-    the next outcome.
+    One trainer per configuration is built on first use and reused for every run
+    (`Trainers`: the last `EngineJob.trainer_limit` used). Inside `with engine:` the
+    trainers are kept from one `run` to the next (a search's trials reuse the reference's),
+    as the Ray engine keeps its workers; a `run` outside builds its own. The outcome's model
+    is the trainer's live model: the comparison saves it before it asks for the next outcome.
 
     Args:
         threads: pin this process to that many threads (`pin_threads`); None: as it is.
+
+    Example:
+        >>> with SerialEngine(threads=1) as engine:               # doctest: +SKIP
+        ...     outcomes = list(engine.run(tasks, job))
     """
 
     started = 1   # workers that train side by side
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
+        self._held = 0   # `with` blocks entered (nested ones too): trainers outlive a `run`
+        self._kept: tuple[EngineJob, Trainers] | None = None   # and the job they serve
+        self._activity = WorkerActivity(LOCAL_WORKER)
+
+    def activity(self) -> list[WorkerActivity]:
+        """What the one worker (this process) is doing now; safe to call from any thread."""
+        return [self._activity]
 
     def describe(self) -> str:
         """One line for people: where the runs are trained."""
         return f"in this process ({process_threads(self.threads)} thread(s))"
+
+    def __enter__(self) -> SerialEngine:
+        self._held += 1
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._held -= 1
+        if not self._held:   # the outermost block: a search inside a caller's keeps them
+            self._kept = None
 
     def run(self, tasks: Iterable[RunTask], job: EngineJob,
             epoch_callback: Callable[[str, int, int, dict[str, float]], None] | None = None,
             ) -> Iterator[RunOutcome]:
         """Trains `tasks` in order, yielding each outcome when it is trained."""
         pin_threads(self.threads)
-        trainers: dict[str, Any] = {}
+        if self._held and self._kept is not None and job.same_setting(self._kept[0]):
+            trainers = self._kept[1]
+        else:
+            trainers = Trainers(job.trainer_factory, job.num_classes, job.image_size,
+                                job.trainer_limit)
+            self._kept = (job, trainers) if self._held else None
         host = socket.gethostname()
         for task in tasks:
-            if task.config not in trainers:
-                trainers[task.config] = job.trainer_factory(job.by_name[task.config],
-                                                            job.num_classes, job.image_size)
-            trainer = trainers[task.config]
-            callback = None
-            if epoch_callback is not None:
-                def callback(epoch: int, logs: dict, task: RunTask = task) -> None:
+            trainer = trainers.get(job.config_for(task))
+            self._activity = WorkerActivity(LOCAL_WORKER, task.run, task.config,
+                                            time.monotonic(), 0,
+                                            getattr(job.config_for(task), "epochs", None))
+
+            def callback(epoch: int, logs: dict, task: RunTask = task) -> None:
+                self._activity = replace(self._activity, epoch=epoch + 1)
+                if epoch_callback is not None:
                     epoch_callback(task.config, task.run, epoch, logs)
-            result, confusion, probabilities = train_task(trainer, job.images, job.y, task,
-                                                          job.num_classes, callback)
+            try:
+                result, confusion, probabilities = train_task(
+                    trainer, job.images, job.y, task, job.num_classes, callback)
+            finally:
+                self._activity = WorkerActivity(LOCAL_WORKER)
             yield RunOutcome(task, result, confusion, probabilities, trainer.model, host,
                              LOCAL_WORKER, process_threads(self.threads))
 
@@ -277,7 +398,8 @@ def default_workers(cpus: int, threads_per_worker: int) -> int:
 def make_engine(workers: int | None, threads_per_worker: int | None = None,
                 address: str | None = None, gpus_per_worker: float = 0.0,
                 ) -> Any:
-    """The engine for `compare --workers N`: serial for 1, Ray otherwise.
+    """The engine of `--workers N` (compare, optimizers, ablate, search): serial for 1, Ray
+    otherwise.
 
     Args:
         workers: 1 for the serial engine; more for Ray; None: the default rule

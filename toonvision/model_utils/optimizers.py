@@ -13,6 +13,13 @@ from toonvision.data_processing.splits import stratified_split
 from toonvision.model_utils.comparison_summary import history_table
 
 
+def optimizer_configs(base_config: Any, optimizers: Sequence[str],
+                      learning_rate: float = defaults.OPTIMIZER_LEARNING_RATE) -> list[Any]:
+    """One configuration per optimizer: `base_config` with it, named after it."""
+    return [base_config.replace(name=optimizer, optimizer=optimizer, learning_rate=learning_rate)
+            for optimizer in optimizers]
+
+
 def compare_optimizers(
     task_data: Any,
     base_config: Any,
@@ -22,8 +29,13 @@ def compare_optimizers(
     ratios: Sequence[float] = defaults.RATIOS,
     trainer_factory: Callable[[Any, int, tuple[int, int]], Any] | None = None,
     epoch_callback: Callable[[str, int, dict[str, float]], None] | None = None,
+    engine: Any = None,
 ) -> Iterator[tuple[str, Any]]:
-    """The article's optimizer study: one model, one split, one optimizer at a time.
+    """The article's optimizer study: one model, one split, one optimizer per task.
+
+    Every optimizer is one task of the engine (`engine.RunTask`, run 0, on the same split and
+    seed), so on Ray workers several train at once; the results come back in the order of
+    `optimizers` whatever the engine, and equal with the same threads per worker.
 
     Args:
         task_data: the `dataset.TaskData`.
@@ -34,30 +46,39 @@ def compare_optimizers(
         learning_rate: the same learning rate for all.
         seed: the split's and the weights' seed (the same for every optimizer).
         ratios: train, validate and test shares.
-        trainer_factory: default `model_utils.Trainer`.
-        epoch_callback: called as `(optimizer, epoch, logs)` after every epoch.
+        trainer_factory: default `model_utils.Trainer` (for Ray, importable by name).
+        epoch_callback: called as `(optimizer, epoch, logs)` after every epoch (by the serial
+            engine; Ray workers do not report epochs).
+        engine: where the optimizers train (`engine.make_engine`); default
+            `engine.SerialEngine()`, in this process.
 
     Yields:
-        `(optimizer, RunResult)` as each optimizer finishes.
+        `(optimizer, RunResult)` in the order of `optimizers`, each as soon as it and the
+        ones before it are trained.
     """
+    from toonvision.model_utils.engine import EngineJob, RunTask, SerialEngine, in_task_order
+
     if trainer_factory is None:
         from toonvision.model_utils.trainer import Trainer as trainer_factory
     if optimizers is None:
         from toonvision.model_utils.configs import OPTIMIZERS
 
         optimizers = tuple(OPTIMIZERS)
+    engine = engine if engine is not None else SerialEngine()
     split = stratified_split(task_data.y, ratios, seed=seed)
-    image_size = tuple(task_data.images.shape[1:3])
-    for optimizer in optimizers:
-        config = base_config.replace(name=optimizer, optimizer=optimizer,
-                                     learning_rate=learning_rate)
-        trainer = trainer_factory(config, len(task_data.class_names), image_size)
-        callback = None
-        if epoch_callback is not None:
-            def callback(epoch: int, logs: dict, optimizer: str = optimizer) -> None:
-                epoch_callback(optimizer, epoch, logs)
-        yield optimizer, trainer.run(task_data.images, task_data.y, split, seed=seed,
-                                     epoch_callback=callback)
+    configs = optimizer_configs(base_config, optimizers, learning_rate)
+    # Trained one after another on a worker: a trainer is not needed again once it is done.
+    job = EngineJob(task_data.images, task_data.y, configs, trainer_factory,
+                    len(task_data.class_names), tuple(task_data.images.shape[1:3]),
+                    keep_trainers=1)
+    tasks = [RunTask(run=0, config=config.name, seed=seed, split=split, keep_model=False)
+             for config in configs]
+    callback = None
+    if epoch_callback is not None:
+        def callback(optimizer: str, run: int, epoch: int, logs: dict) -> None:
+            epoch_callback(optimizer, epoch, logs)
+    for outcome in in_task_order(engine.run(tasks, job, callback), tasks):
+        yield outcome.task.config, outcome.result
 
 
 def optimizer_table(results: dict[str, Any]) -> Any:

@@ -1,4 +1,5 @@
-"""The Ray engine of `compare --workers N`: runs trained at once on Ray actors.
+"""The Ray engine of `--workers N` (compare, optimizers, ablate, search): runs trained at once
+on Ray actors.
 
 See `engine` for the contract every engine keeps and docs/parallel.md for its use. Ray is
 imported only when `RayEngine.run` starts, so importing this module is cheap.
@@ -14,7 +15,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from toonvision.model_utils.engine import (
     EngineJob,
     RunOutcome,
     RunTask,
+    WorkerActivity,
     WorkerError,
     default_workers,
     import_ray,
@@ -33,6 +35,7 @@ from toonvision.model_utils.engine import (
     thread_environment,
     train_task,
 )
+from toonvision.model_utils.trainer_cache import Trainers
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +55,18 @@ class ModelFile:
 
 
 class _Worker:
-    """A Ray actor: holds the data and one trainer per configuration, trains task after task."""
+    """A Ray actor: holds the data and the trainers of the configurations it trained last
+    (`Trainers`), trains task after task; each task brings its configuration (`spec`)."""
 
-    def __init__(self, index: int, images: np.ndarray, y: np.ndarray, configs: Sequence[Any],
+    def __init__(self, index: int, images: np.ndarray, y: np.ndarray,
                  trainer_factory: Callable, num_classes: int, image_size: tuple[int, int],
-                 threads: int) -> None:
+                 threads: int, keep_trainers: int) -> None:
         # The arrays come from the object store: read-only, shared by the machine's workers.
         self.index, self.images, self.y = index, images, y
-        self.configs = {config.name: config for config in configs}
-        self.trainer_factory, self.num_classes = trainer_factory, num_classes
-        self.image_size, self.threads = tuple(image_size), threads
-        self.trainers: dict[str, Any] = {}
+        self.num_classes, self.threads = num_classes, threads
+        # Pinned again once a trainer is built: its imports are in then, no op has run yet.
+        self.trainers = Trainers(trainer_factory, num_classes, image_size, keep_trainers,
+                                 on_build=lambda: pin_threads(threads))
         pin_threads(threads)
 
     def describe(self) -> dict[str, Any]:
@@ -70,19 +74,17 @@ class _Worker:
         return {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads}
 
     def train(self, task: RunTask) -> dict[str, Any]:
-        """Trains one task; returns its result, confusion matrix, probabilities and model bytes."""
-        if task.config not in self.trainers:
-            trainer = self.trainer_factory(self.configs[task.config], self.num_classes,
-                                           self.image_size)
-            pin_threads(self.threads)   # the trainer's imports are in now, no op has run yet
-            self.trainers[task.config] = trainer
-        trainer = self.trainers[task.config]
+        """Trains one task; returns its result, confusion matrix, probabilities and model bytes
+        (None when the task does not keep its model)."""
+        trainer = self.trainers.get(task.spec)
         result, confusion, probabilities = train_task(trainer, self.images, self.y, task,
                                                       self.num_classes)
-        with tempfile.TemporaryDirectory(prefix="toonvision-model-") as folder:
-            path = Path(folder) / f"{task.config}.keras"
-            trainer.model.save(str(path))
-            model_bytes = path.read_bytes()
+        model_bytes = None
+        if task.keep_model:
+            with tempfile.TemporaryDirectory(prefix="toonvision-model-") as folder:
+                path = Path(folder) / f"{task.config}.keras"
+                trainer.model.save(str(path))
+                model_bytes = path.read_bytes()
         return {"result": result, "confusion": confusion, "probabilities": probabilities,
                 "model": model_bytes,
                 "host": socket.gethostname(), "pid": os.getpid(),
@@ -91,6 +93,13 @@ class _Worker:
 
 class RayEngine:
     """Trains the tasks on Ray actors, several at once (`compare --workers N`).
+
+    A `run` starts Ray (unless it is running already) and the workers, and stops them when
+    it ends. Inside `with engine:` they are kept from one `run` to the next, as long as the
+    jobs share their data (`EngineJob.same_setting`; else the workers are started again),
+    and stopped at the end of the outermost block: a search's trials then cost no start-up
+    (~10 s) each. Every task brings its configuration (`RunTask.spec`), so kept workers train new
+    configurations; each keeps the trainers it used last (`EngineJob.trainer_limit`).
 
     Args:
         workers: the number of workers (actors); None: `default_workers` of the cluster's CPUs.
@@ -102,6 +111,9 @@ class RayEngine:
 
     Example:
         >>> comparison.run(task_data, configs, engine=RayEngine(workers=2))  # doctest: +SKIP
+        >>> with RayEngine(workers=2) as engine:                             # doctest: +SKIP
+        ...     for trial in trials:
+        ...         list(trial.comparison.run(task_data, trial.configs, engine=engine))
     """
 
     def __init__(self, workers: int | None = None, threads_per_worker: int = 1,
@@ -123,6 +135,15 @@ class RayEngine:
         self.worker_info: list[dict[str, Any]] = []
         self.started = 0   # workers started by the last `run`
         self._data: tuple = ()
+        self._held = 0   # open `with` blocks: while any, Ray and the workers outlive a run
+        self._owns_ray: bool | None = None  # None: not connected; else whether we started it
+        self._job: EngineJob | None = None  # the job the workers were started for
+        self._busy: dict[int, WorkerActivity] = {}   # worker index -> its task in flight
+
+    def activity(self) -> list[WorkerActivity]:
+        """What each worker is doing now; safe to call from another thread than `run`'s."""
+        busy = dict(self._busy)
+        return [busy.get(index, WorkerActivity(str(index))) for index in range(len(self.actors))]
 
     def describe(self) -> str:
         """One line for people: where the runs are trained."""
@@ -131,6 +152,24 @@ class RayEngine:
                    else f"{self.workers} worker(s)")
         gpus = f", {self.gpus:g} GPU each" if self.gpus else ""
         return f"{workers} x {self.threads} thread(s){gpus} on {where}"
+
+    def __enter__(self) -> RayEngine:
+        self._held += 1
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._held -= 1
+        if not self._held and self._owns_ray is not None:
+            self._stop(import_ray())
+
+    def _stop(self, ray: Any) -> None:
+        """Stops the workers, and Ray when this engine started it."""
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors, self._data, self._job = [], (), None
+        if self._owns_ray:
+            ray.shutdown()
+        self._owns_ray = None
 
     def _connect(self, ray: Any) -> bool:
         """Joins or starts Ray; returns whether this engine started it (and must stop it)."""
@@ -151,24 +190,30 @@ class RayEngine:
         Tasks are taken from `tasks` lazily, one per free worker, and none more than
         `max(2, workers)` runs after the oldest unfinished one, so outcomes come out of order
         by a few runs at most. `epoch_callback` is not called (the
-        epochs happen in other processes).
+        epochs happen in other processes). Inside `with engine:` a run closed early (a
+        pruned trial) leaves its tasks in flight to finish on their workers, unused.
 
         Raises:
             WorkerError: when a task raised on its worker, or lost its worker
                 `max_attempts` times.
         """
         ray = import_ray()
-        started = self._connect(ray)
+        if self._owns_ray is None:
+            self._owns_ray = self._connect(ray)
+        # Each task brings its configuration: workers kept from an earlier job lack it.
+        tasks = (task if task.spec is not None
+                 else dataclasses.replace(task, spec=job.by_name[task.config]) for task in tasks)
         try:
-            yield from self._run(ray, iter(tasks), job)
+            yield from self._run(ray, tasks, job)
         finally:
-            for actor in self.actors:
-                ray.kill(actor, no_restart=True)
-            self.actors, self._data = [], ()
-            if started:
-                ray.shutdown()
+            if not self._held:
+                self._stop(ray)
 
     def _start_workers(self, ray: Any, job: EngineJob) -> None:
+        if self.actors and job.same_setting(self._job):
+            return   # kept from an earlier run inside `with`: they hold this job's data
+        for actor in self.actors:   # started for other data
+            ray.kill(actor, no_restart=True)
         count = self.workers
         if count is None:
             count = default_workers(ray.cluster_resources().get("CPU", 1), self.threads)
@@ -182,10 +227,11 @@ class RayEngine:
             max_task_retries=0, runtime_env={"env_vars": environment})
         # Kept referenced while the actors live: a restarted actor reads them again.
         self._data = images, y = ray.put(np.asarray(job.images)), ray.put(np.asarray(job.y))
-        self.actors = [actor_class.remote(index, images, y, list(job.configs),
-                                          job.trainer_factory, job.num_classes,
-                                          tuple(job.image_size), self.threads)
+        self.actors = [actor_class.remote(index, images, y, job.trainer_factory,
+                                          job.num_classes, tuple(job.image_size),
+                                          self.threads, job.trainer_limit)
                        for index in range(count)]
+        self._job = job
         self.worker_info = ray.get([actor.describe.remote() for actor in self.actors])
         self.started = count
         logger.info("started %d Ray workers: %s", count, self.worker_info)
@@ -199,6 +245,7 @@ class RayEngine:
         # A task in flight, or (task None) a ping of a worker Ray is restarting.
         in_flight: dict[Any, tuple[int, RunTask | None]] = {}
         waiting_since: dict[int, float] = {}
+        self._busy.clear()
         # Tasks not yet yielded, per run: a task starts at most `window` runs after the
         # oldest of them, which bounds the outcomes the comparison holds back for run order.
         unfinished: collections.Counter[int] = collections.Counter()
@@ -222,6 +269,9 @@ class RayEngine:
                     unfinished[task.run] += 1
                     worker = idle.popleft()
                 in_flight[self.actors[worker].train.remote(task)] = (worker, task)
+                self._busy[worker] = WorkerActivity(
+                    str(worker), task.run, task.config, time.monotonic(),
+                    epochs=getattr(job.config_for(task), "epochs", None))
             if not in_flight:
                 if retries:
                     raise WorkerError(f"no worker is left for run {retries[0].run} of "
@@ -229,6 +279,7 @@ class RayEngine:
                 return
             (reference,), _ = ray.wait(list(in_flight), num_returns=1)
             worker, task = in_flight.pop(reference)
+            self._busy.pop(worker, None)
             try:
                 payload = ray.get(reference)
             except RayTaskError as error:
@@ -260,5 +311,6 @@ class RayEngine:
             if not unfinished[task.run]:
                 del unfinished[task.run]
             yield RunOutcome(task, payload["result"], payload["confusion"],
-                             payload["probabilities"], ModelFile(payload["model"]),
+                             payload["probabilities"],
+                             None if payload["model"] is None else ModelFile(payload["model"]),
                              payload["host"], str(worker), int(payload["threads"]))

@@ -24,6 +24,10 @@ interval (`paired.paired_difference`) as the trial's user attributes. After each
 running mean is reported to Optuna's `MedianPruner`, which stops a trial whose running mean is
 below the median of earlier trials at the same run.
 
+A trial's runs train on the engine of `compare` (`engine.make_engine`: serially, or several
+at once on Ray workers, kept for the whole search); the trials themselves run one at a time,
+so the sampler and the pruner see every finished trial and run as they would serially.
+
 The study lives in `study.db`, a local SQLite file (`optuna-dashboard sqlite:///study.db`
 reads it). A killed search resumes with the same command and `resume=True`: finished trials
 are kept, a trial left RUNNING by the kill is marked failed and its parameters are queued
@@ -36,11 +40,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +55,14 @@ from toonvision.fileio import write_text_atomic
 from toonvision.model_utils.compare import Comparison
 from toonvision.model_utils.comparison_summary import PRIMARY_METRIC, metric_values
 from toonvision.model_utils.configs import TrainingConfig
-from toonvision.model_utils.settings import SETTING_KEYS, plan_comparison
+from toonvision.model_utils.search_results import (  # noqa: F401 (the files' names, here too)
+    BEST_CONFIGS_FILE,
+    TRIALS_CSV,
+    best_trials,
+    requeue_interrupted,
+    write_results,
+)
+from toonvision.model_utils.settings import SETTING_KEYS, ComparisonPlan, plan_comparison
 from toonvision.model_utils.stored_settings import check_out_dir, settings_for
 
 if TYPE_CHECKING:
@@ -62,14 +72,13 @@ STUDY_FILE = "study.db"
 STUDY_NAME = "toonvision-search"
 SPEC_FILE = "search.json"
 TRIALS_FOLDER = "trials"
-TRIALS_CSV = "trials.csv"
-BEST_CONFIGS_FILE = "best_configs.toml"
 # Keys of a search file besides [space]; and the comparison settings it may set.
 SEARCH_KEYS: tuple[str, ...] = ("space", "base", "reference", "trials", "timeout",
                                 "runs_per_trial", "sampler_seed", "best")
 COMPARISON_KEYS: tuple[str, ...] = tuple(key for key in SETTING_KEYS
                                          if key not in ("configs", "runs", "until_decided",
-                                                        "look_every", "equivalence"))
+                                                        "look_every", "equivalence",
+                                                        "group_by", "groups_fingerprint"))
 # What may change when a search is resumed: the budget and how many best trials are written.
 _RESUMABLE = ("trials", "timeout", "best")
 _CONFIG_FIELDS = tuple(item.name for item in dataclasses.fields(TrainingConfig)
@@ -236,10 +245,24 @@ def _decode(value: Any) -> Any:
     return _tuples(json.loads(value)) if isinstance(value, str) and value[:1] == "[" else value
 
 
+def plan_trials(spec: SearchSpec) -> ComparisonPlan:
+    """The comparison every trial runs (`settings.ComparisonPlan`): its configurations are
+    the reference and the base, the trial's configuration being the base changed."""
+    return plan_comparison({**spec.comparison, "configs": [spec.reference, spec.base],
+                            "runs": spec.runs_per_trial})
+
+
 def run_search(out_dir: str | os.PathLike, spec: SearchSpec, task_data: Any, source: str, *,
                resume: bool = False, trainer_factory: Callable[..., Any] | None = None,
-               progress: Callable[[SearchProgress], None] | None = None) -> optuna.Study:
+               progress: Callable[[SearchProgress], None] | None = None,
+               engine: Any = None) -> optuna.Study:
     """Runs (or resumes) a search in `out_dir`; returns the Optuna study.
+
+    The trials run one at a time; a trial's paired runs train on `engine`, on Ray several at
+    once. The engine is held for the whole search (`with engine:`), so its trainers (the
+    reference's) and Ray workers serve every trial. The pruner sees the running mean after
+    every run, as the comparison logs them in run order whatever the engine; on Ray, the runs
+    in flight when a trial is pruned are dropped (they are not logged).
 
     Args:
         out_dir: the search's folder (new or empty unless `resume`).
@@ -249,6 +272,8 @@ def run_search(out_dir: str | os.PathLike, spec: SearchSpec, task_data: Any, sou
         resume: continue the search in `out_dir` (the same spec but its budget).
         trainer_factory: as in `Comparison.run` (default `model_utils.Trainer`).
         progress: called with a `SearchProgress` after every paired run and trial.
+        engine: where the runs train (`engine.make_engine`); default `engine.SerialEngine()`,
+            in this process.
 
     Raises:
         ToonvisionError: for a space value the base configuration refuses, or a resume with
@@ -256,9 +281,11 @@ def run_search(out_dir: str | os.PathLike, spec: SearchSpec, task_data: Any, sou
     """
     import optuna
 
+    from toonvision.model_utils.engine import SerialEngine
+
     out_dir = Path(out_dir)
-    plan = plan_comparison({**spec.comparison, "configs": [spec.reference, spec.base],
-                            "runs": spec.runs_per_trial})
+    engine = engine if engine is not None else SerialEngine()
+    plan = plan_trials(spec)
     reference, base = plan.configs
     for dimension in spec.space:
         for example in dimension.examples():
@@ -294,7 +321,8 @@ def run_search(out_dir: str | os.PathLike, spec: SearchSpec, task_data: Any, sou
         comparison = Comparison.start(out_dir / TRIALS_FOLDER / name, settings, resume=True)
         trial.set_user_attr("run_dir", f"{TRIALS_FOLDER}/{name}")
         trial.set_user_attr("config", _changed_fields(candidate))
-        for update in comparison.run(task_data, [reference, candidate], trainer_factory):
+        for update in comparison.run(task_data, [reference, candidate], trainer_factory,
+                                     engine=engine):
             mean = float(np.mean(_differences(comparison)))
             trial.report(mean, update.completed)
             report(trial.number, update.completed)
@@ -306,86 +334,12 @@ def run_search(out_dir: str | os.PathLike, spec: SearchSpec, task_data: Any, sou
     remaining = None if spec.trials is None else spec.trials - len(
         study.get_trials(states=finished_states))
     if remaining is None or remaining > 0:
-        study.optimize(objective, n_trials=remaining, timeout=spec.timeout,
-                       callbacks=[lambda study, trial: report(None, 0)], gc_after_trial=True)
+        with engine:   # one trial at a time; its runs spread over the engine's workers
+            study.optimize(objective, n_trials=remaining, timeout=spec.timeout,
+                           callbacks=[lambda study, trial: report(None, 0)],
+                           gc_after_trial=True)
     write_results(out_dir, study, spec.best)
     return study
-
-
-def requeue_interrupted(study: optuna.Study) -> list[int]:
-    """Marks trials left RUNNING by a kill as failed and queues failed trials' params again.
-
-    A failed trial is queued once: not when a trial with the same parameters is already
-    queued, running or finished.
-
-    Returns:
-        The numbers of the trials queued again.
-    """
-    from optuna.trial import TrialState
-
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study.tell(trial.number, state=TrialState.FAIL)
-    trials = study.get_trials(deepcopy=False)
-    taken = [trial.params for trial in trials if trial.state != TrialState.FAIL]
-    taken += [trial.system_attrs.get("fixed_params") for trial in trials
-              if trial.state == TrialState.WAITING]
-    queued = []
-    for trial in trials:
-        if trial.state == TrialState.FAIL and trial.params and trial.params not in taken:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            taken.append(trial.params)
-            queued.append(trial.number)
-    return queued
-
-
-def best_trials(study: optuna.Study, count: int) -> list[optuna.trial.FrozenTrial]:
-    """The complete trials with the highest scores, best first."""
-    from optuna.trial import TrialState
-
-    complete = [trial for trial in study.get_trials(states=(TrialState.COMPLETE,))
-                if trial.value is not None and math.isfinite(trial.value)]
-    return sorted(complete, key=lambda trial: (-trial.value, trial.number))[:count]
-
-
-def write_results(out_dir: str | os.PathLike, study: optuna.Study, best: int) -> list[Path]:
-    """Writes `trials.csv`, `best_configs.toml` and `trials.png`; returns their paths."""
-    from toonvision.data_visualization.figures import save_figure
-    from toonvision.data_visualization.search_figures import trials_figure
-
-    out_dir = Path(out_dir)
-    paths = [out_dir / TRIALS_CSV, out_dir / BEST_CONFIGS_FILE]
-    write_text_atomic(paths[0], study.trials_dataframe().to_csv(index=False))
-    write_text_atomic(paths[1], best_configs_toml(best_trials(study, best)))
-    figure = trials_figure(study)
-    if figure is not None:
-        paths.append(save_figure(figure, out_dir / "trials.png"))
-    return paths
-
-
-def best_configs_toml(trials: Sequence[optuna.trial.FrozenTrial]) -> str:
-    """The trials' configurations as `[configs.trial_N]` tables for `compare --config-file`."""
-    lines = ["# The best trials of a toonvision search, best first: each table is the trial's",
-             "# configuration (the fields that differ from TrainingConfig's defaults).", ""]
-    for trial in trials:
-        attrs = trial.user_attrs
-        low, high = attrs.get("ci_low", math.nan), attrs.get("ci_high", math.nan)
-        lines.append(f"# score {trial.value:+.4f} (mean paired difference in test accuracy "
-                     f"against the reference), corrected 95% interval {low:+.4f}..{high:+.4f}"
-                     f", {attrs.get('runs')} runs, in {attrs.get('run_dir')}")
-        lines.append(f"[configs.trial_{trial.number}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in attrs["config"].items()]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    if value is None:
-        return "false"   # config_from_table reads false as None (early_stopping_patience)
-    return json.dumps(value)
 
 
 def _changed_fields(config: TrainingConfig) -> dict[str, Any]:

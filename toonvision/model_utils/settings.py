@@ -3,9 +3,9 @@
 Two structures, one before the data is loaded and one after:
 
 - `ComparisonPlan`: what the user asks for (task, configurations, runs, image size, ratios,
-  seed, selection rule, balancing, stopping rule). `plan_comparison` builds it from three
-  layers: the defaults of `toonvision.defaults`, then a settings file, then explicit overrides
-  (the flags the user typed); a later layer wins.
+  seed, selection rule, balancing, grouping, stopping rule). `plan_comparison` builds it from
+  three layers: the defaults of `toonvision.defaults`, then a settings file, then explicit
+  overrides (the flags the user typed); a later layer wins.
 - `stored_settings.ComparisonSettings`: the plan resolved against the loaded data (class
   names, a fingerprint of the images), stored as `comparison.json` in the comparison's
   folder. `resume` refuses to continue with different settings.
@@ -25,6 +25,8 @@ A settings file holds the keys of `SETTING_KEYS`, for example:
     look_every = 10
     equivalence = 0.0                       # practical-difference margin in accuracy
     cv = 5                                  # K-fold cross-validation, `runs` repetitions
+    group_by = "screenshot"                 # keep groups whole: none, screenshot, duplicates,
+                                            # or "column:NAME" (a CSV set's column)
     workers = 2                             # runs at once (1: in this process, no Ray)
     threads_per_worker = 1
     address = "auto"                        # join this Ray cluster (none: a local one)
@@ -49,7 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toonvision import MissingFileError, ToonvisionError, defaults, unknown_name_error
-from toonvision.data_processing.splits import BALANCE_METHODS, check_ratios
+from toonvision.data_processing.splits import BALANCE_METHODS, check_grouping, check_ratios
 from toonvision.model_utils.runlog import check_rule
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ SETTING_DEFAULTS: dict[str, Any] = {
     "look_every": defaults.LOOK_EVERY,      # paired runs between two looks
     "equivalence": defaults.EQUIVALENCE,    # practical-difference margin in accuracy (0: none)
     "cv": defaults.CV,                      # K-fold cross-validation, `runs` repetitions
+    "group_by": defaults.GROUP_BY,          # what every split keeps whole (column:NAME: CSV)
     "workers": defaults.WORKERS,            # runs at once; None: one per CPU (with Ray)
     "threads_per_worker": defaults.THREADS_PER_WORKER,  # None: 1 on Ray, all serially
     "address": defaults.RAY_ADDRESS,        # a Ray cluster to join; None: a local Ray
@@ -82,7 +85,7 @@ ENGINE_KEYS: tuple[str, ...] = ("workers", "threads_per_worker", "address", "gpu
 SETTING_KEYS: tuple[str, ...] = tuple(SETTING_DEFAULTS)
 # Keys of comparison.json that record the data it ran on: accepted in a file, not used.
 RECORD_KEYS: tuple[str, ...] = ("source", "class_names", "data_fingerprint", "num_images",
-                                "version")
+                                "groups_fingerprint", "version")
 
 
 def _check_runs(runs: Any) -> int:
@@ -175,6 +178,8 @@ class ComparisonPlan:
         look_every: paired runs between two looks.
         equivalence: the practical-difference margin in test accuracy (0: none).
         cv: K-fold cross-validation with `runs` repetitions (None: a fresh split per run).
+        group_by: what every split keeps whole (`splits.check_grouping`): `none`,
+            `screenshot`, `duplicates`, or `column:NAME` for a CSV set.
         workers: runs trained at once (1: in this process; None: one per CPU when Ray is
             installed, `engine.make_engine`).
         threads_per_worker: threads of each worker (None: 1 on Ray; the process's own
@@ -195,6 +200,7 @@ class ComparisonPlan:
     look_every: int = defaults.LOOK_EVERY
     equivalence: float = defaults.EQUIVALENCE
     cv: int | None = defaults.CV
+    group_by: str = defaults.GROUP_BY
     workers: int | None = defaults.WORKERS
     threads_per_worker: int | None = defaults.THREADS_PER_WORKER
     address: str | None = defaults.RAY_ADDRESS
@@ -219,6 +225,7 @@ class ComparisonPlan:
         _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
                           len(self.configs))
         _check_cv(self.cv, self.until_decided)
+        check_grouping(self.group_by)
         _check_engine(self.workers, self.threads_per_worker, self.address,
                       self.gpus_per_worker)
 
@@ -348,6 +355,7 @@ def _plan_from(values: Mapping[str, Any]) -> ComparisonPlan:
         look_every=values["look_every"],
         equivalence=values["equivalence"],
         cv=values["cv"],
+        group_by=values["group_by"],
         workers=values["workers"],
         threads_per_worker=values["threads_per_worker"],
         address=values["address"],

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from toonvision import ExistingFileError, ToonvisionError, defaults
-from toonvision.data_processing.splits import check_ratios
+from toonvision.data_processing.splits import check_grouping, check_ratios
 from toonvision.model_utils.runlog import check_rule
 from toonvision.model_utils.settings import (
     _check_balance,
@@ -59,6 +59,10 @@ class ComparisonSettings:
         equivalence: the practical-difference margin in test accuracy (0: none).
         cv: K-fold cross-validation, `runs` repetitions of K folds, run `r` being fold
             `r % K` of repetition `r // K` (None: a fresh split per run).
+        group_by: what every split keeps whole (`splits.check_grouping`): `none`,
+            `screenshot`, `duplicates` or `column:NAME`.
+        groups_fingerprint: a hash of every image's group, in order (empty: ungrouped); a
+            resume whose manifest or grouping changed is refused on it.
         data_fingerprint: a hash of the images' names, labels and classes, in order.
         num_images: the number of images.
         version: the layout version of this file.
@@ -78,6 +82,8 @@ class ComparisonSettings:
     look_every: int = defaults.LOOK_EVERY
     equivalence: float = defaults.EQUIVALENCE
     cv: int | None = defaults.CV
+    group_by: str = defaults.GROUP_BY
+    groups_fingerprint: str = ""
     data_fingerprint: str = ""
     num_images: int = 0
     version: int = SETTINGS_VERSION
@@ -91,6 +97,7 @@ class ComparisonSettings:
         _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
                           len(self.configs))
         _check_cv(self.cv, self.until_decided)
+        check_grouping(self.group_by)
         names = self.config_names
         if len(set(names)) != len(names):
             raise ToonvisionError(f"configuration names must differ; got {', '.join(names)}")
@@ -177,6 +184,16 @@ def data_fingerprint(paths: Sequence[Path], labels: Sequence[str], y: np.ndarray
     return digest.hexdigest()
 
 
+def groups_fingerprint(groups: Sequence[object] | np.ndarray | None) -> str:
+    """A hash of every image's group, in order ("" for None): the grouped splits depend on it."""
+    if groups is None:
+        return ""
+    digest = hashlib.blake2b(digest_size=16)
+    for group in groups:
+        digest.update(f"{group}\n".encode())
+    return digest.hexdigest()
+
+
 def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: int,
                  source: str, ratios: Sequence[float] = defaults.RATIOS,
                  seed: int = defaults.SEED, select: str = defaults.SELECT,
@@ -184,11 +201,25 @@ def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: i
                  until_decided: bool = defaults.UNTIL_DECIDED,
                  look_every: int = defaults.LOOK_EVERY,
                  equivalence: float = defaults.EQUIVALENCE,
-                 cv: int | None = defaults.CV) -> ComparisonSettings:
+                 cv: int | None = defaults.CV, group_by: str = defaults.GROUP_BY,
+                 groups: Sequence[object] | np.ndarray | None = None) -> ComparisonSettings:
     """Builds the settings of a comparison of `configs` (TrainingConfig) on `task_data` (TaskData).
 
     The image size is read from the loaded images, so it is always the one really trained on.
+    `groups` (one per image, `splits.split_groups(group_by, ...)`; None when `group_by` is
+    `none`) are recorded by their fingerprint.
+
+    Raises:
+        ToonvisionError: if `groups` and `group_by` disagree (groups without a grouping, a
+            grouping without groups, or not one group per image).
     """
+    check_grouping(group_by)
+    if (group_by == "none") != (groups is None):
+        needs = "the group of every image" if groups is None else "no groups, but some were given"
+        raise ToonvisionError(f"group_by {group_by!r} needs {needs}")
+    if groups is not None and len(groups) != len(task_data.y):
+        raise ToonvisionError(f"need one group per image: {len(task_data.y)} images but "
+                              f"{len(groups)} groups")
     return ComparisonSettings(
         source=source,
         task=task_spec,
@@ -204,6 +235,8 @@ def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: i
         look_every=look_every,
         equivalence=float(equivalence),
         cv=cv,
+        group_by=group_by,
+        groups_fingerprint=groups_fingerprint(groups),
         data_fingerprint=data_fingerprint(task_data.paths, task_data.labels, task_data.y,
                                           task_data.class_names),
         num_images=len(task_data.y),

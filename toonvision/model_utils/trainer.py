@@ -164,7 +164,8 @@ class Trainer:
         return self._training_model
 
     def _build(self) -> None:
-        """Builds, compiles and traces the model once (a tiny fit), timing it as set-up."""
+        """Builds, compiles and traces the model once (a one-image fit, `_trace`), timing it
+        as set-up."""
         start = time.perf_counter()
         model = make_model(self.config, self.num_classes, self.image_size)
         training_model = (training_model_after_first_pooling(model) if self.pools_input
@@ -179,19 +180,49 @@ class Trainer:
         self._initial_optimizer_state = [np.array(variable.numpy())
                                          for variable in training_model.optimizer.variables]
         self._model, self._training_model = model, training_model
-        # Trace the train and test steps now with one batch, so that every run, the first
-        # included, starts from a traced model; the weights are re-initialised afterwards.
-        batch = min(self.config.batch_size, 4)
-        warm_images = np.zeros((batch, *self.image_size, 3), dtype=np.uint8)
-        warm_targets = targets_for(np.arange(batch) % self.num_classes, self.num_classes)
-        training_model.fit(
-            **self._training_data(warm_images, self._model_inputs(warm_images), warm_targets,
-                                  batch, seed=0),
-            validation_data=(self._model_inputs(warm_images), warm_targets),
-            validation_batch_size=EVALUATION_BATCH_SIZE, epochs=1, verbose=0)
+        self._trace()
         self._pending_setup_seconds = time.perf_counter() - start
         LOGGER.info("built and traced %s in %.2f s", self.config.name,
                     self._pending_setup_seconds)
+
+    def _trace(self) -> None:
+        """Traces the train and test steps with a one-image fit, for every run to come.
+
+        Keras on TensorFlow runs each step through a `tf.function` (`multi_step_on_iterator`)
+        that is traced once per input signature, and the signature of an array fed to `fit`
+        or `evaluate` has a static batch dimension when the array's length is a multiple of
+        the batch size (every batch full), else None. The warm-up used to fit 4 images in
+        batches of 4: a static (4, ...) signature that no real split has, so the first run
+        traced the train step again for (None, ...). That retrace was the fifth trace of
+        `multi_step_on_iterator` in five calls of a two-configuration `compare` (each trainer
+        built first traces its train and test step: four traces, all needed) and set off
+        TensorFlow's "5 out of the last 5 calls ... triggered tf.function retracing" warning
+        (it counts the traces of all functions made from the same Python code together).
+
+        One image in batches of the real sizes gives the batch dimension None (a batch size
+        of 1 gives (1, ...), as every real split then does), and a traced (None, ...)
+        function serves every batch, full, partial or of a split whose length is a multiple:
+        no run traces either step again, whatever the sizes of its split (a test checks it;
+        docs/training.md has the figures). The weights and the optimizer state are
+        re-initialised before each run.
+
+        The full model's predict step (`predict_on_batch`, which `predict_parts` calls after
+        every run) is traced per batch shape until a second shape makes Keras relax it to
+        (None, ...). Left to the runs, that is two traces per model in the first run, back to
+        back for three or more configurations (six calls, six traces: the same warning, for
+        `one_step_on_data_distributed`); predicting one image and then two here makes the
+        relaxed trace now, so no run traces it either.
+        """
+        warm_images = np.zeros((1, *self.image_size, 3), dtype=np.uint8)
+        warm_targets = targets_for(np.zeros(1, dtype=np.int64), self.num_classes)
+        warm_inputs = self._model_inputs(warm_images)
+        self.training_model.fit(
+            **self._training_data(warm_images, warm_inputs, warm_targets,
+                                  self.config.batch_size, seed=0),
+            validation_data=(warm_inputs, warm_targets),
+            validation_batch_size=EVALUATION_BATCH_SIZE, epochs=1, verbose=0)
+        for count in (1, 2):
+            self._model.predict_on_batch(np.zeros((count, *self.image_size, 3), np.float32))
 
     def _training_data(self, images: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
                        batch_size: int, seed: int) -> dict[str, Any]:
