@@ -12,7 +12,9 @@ Each engine runs in its own process (TensorFlow's thread pools are fixed once it
   (200 paired runs x 25 epochs on 684 crops) follows;
 - training throughput (images per second, all workers together);
 - Ray's own costs: `ray.init` and worker start-up (TensorFlow import, model build and trace
-  happen in the workers' first run and are reported as set-up);
+  happen in the workers' first run and are reported as set-up), and the time from a run's
+  end to its record in the log: the outcome's trip to the driver (the worker's model file,
+  Ray's transfer and `ray.wait`), then the driver's writes;
 - memory: each worker's resident memory, split into its own (anonymous) memory and the
   object store's shared pages it maps, sampled every 0.2 s, and the extrapolation to 1,700
   crops at 600x200 (the data is in the object store once; a worker's own memory grows by the
@@ -116,15 +118,32 @@ def run_part(part: str, crops: int, image_size: tuple[int, int], runs: int,
     sampler.start()
     with tempfile.TemporaryDirectory() as folder:
         comparison = Comparison.start(Path(folder) / "out", settings)
+        # Ray's cost after a run: when training ended (the worker's clock), when the driver
+        # got the outcome, when the run's record was in the log (same machine, same clock).
+        run_engine, finished, received, latencies = engine.run, {}, {}, []
+
+        def timed_run(*arguments, **options):
+            for outcome in run_engine(*arguments, **options):
+                run = outcome.task.run
+                finished[run] = max(finished.get(run, 0.0), outcome.finished)
+                received[run] = time.time()
+                latencies.append(("received", received[run] - outcome.finished))
+                yield outcome
+
+        engine.run = timed_run
         start = time.perf_counter()
         ends = []
-        for _ in comparison.run(data, configs, engine=engine):
+        for update in comparison.run(data, configs, engine=engine):
             ends.append(time.perf_counter() - start)
+            now = time.time()
+            latencies.append(("logged", now - received[update.run]))
+            latencies.append(("end_to_record", now - finished[update.run]))
         records = comparison.records
     stop.set()
     sampler.join()
     figures["driver"] = os.getpid()
     figures["run_ends"] = ends
+    figures["latencies"] = latencies
     figures["records"] = [{"run": record.run, "config": record.config,
                            "test": record.test_metrics, "epochs": record.epochs_run,
                            "setup": record.setup_seconds, "train": record.train_seconds,
@@ -268,6 +287,16 @@ def main() -> None:
                 trained.setdefault(record["config"], []).append(record["train"])
         print("  per task (after the first run): " + ", ".join(
             f"{name} {statistics.fmean(values):.1f} s" for name, values in trained.items()))
+        spans = {}
+        for kind, seconds in figures["latencies"]:
+            spans.setdefault(kind, []).append(seconds)
+        print("  after a run's training (median / max): outcome in the driver "
+              f"{statistics.median(spans['received']):.3f} / {max(spans['received']):.3f} s "
+              "(model file, transfer, ray.wait); record in the log after the run's last "
+              f"outcome {statistics.median(spans['logged']):.3f} / {max(spans['logged']):.3f} "
+              f"s; run end to record {statistics.median(spans['end_to_record']):.3f} / "
+              f"{max(spans['end_to_record']):.3f} s (includes waiting for its other "
+              "configuration and for earlier runs: the log is in run order)")
         if "ray_init_seconds" in figures:
             print(f"  ray.init {figures['ray_init_seconds']:.1f} s")
         print(f"  steady paired run {summary['per_run']:.1f} s; {summary['throughput']:.0f} "

@@ -113,6 +113,8 @@ class RunOutcome:
         host: the machine that trained it.
         worker: which worker of the engine (`local` for the serial engine, else its index).
         threads: the intra-op threads it trained with.
+        finished: when its training ended (`time.time()` on the machine that trained
+            it), for measuring what follows (`benchmarks/bench_engine.py`).
     """
 
     task: RunTask
@@ -123,6 +125,7 @@ class RunOutcome:
     host: str
     worker: str
     threads: int
+    finished: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -361,7 +364,7 @@ class SerialEngine:
             finally:
                 self._activity = WorkerActivity(LOCAL_WORKER)
             yield RunOutcome(task, result, confusion, probabilities, trainer.model, host,
-                             LOCAL_WORKER, process_threads(self.threads))
+                             LOCAL_WORKER, process_threads(self.threads), time.time())
 
 
 def import_ray() -> Any:

@@ -79,6 +79,7 @@ class _Worker:
         trainer = self.trainers.get(task.spec)
         result, confusion, probabilities = train_task(trainer, self.images, self.y, task,
                                                       self.num_classes)
+        finished = time.time()   # the model file below is the engine's cost, not the run's
         model_bytes = None
         if task.keep_model:
             with tempfile.TemporaryDirectory(prefix="toonvision-model-") as folder:
@@ -88,7 +89,7 @@ class _Worker:
         return {"result": result, "confusion": confusion, "probabilities": probabilities,
                 "model": model_bytes,
                 "host": socket.gethostname(), "pid": os.getpid(),
-                "threads": process_threads(self.threads)}
+                "threads": process_threads(self.threads), "finished": finished}
 
 
 class RayEngine:
@@ -313,4 +314,5 @@ class RayEngine:
             yield RunOutcome(task, payload["result"], payload["confusion"],
                              payload["probabilities"],
                              None if payload["model"] is None else ModelFile(payload["model"]),
-                             payload["host"], str(worker), int(payload["threads"]))
+                             payload["host"], str(worker), int(payload["threads"]),
+                             payload["finished"])
