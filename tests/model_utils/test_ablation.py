@@ -107,8 +107,14 @@ def test_ablate_command_gives_one_row_per_variant(
     assert len(records) == len(VARIANT_NAMES)
     assert records[0]["params"]["hidden_units"] == [256, 128]
     assert len(records[0]["history"]["val_loss"]) == records[0]["metrics"]["epochs_run"]
-    printed = capsys.readouterr().out
-    assert all(name in printed for name in VARIANT_NAMES)
+    captured = capsys.readouterr()
+    assert all(name in captured.out for name in VARIANT_NAMES)
+    # Off a terminal: one line per finished run, in order, and no bar redraws.
+    lines = [line for line in captured.err.splitlines() if line.startswith("run ")]
+    assert [line.split(" ", 3)[1:3] for line in lines] == [
+        [f"{index}/{len(VARIANT_NAMES)}", name] for index, name in
+        enumerate(VARIANT_NAMES, start=1)]
+    assert "\r" not in captured.err
     assert main(["ablate", "--labels", str(labels), "--images", str(images),
                  "--out", str(out)]) == 2
     assert "not an empty folder" in capsys.readouterr().err

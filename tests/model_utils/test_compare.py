@@ -867,7 +867,7 @@ def test_compare_command_takes_settings_from_a_file_and_typed_options_win(tmp_pa
     assert len(read_log(out_dir / LOG_FILE)[0]) == 6
 
 
-def test_optimizers_command_trains_each_optimizer_on_one_split(tmp_path, monkeypatch):
+def test_optimizers_command_trains_each_optimizer_on_one_split(tmp_path, monkeypatch, capsys):
     import toonvision.model_utils.trainer as model_utils
     from toonvision.cli import main
 
@@ -889,6 +889,11 @@ def test_optimizers_command_trains_each_optimizer_on_one_split(tmp_path, monkeyp
     assert table[0].startswith("optimizer,epoch,loss,accuracy,val_loss,val_accuracy,test_loss")
     assert len(table) == 1 + 3 * 2
     assert (tmp_path / "out" / "optimizers.png").read_bytes().startswith(PNG_SIGNATURE)
+    log = capsys.readouterr().err   # not a terminal: one line per optimizer, no redraws
+    assert [line.split(" done")[0] for line in log.splitlines()
+            if line.startswith("optimizer ")] == ["optimizer 1/3 adam", "optimizer 2/3 sgd",
+                                                  "optimizer 3/3 ftrl"]
+    assert "\r" not in log
     assert main(["optimizers", "--data-dir", str(tmp_path / "data"), "--optimizers", "adamw",
                  "--out", str(tmp_path / "out")]) == 2
 

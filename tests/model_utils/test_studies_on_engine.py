@@ -262,7 +262,12 @@ def test_the_search_command_trains_its_trials_on_the_engine_of_its_options(
                  "--out", str(tmp_path / "search")]
 
     assert main([*arguments, "--workers", "1", "--threads-per-worker", "1"]) == 0
-    assert "training in this process" in capsys.readouterr().err
+    log = capsys.readouterr().err
+    assert "training in this process" in log
+    # Not a terminal: one line per finished trial (2 trials), no bar redraws.
+    assert [line.split(" done")[0] for line in log.splitlines()
+            if line.startswith("trial ")] == ["trial 1/2", "trial 2/2"]
+    assert "\r" not in log
     assert DropoutTrainer.calls == 2 * 2 * 2          # trials x runs x configurations
     assert len(_rows(tmp_path / "search" / TRIALS_CSV)) == 2
     # A configuration that cannot be built on this data fails before anything is written.

@@ -78,9 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from toonvision.commands._common import engine_from_args, task_data_from_args
+    from toonvision.commands._progress import RunProgress
     from toonvision.data_processing.splits import check_ratios
     from toonvision.fileio import write_text_atomic
     from toonvision.model_utils.ablation import (
@@ -119,20 +118,16 @@ def run(args: argparse.Namespace) -> int:
           f"{engine.describe()}", file=sys.stderr)
     tracker = None if args.no_tracking else RunTracker(args.out, experiment="ablation")
     total = len(variants) * args.seeds
-    bar = tqdm(total=total, unit="run", desc="ablation", file=sys.stderr)
-
-    def on_epoch(variant: str, seed: int, epoch: int, logs: dict) -> None:
-        bar.set_description(f"{variant} seed {seed} epoch {epoch + 1}")
-        if "val_accuracy" in logs:
-            bar.set_postfix_str(f"val acc {logs['val_accuracy']:.3f}")
-
     runs = []
-    try:
+    # One line per finished run in a log; on a terminal a bar with what each worker trains.
+    with RunProgress(total, unit="run", activity=getattr(engine, "activity", None)) as progress:
         for result in run_ablation(task_data.images, task_data.y, len(task_data.class_names),
                                    list(range(args.seeds)), variants, base, args.ratio,
-                                   args.balance, on_epoch, engine=engine):
+                                   args.balance, engine=engine):
             runs.append(result)
-            bar.update(1)
+            progress.finished(f"{result.variant} seed {result.seed} done: val acc "
+                              f"{result.validation_accuracy:.3f}, test acc "
+                              f"{result.test_accuracy:.3f}")
             if tracker is not None:
                 variant = next(item for item in variants if item.name == result.variant)
                 config = variant.config(base)
@@ -147,8 +142,6 @@ def run(args: argparse.Namespace) -> int:
                      "test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1,
                      "epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
                 )
-    finally:
-        bar.close()
 
     import pandas as pd
 

@@ -61,9 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from toonvision.commands._common import engine_from_args, task_data_from_args
+    from toonvision.commands._progress import RunProgress
     from toonvision.data_visualization.comparison_figures import optimizers_figure
     from toonvision.data_visualization.figures import save_figure
     from toonvision.fileio import write_text_atomic
@@ -91,18 +90,15 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
 
     results = {}
-    with tqdm(total=len(names) * args.epochs, unit="epoch", file=sys.stderr) as bar:
-        def on_epoch(optimizer: str, epoch: int, logs: dict) -> None:
-            bar.set_description(optimizer)
-            bar.update(1)
-
+    with RunProgress(len(names), unit="optimizer",
+                     activity=getattr(engine, "activity", None)) as progress:
         for optimizer, result in compare_optimizers(task_data, base, names, args.learning_rate,
-                                                    args.seed, args.ratio,
-                                                    epoch_callback=on_epoch, engine=engine):
+                                                    args.seed, args.ratio, engine=engine):
             results[optimizer] = result
-            # Early stopping may end an optimizer's run early, and Ray workers report no
-            # epochs: count its epochs as done.
-            bar.update(max(0, len(results) * args.epochs - bar.n))
+            validation = result.validation_metrics
+            progress.finished(f"{optimizer} done: val acc "
+                              f"{validation.get('accuracy', float('nan')):.3f} after "
+                              f"{result.epochs_run} epochs")
 
     table = optimizer_table(results)
     write_text_atomic(args.out / TABLE_FILE, table.to_csv(index=False))

@@ -61,9 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from toonvision.commands._common import engine_from_args, task_data_from_args
+    from toonvision.commands._progress import SEPARATOR, RunProgress
     from toonvision.commands.compare import task_data_source
     from toonvision.model_utils.search import (
         BEST_CONFIGS_FILE,
@@ -94,23 +93,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"searching {', '.join(d.name for d in spec.space)} from {spec.base} against "
           f"{spec.reference} on {len(task_data)} images, {budget} x {spec.runs_per_trial} "
           f"paired runs; writing to {args.out}; training {engine.describe()}", file=sys.stderr)
-    bar = tqdm(total=spec.trials, unit="trial", file=sys.stderr, desc="trials",
-               dynamic_ncols=True)
+    # One line per finished trial in a log; on a terminal a bar with the trial's run, the best
+    # so far and what each worker trains.
+    with RunProgress(spec.trials, unit="trial",
+                     activity=getattr(engine, "activity", None)) as bar:
+        seen = [0]
 
-    def progress(state) -> None:
-        bar.n = state.finished
-        where = (f"trial {state.trial} run {state.run}/{state.runs}" if state.trial is not None
-                 else "trials")
-        bar.set_description(where)
-        if state.best_trial is not None:
-            bar.set_postfix_str(f"best trial {state.best_trial}: {state.best_value:+.4f}")
-        bar.refresh()
+        def progress(state) -> None:
+            best = ("" if state.best_trial is None
+                    else f"best trial {state.best_trial} {state.best_value:+.4f}")
+            if state.finished > seen[0]:
+                seen[0] = state.finished
+                bar.finished(f"done{': ' + best if best else ''}", status=best,
+                             completed=state.finished)
+            elif state.trial is not None:
+                bar.set_status(SEPARATOR.join(part for part in (
+                    f"trial {state.trial} run {state.run}/{state.runs}", best) if part))
 
-    try:
         study = run_search(args.out, spec, task_data, task_data_source(args),
                            resume=args.resume, progress=progress, engine=engine)
-    finally:
-        bar.close()
     for trial in best_trials(study, spec.best):
         attrs = trial.user_attrs
         print(f"trial_{trial.number}: {trial.value:+.4f} test accuracy against "
