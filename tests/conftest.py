@@ -197,3 +197,15 @@ def write_flat_set() -> Callable[..., tuple[Path, Path]]:
         return labels, images
 
     return write
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance (2 CPUs) for a test module's Ray tests (started
+    only by the tests that use it; needs Ray installed); engines join it."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
+             log_to_driver=False)
+    yield ray
+    ray.shutdown()

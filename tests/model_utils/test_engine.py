@@ -125,17 +125,6 @@ def test_a_record_without_placement_reads_and_writes_back_unchanged(tmp_path):
 # The Ray engine, with a fake trainer
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance (2 CPUs) for the module's Ray tests; engines join it."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
-             log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @needs_ray
 def test_ray_workers_finish_out_of_order_and_a_killed_worker_is_retried(tmp_path, local_ray):
     runs = 6

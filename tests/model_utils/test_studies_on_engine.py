@@ -143,17 +143,6 @@ def test_compare_optimizers_ablate_and_search_present_the_same_engine_options():
 # On Ray
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance (2 CPUs) for the module's Ray tests; engines join it."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False,
-             log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @needs_ray
 def test_a_held_ray_engine_keeps_its_workers_for_new_configurations_and_a_search(
         tmp_path, local_ray):
