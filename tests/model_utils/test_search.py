@@ -19,14 +19,13 @@ from toonvision.model_utils.compare import Comparison
 from toonvision.model_utils.configs import load_config_file, resolve_configs
 from toonvision.model_utils.runlog import LOG_FILE, read_log
 from toonvision.model_utils.search import (
-    BEST_CONFIGS_FILE,
     STUDY_FILE,
     STUDY_NAME,
-    TRIALS_CSV,
     load_search_file,
     parse_duration,
     run_search,
 )
+from toonvision.model_utils.search_results import BEST_CONFIGS_FILE, TRIALS_CSV
 
 SPACE = """
 base = "optimized"

@@ -30,13 +30,8 @@ import toonvision.model_utils.engine as engine
 from toonvision.cli import build_parser, main
 from toonvision.model_utils.engine import EngineJob, RunTask, SerialEngine
 from toonvision.model_utils.runlog import LOG_FILE, read_log
-from toonvision.model_utils.search import (
-    BEST_CONFIGS_FILE,
-    TRIALS_CSV,
-    TRIALS_FOLDER,
-    load_search_file,
-    run_search,
-)
+from toonvision.model_utils.search import TRIALS_FOLDER, load_search_file, run_search
+from toonvision.model_utils.search_results import BEST_CONFIGS_FILE, TRIALS_CSV
 from toonvision.model_utils.trainer_cache import Trainers
 
 needs_ray = pytest.mark.skipif(not engine.ray_available(),

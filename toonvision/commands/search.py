@@ -64,14 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.commands._common import engine_from_args, task_data_from_args
     from toonvision.commands._progress import SEPARATOR, RunProgress
     from toonvision.commands.compare import task_data_source
-    from toonvision.model_utils.search import (
-        BEST_CONFIGS_FILE,
-        STUDY_FILE,
-        best_trials,
-        load_search_file,
-        plan_trials,
-        run_search,
-    )
+    from toonvision.model_utils.search import STUDY_FILE, load_search_file, plan_trials, run_search
+    from toonvision.model_utils.search_results import BEST_CONFIGS_FILE, best_trials
 
     overrides = {key: value for key, value in (("trials", args.trials),
                                                ("timeout", args.timeout),

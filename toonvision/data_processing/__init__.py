@@ -9,6 +9,7 @@
     inputs.py      the crops that predict and report read from files, folders, screenshots
     dataset.py     one dataset abstraction (VOC crops or CSV + folder), cached loading
     splits.py      stratified, seeded 60/20/20 splits as data; class balancing
+    folds.py       stratified (and grouped) K-fold cross-validation splits
     balance.py     counts per class and split (the article's balance check; figures are
                    drawn by data_visualization.dataset_figures)
     explore.py     flat labelled sets: sizes, formats, duplicates

@@ -55,9 +55,7 @@ from toonvision.fileio import write_text_atomic
 from toonvision.model_utils.compare import Comparison
 from toonvision.model_utils.comparison_summary import PRIMARY_METRIC, metric_values
 from toonvision.model_utils.configs import TrainingConfig
-from toonvision.model_utils.search_results import (  # noqa: F401 (the files' names, here too)
-    BEST_CONFIGS_FILE,
-    TRIALS_CSV,
+from toonvision.model_utils.search_results import (
     best_trials,
     requeue_interrupted,
     write_results,
