@@ -81,13 +81,14 @@ def memory_of(pid: int) -> tuple[float, float]:
 def run_part(part: str, crops: int, image_size: tuple[int, int], runs: int,
              epochs: int) -> dict:
     """Runs one engine's comparison in this process; returns its figures."""
-    from toonvision.model_utils.engine import make_engine, pin_threads
+    from toonvision.model_utils.engine.choose import make_engine
+    from toonvision.model_utils.engine.serial import pin_threads
 
     workers, threads = PARTS[part]
     pin_threads(threads)
-    from toonvision.model_utils.compare import Comparison
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.stored_settings import settings_for
+    from toonvision.model_utils.comparison.runner import Comparison
+    from toonvision.model_utils.comparison.stored_settings import settings_for
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     data = task_data(crops, image_size)
     configs = [BUILTIN_CONFIGS[name].replace(epochs=epochs) for name in ("baseline", "optimized")]
@@ -159,14 +160,14 @@ def bare_step(threads: int, image_size: tuple[int, int], steps: int) -> dict:
     The reference of `--ceiling`: Keras alone, none of the engine (no feed, no evaluation,
     no model transfer), on the pooled input the trainer trains on.
     """
-    from toonvision.model_utils.engine import pin_threads
+    from toonvision.model_utils.engine.serial import pin_threads
 
     pin_threads(threads)
     import keras
 
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.models import loss_and_metrics, make_model, make_optimizer
-    from toonvision.model_utils.trainer import training_model_after_first_pooling
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.models import loss_and_metrics, make_model, make_optimizer
+    from toonvision.model_utils.training.trainer import training_model_after_first_pooling
 
     config = BUILTIN_CONFIGS["baseline"]
     model = training_model_after_first_pooling(make_model(config, 2, image_size))

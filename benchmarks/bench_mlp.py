@@ -79,8 +79,8 @@ def stock(images: np.ndarray, y: np.ndarray, epochs: int) -> tuple[list[float], 
 
 def ours(images: np.ndarray, y: np.ndarray, epochs: int) -> tuple[list[float], list[float]]:
     """The same MLP through toonvision's Trainer (mlp config, early stopping off)."""
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.trainer import Trainer
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.trainer import Trainer
 
     config = BUILTIN_CONFIGS["mlp"].replace(epochs=epochs, early_stopping_patience=None)
     trainer = Trainer(config, CLASSES, IMAGE_SIZE)

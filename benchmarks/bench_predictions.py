@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toonvision.model_utils.predictions import PredictionStore
+from toonvision.model_utils.comparison.predictions import PredictionStore
 
 
 def simulate(folder: Path, runs: int, crops: int, stored: int, classes: int) -> dict:
@@ -65,7 +65,7 @@ def simulate(folder: Path, runs: int, crops: int, stored: int, classes: int) -> 
 def doctor_seconds(runs: int, crops: int) -> float:
     """Reading two configurations' predictions, averaging them per crop, and cleanlab's ranking:
     the part of `toonvision doctor` that grows with the number of runs."""
-    from toonvision.model_utils.doctor import label_quality, out_of_sample
+    from toonvision.model_utils.dataset_doctor import label_quality, out_of_sample
 
     generator = np.random.default_rng(1)
     ids = generator.integers(0, 2**63, crops).astype(np.uint64)

@@ -136,7 +136,7 @@ def keras_augmentation_layers(seed: int | None = None):
     """
     import keras
 
-    from toonvision.model_utils import augment
+    from toonvision.model_utils.training import augment
 
     return keras.Sequential([
         keras.layers.RandomFlip("horizontal", seed=seed),
@@ -223,8 +223,8 @@ def summarise(clock: EpochClock, evaluate_seconds: tuple[float, float], accuracy
 def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: str,
           interpolation: str) -> None:
     """Times reference and ours, interleaved so that machine load hits both alike."""
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.trainer import Trainer
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.trainer import Trainer
 
     extrapolated = epochs < PROTOCOL_EPOCHS
     print(f"{len(images)} images {images.shape[1]}x{images.shape[2]}, {epochs} epoch(s) per "
@@ -280,8 +280,8 @@ def speed(images: np.ndarray, y: np.ndarray, epochs: int, runs: int, precision: 
 def accuracy(images: np.ndarray, y: np.ndarray, seeds: int, epochs: int,
              precision: str, interpolation: str) -> None:
     """Median test accuracy of reference and ours over the same seeds and splits."""
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.trainer import Trainer
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.trainer import Trainer
 
     print(f"accuracy check: {len(images)} images {images.shape[1]}x{images.shape[2]}, "
           f"{epochs} epochs, seeds 0..{seeds - 1} (split and weights seeded alike)")
@@ -336,7 +336,7 @@ def main() -> int:
     else:
         images, y = synthetic_data(image_size)
     epochs = PROTOCOL_EPOCHS if args.full else args.epochs
-    from toonvision.model_utils.configs import cpu_has_native_bfloat16, dtype_policy_name
+    from toonvision.model_utils.training.configs import cpu_has_native_bfloat16, dtype_policy_name
 
     print(f"data: {args.data}, {len(images)} images (class 1: {int(y.sum())}); "
           f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; native bfloat16: "

@@ -15,7 +15,7 @@ import pytest
 
 from toonvision.commands._progress import RunProgress, describe_activity
 from toonvision.data_processing.images import write_image_atomic
-from toonvision.model_utils.engine import WorkerActivity
+from toonvision.model_utils.engine.serial import WorkerActivity
 
 # One finished run in a log: `run 12/200 (cap) done in 41 s: ... | eta at most 2.1 h`.
 LINE = re.compile(r"^(?P<unit>\w+) (?P<done>\d+)(/(?P<total>\d+))?(?P<cap> \(cap\))? (?P<text>.+) "
@@ -164,7 +164,7 @@ class FakeTrainer:
 
 
 def test_compare_in_a_log_writes_one_line_per_run_and_no_redraws(tmp_path, monkeypatch, capsys):
-    import toonvision.model_utils.trainer as trainer
+    import toonvision.model_utils.training.trainer as trainer
     from toonvision.cli import main
 
     monkeypatch.setattr(trainer, "Trainer", FakeTrainer)

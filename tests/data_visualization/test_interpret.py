@@ -8,7 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from toonvision.data_visualization import gradcam, interpret  # noqa: E402
-from toonvision.model_utils.models import predict_probabilities  # noqa: E402
+from toonvision.model_utils.training.models import predict_probabilities  # noqa: E402
 
 SIZE = 32
 CORNER = 8  # the model only looks at this many rows and columns in the top-left corner
@@ -248,8 +248,8 @@ def test_a_sequential_model_works_like_a_functional_one() -> None:
 
 
 def test_gradcam_activations_and_filters_work_on_a_same_padding_batch_norm_cnn() -> None:
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.models import make_model
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.models import make_model
 
     config = BUILTIN_CONFIGS["optimized"].replace(pool_input=False, padding="same",
                                                   batch_norm=True, precision="float32")
@@ -275,7 +275,7 @@ def test_gradcam_activations_and_filters_work_on_a_same_padding_batch_norm_cnn()
 
 def test_author_model_gradcam_on_toon_dog_is_informative(shared_data, author_model_path) -> None:
     from toonvision.data_visualization.evaluation import load_inputs
-    from toonvision.model_utils.model_io import load_model
+    from toonvision.model_utils.training.model_io import load_model
 
     model, info = load_model(author_model_path)
     toontown = shared_data / "toontown"

@@ -260,7 +260,7 @@ def test_report_on_a_model_without_convolutions(tmp_path: Path) -> None:
 
 def test_report_command_on_a_dataset_test_split(tmp_path: Path, capsys, tiny_model) -> None:
     from toonvision import cli
-    from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
+    from toonvision.model_utils.training.model_io import ModelInfo, save_model_atomic
 
     for prefix in ("cog", "toon"):
         write_crops(tmp_path / "data" / "unsorted" / prefix, 10, seed=len(prefix))
@@ -288,7 +288,7 @@ def test_report_on_a_grouped_comparisons_model_tests_on_its_grouped_split(
     from toonvision.data_processing.extract import extract
     from toonvision.data_processing.splits import grouped_stratified_split, screenshot_groups
     from toonvision.labels import make_task
-    from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
+    from toonvision.model_utils.training.model_io import ModelInfo, save_model_atomic
 
     for shot in range(10):
         boxes = [("toon_dog" if (shot + box) % 2 else "cog_bb_flunky", 4 + 20 * box, 4,
@@ -314,7 +314,7 @@ def test_report_on_a_grouped_comparisons_model_tests_on_its_grouped_split(
 def test_report_command_rejects_a_task_the_model_was_not_trained_for(tmp_path: Path,
                                                                      capsys, tiny_model) -> None:
     from toonvision import cli
-    from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
+    from toonvision.model_utils.training.model_io import ModelInfo, save_model_atomic
 
     write_crops(tmp_path / "crops", 2)
     model_path = save_model_atomic(tiny_model(), tmp_path / "tiny.keras",
@@ -328,7 +328,7 @@ def test_report_command_rejects_a_task_the_model_was_not_trained_for(tmp_path: P
 def test_author_model_makes_no_mistake_on_the_annotated_screenshots(
     shared_data: Path, author_model_path: Path,
 ) -> None:
-    from toonvision.model_utils.model_io import load_model
+    from toonvision.model_utils.training.model_io import load_model
 
     model, info = load_model(author_model_path)
     toontown = shared_data / "toontown"
@@ -343,8 +343,8 @@ def test_author_model_makes_no_mistake_on_the_annotated_screenshots(
 def test_comparison_section_shows_the_verdict_and_the_forest_plot(tmp_path: Path) -> None:
     from toonvision.data_visualization.report_page import Page
     from toonvision.data_visualization.report_sections import run_section
-    from toonvision.model_utils.comparison_summary import summarize
-    from toonvision.model_utils.runlog import evaluation_records
+    from toonvision.model_utils.comparison.runlog import evaluation_records
+    from toonvision.model_utils.comparison.summary import summarize
 
     generator = np.random.default_rng(3)
     baseline = generator.uniform(0.9, 0.95, 12)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from toonvision.cli import main
-from toonvision.model_utils.ablation import (
+from toonvision.model_utils.studies.ablation import (
     VARIANT_NAMES,
     AblationRun,
     ablation_table,
@@ -22,7 +22,7 @@ from toonvision.model_utils.tracking import read_records
 
 
 def test_variants_are_the_decks_changes_of_the_mlp_config() -> None:
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     base = BUILTIN_CONFIGS["mlp"]
     configs = {variant.name: variant.config(base) for variant in select_variants()}
@@ -136,6 +136,6 @@ def test_binary_task_gets_a_macro_f1_from_predictions() -> None:
 
 
 def _tiny_base():
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     return BUILTIN_CONFIGS["mlp"].replace(epochs=1)

@@ -12,15 +12,15 @@ import pytest
 
 from toonvision import ToonvisionError
 from toonvision.data_processing.splits import stratified_split
-from toonvision.model_utils.architecture import cnn_minimum_side, cnn_output_size
-from toonvision.model_utils.configs import (
+from toonvision.model_utils.training.architecture import cnn_minimum_side, cnn_output_size
+from toonvision.model_utils.training.configs import (
     BUILTIN_CONFIGS,
     config_from_table,
     load_config_file,
     resolve_configs,
 )
-from toonvision.model_utils.models import make_model
-from toonvision.model_utils.trainer import Trainer
+from toonvision.model_utils.training.models import make_model
+from toonvision.model_utils.training.trainer import Trainer
 
 NEXT_STEPS = Path(__file__).resolve().parents[2] / "configs" / "article_next_steps.toml"
 NEXT_STEP_NAMES = ["no_first_pool", "dropout_between_blocks", "two_convs_per_block", "batch_norm"]

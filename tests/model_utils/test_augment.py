@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from toonvision.model_utils.augment import (
+from toonvision.model_utils.training.augment import (
     TrainingFeed,
     augment_images,
     max_pool_2x2,

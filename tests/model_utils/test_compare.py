@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import toonvision.model_utils.best_models as best_models
-import toonvision.model_utils.compare as compare
-import toonvision.model_utils.model_io as model_io
+import toonvision.model_utils.comparison.best_models as best_models
+import toonvision.model_utils.comparison.runner as compare
+import toonvision.model_utils.training.model_io as model_io
 from toonvision.data_processing.images import write_image_atomic
 from toonvision.data_visualization.comparison_figures import (
     BEST_RUN_CURVES_FILE,
@@ -34,18 +34,8 @@ from toonvision.data_visualization.comparison_figures import (
     LEARNING_CURVES_FILE,
     write_comparison_figures,
 )
-from toonvision.model_utils.best_models import PENDING_FOLDER
-from toonvision.model_utils.compare import Comparison
-from toonvision.model_utils.comparison_summary import (
-    PER_CLASS_FILE,
-    SUMMARY_COLUMNS,
-    SUMMARY_FILE,
-    class_scores,
-    describe,
-    summarize,
-)
-from toonvision.model_utils.paired import paired_difference, selection_optimism
-from toonvision.model_utils.runlog import (
+from toonvision.model_utils.comparison.best_models import PENDING_FOLDER
+from toonvision.model_utils.comparison.runlog import (
     LOG_FILE,
     STOP_FILE,
     RunRecord,
@@ -55,8 +45,18 @@ from toonvision.model_utils.runlog import (
     read_stop,
     select_best,
 )
-from toonvision.model_utils.stored_settings import SETTINGS_FILE, ComparisonSettings
-from toonvision.model_utils.verdict import paired_verdict, verdict_sentence
+from toonvision.model_utils.comparison.runner import Comparison
+from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, ComparisonSettings
+from toonvision.model_utils.comparison.summary import (
+    PER_CLASS_FILE,
+    SUMMARY_COLUMNS,
+    SUMMARY_FILE,
+    class_scores,
+    describe,
+    summarize,
+)
+from toonvision.model_utils.statistics.paired import paired_difference, selection_optimism
+from toonvision.model_utils.statistics.verdict import paired_verdict, verdict_sentence
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -477,9 +477,9 @@ def test_tracker_gets_every_run_of_every_config(tmp_path):
 
 
 def test_comparison_json_of_a_finished_comparison_reproduces_its_settings(tmp_path):
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.settings import plan_comparison
-    from toonvision.model_utils.stored_settings import settings_for
+    from toonvision.model_utils.comparison.settings import plan_comparison
+    from toonvision.model_utils.comparison.stored_settings import settings_for
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     task_data = SimpleNamespace(**vars(TASK_DATA), paths=[Path(f"{index}.png") for index in
                                                           range(30)],
@@ -580,7 +580,7 @@ def test_until_decided_resumes_exactly(tmp_path):
 
 
 def test_compare_command_runs_until_decided(tmp_path, monkeypatch, capsys):
-    import toonvision.model_utils.trainer as model_utils
+    import toonvision.model_utils.training.trainer as model_utils
     from toonvision.cli import main
 
     monkeypatch.setattr(model_utils, "Trainer", EffectTrainer)
@@ -685,7 +685,7 @@ def write_crops(data_dir: Path, per_class: int = 12, size: tuple[int, int] = (48
 @pytest.mark.slow
 def test_a_killed_comparison_resumes_to_exactly_n_runs(tmp_path):
     from toonvision.cli import main
-    from toonvision.model_utils.model_io import load_model
+    from toonvision.model_utils.training.model_io import load_model
 
     write_crops(tmp_path / "data")
     out_dir = tmp_path / "runs" / "tiny"
@@ -753,8 +753,8 @@ def card_crops(cards_dir: Path, labels: tuple[str, ...], size: tuple[int, int]) 
 
 @pytest.mark.slow
 def test_both_article_configs_learn_real_crops_well_above_chance(shared_data, tmp_path):
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.stored_settings import settings_for
+    from toonvision.model_utils.comparison.stored_settings import settings_for
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     labels = ("ace", "king")
     images, y, paths = card_crops(shared_data / "cards_voc" / "train", labels, (64, 48))
@@ -791,7 +791,7 @@ class RecordingTrainer(FakeTrainer):
 def test_compare_command_applies_epochs_early_stopping_and_balance(tmp_path, monkeypatch,
                                                                    capsys):
     import toonvision.model_utils.tracking as tracking
-    import toonvision.model_utils.trainer as model_utils
+    import toonvision.model_utils.training.trainer as model_utils
     from toonvision.cli import main
 
     monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
@@ -830,7 +830,7 @@ def test_compare_command_applies_epochs_early_stopping_and_balance(tmp_path, mon
 
 def test_compare_command_takes_settings_from_a_file_and_typed_options_win(tmp_path, monkeypatch,
                                                                          capsys):
-    import toonvision.model_utils.trainer as model_utils
+    import toonvision.model_utils.training.trainer as model_utils
     from toonvision.cli import main
 
     monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
@@ -868,7 +868,7 @@ def test_compare_command_takes_settings_from_a_file_and_typed_options_win(tmp_pa
 
 
 def test_optimizers_command_trains_each_optimizer_on_one_split(tmp_path, monkeypatch, capsys):
-    import toonvision.model_utils.trainer as model_utils
+    import toonvision.model_utils.training.trainer as model_utils
     from toonvision.cli import main
 
     monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
@@ -902,10 +902,10 @@ def test_compare_stores_every_runs_out_of_sample_predictions_for_the_doctor(
         tmp_path, monkeypatch, write_crops):
     """Every logged run has, per configuration, the probabilities of its validate and test
     crops under their stable ids; a resume keeps only the runs in the log."""
-    import toonvision.model_utils.trainer as model_utils
+    import toonvision.model_utils.training.trainer as model_utils
     from toonvision.cli import main
     from toonvision.data_processing.dataset import crop_ids, from_crops
-    from toonvision.model_utils.predictions import PredictionStore
+    from toonvision.model_utils.comparison.predictions import PredictionStore
 
     monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
     RecordingTrainer.made = []

@@ -16,12 +16,12 @@ from test_compare import CONFIGS, TASK_DATA, FakeTrainer, comparable, fake_setti
 
 from toonvision import ToonvisionError
 from toonvision.data_processing.folds import cross_validation_split
-from toonvision.model_utils.compare import Comparison
-from toonvision.model_utils.comparison_summary import summarize
-from toonvision.model_utils.run_splits import split_for_run
-from toonvision.model_utils.runlog import LOG_FILE, RunRecord, read_log
-from toonvision.model_utils.settings import plan_comparison
-from toonvision.model_utils.stored_settings import ComparisonSettings, ResumeError
+from toonvision.model_utils.comparison.run_splits import split_for_run
+from toonvision.model_utils.comparison.runlog import LOG_FILE, RunRecord, read_log
+from toonvision.model_utils.comparison.runner import Comparison
+from toonvision.model_utils.comparison.settings import plan_comparison
+from toonvision.model_utils.comparison.stored_settings import ComparisonSettings, ResumeError
+from toonvision.model_utils.comparison.summary import summarize
 
 FOLDS = 5
 

@@ -12,14 +12,14 @@ from toonvision.data_processing.dataset import crop_ids, from_crops, select_for_
 from toonvision.data_processing.images import read_image, write_image_atomic
 from toonvision.data_processing.splits import stratified_split
 from toonvision.labels import make_task
-from toonvision.model_utils.doctor import (
+from toonvision.model_utils.comparison.predictions import Predictions, PredictionStore
+from toonvision.model_utils.dataset_doctor import (
     comparison_crops,
     diagnose,
     duplicates_table,
     label_issues_table,
     out_of_sample,
 )
-from toonvision.model_utils.predictions import Predictions, PredictionStore
 
 
 def make_comparison(run_dir, data_dir, task_spec, predict, runs, configs=("baseline",)):
@@ -27,9 +27,9 @@ def make_comparison(run_dir, data_dir, task_spec, predict, runs, configs=("basel
     settings, a log line per configuration and run, and each run's stored predictions.
 
     `predict(config, run, split, task_data)` returns the probabilities per part."""
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.runlog import LOG_FILE, RunRecord, append_records
-    from toonvision.model_utils.stored_settings import SETTINGS_FILE, settings_for
+    from toonvision.model_utils.comparison.runlog import LOG_FILE, RunRecord, append_records
+    from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, settings_for
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     dataset = from_crops(data_dir)
     task = make_task(task_spec, dataset.labels)
@@ -172,7 +172,7 @@ def test_the_wrong_data_for_a_comparison_is_an_error(generated, tmp_path, write_
 @pytest.mark.slow
 def test_page_shows_grad_cam_under_the_best_model(generated, tmp_path, tiny_model):
     from toonvision.data_visualization.doctor_page import write_doctor_page
-    from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
+    from toonvision.model_utils.training.model_io import ModelInfo, save_model_atomic
 
     make_comparison(tmp_path / "run", generated, "binary", brightness_predictor, runs=4)
     save_model_atomic(tiny_model((48, 48)), tmp_path / "run" / "best_baseline.keras",
@@ -219,9 +219,9 @@ def cnn_predictor(image_size=(96, 72), epochs=12):
     """Trains the article's baseline CNN on each run's split (tiny images) with the Trainer and
     predicts the validation and test parts: a short comparison."""
     from toonvision.data_processing.dataset import load_images
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.predictions import predict_parts
-    from toonvision.model_utils.trainer import Trainer
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.models import predict_parts
+    from toonvision.model_utils.training.trainer import Trainer
 
     state = {}
 

@@ -30,16 +30,18 @@ from test_compare import (
     write_crops,
 )
 
-import toonvision.model_utils.engine as engine
+import toonvision.model_utils.engine.choose as choose
+import toonvision.model_utils.engine.serial as engine
 from toonvision import ToonvisionError
-from toonvision.model_utils.compare import Comparison
-from toonvision.model_utils.engine import SerialEngine, make_engine
-from toonvision.model_utils.ray_engine import RayEngine
-from toonvision.model_utils.runlog import LOG_FILE, read_log, select_best
-from toonvision.model_utils.settings import plan_comparison
-from toonvision.model_utils.stored_settings import SETTINGS_FILE
+from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log, select_best
+from toonvision.model_utils.comparison.runner import Comparison
+from toonvision.model_utils.comparison.settings import plan_comparison
+from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE
+from toonvision.model_utils.engine.choose import make_engine
+from toonvision.model_utils.engine.ray_engine import RayEngine
+from toonvision.model_utils.engine.serial import SerialEngine
 
-needs_ray = pytest.mark.skipif(not engine.ray_available(),
+needs_ray = pytest.mark.skipif(not choose.ray_available(),
                                reason="Ray is not installed (pip install 'toonvision[parallel]')")
 # Metrics of the serial engine and of 1-thread workers are equal; across thread counts the
 # float sums are ordered differently: after 1 epoch on tiny crops they agree to this.
@@ -82,7 +84,7 @@ class FailingTrainer(FakeTrainer):
 def test_one_worker_is_the_serial_engine_and_more_need_the_parallel_extra(monkeypatch):
     assert isinstance(make_engine(1), SerialEngine)
     assert make_engine(1, threads_per_worker=1).threads == 1
-    monkeypatch.setattr(engine, "ray_available", lambda: False)
+    monkeypatch.setattr(choose, "ray_available", lambda: False)
     monkeypatch.setitem(sys.modules, "ray", None)          # `import ray` fails
     assert isinstance(make_engine(None), SerialEngine)     # the default falls back
     with pytest.raises(ToonvisionError, match=r"pip install 'toonvision\[parallel\]'"):
@@ -115,7 +117,7 @@ def test_a_record_without_placement_reads_and_writes_back_unchanged(tmp_path):
     line = json.loads((tmp_path / "out" / LOG_FILE).read_text().splitlines()[0])
     old = {key: value for key, value in line.items() if key not in ("host", "worker",
                                                                      "threads")}
-    from toonvision.model_utils.runlog import RunRecord
+    from toonvision.model_utils.comparison.runlog import RunRecord
 
     assert RunRecord.from_dict(old).to_dict() == old
     assert RunRecord.from_dict(line).to_dict() == line
@@ -282,7 +284,7 @@ def test_ray_engine_trains_exactly_as_serial_and_survives_a_killed_worker_and_dr
         assert stored["run"] == best[name].run
         sidecar = json.loads((out_dir / f"best_{name}.keras.json").read_text())
         assert sidecar["extra"]["run"] == best[name].run
-    from toonvision.model_utils.model_io import load_model
+    from toonvision.model_utils.training.model_io import load_model
 
     model, _ = load_model(out_dir / "best_optimized.keras")
     assert model.inputs[0].shape[1:] == (48, 48, 3)
@@ -290,10 +292,10 @@ def test_ray_engine_trains_exactly_as_serial_and_survives_a_killed_worker_and_dr
     # In this process, on its own threads (all cores): equal within float rounding.
     from toonvision.cli import build_parser
     from toonvision.commands._common import task_data_from_args
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.engine import RunTask
-    from toonvision.model_utils.run_splits import split_for_run
-    from toonvision.model_utils.trainer import Trainer
+    from toonvision.model_utils.comparison.run_splits import split_for_run
+    from toonvision.model_utils.engine.serial import RunTask
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.trainer import Trainer
 
     args = build_parser().parse_args(common)
     args.task, args.image_size = "binary", [48, 48]   # the options' defaults, as `run` does

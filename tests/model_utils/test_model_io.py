@@ -5,7 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toonvision.model_utils.model_io import ModelInfo, load_model, save_model_atomic, sidecar_path
+from toonvision.model_utils.training.model_io import (
+    ModelInfo,
+    load_model,
+    save_model_atomic,
+    sidecar_path,
+)
 
 
 def test_save_and_load_roundtrip(tmp_path, tiny_model):

@@ -11,7 +11,7 @@ import pytest
 from toonvision.data_processing.images import read_image, write_image_atomic
 from toonvision.data_processing.inputs import find_inputs, iter_crops
 from toonvision.data_processing.voc import parse_annotation
-from toonvision.model_utils.predict import (
+from toonvision.model_utils.prediction import (
     CSV_COLUMNS,
     predict_paths,
     predictions_csv,
@@ -59,7 +59,7 @@ def test_inputs_are_crops_folders_and_annotated_screenshots(tmp_path, write_voc)
 
 @pytest.fixture(scope="module")
 def author_model(author_model_path):
-    from toonvision.model_utils.model_io import load_model
+    from toonvision.model_utils.training.model_io import load_model
 
     return load_model(author_model_path)
 
@@ -118,9 +118,9 @@ def test_draw_marks_every_box_on_a_copy(author_model, shared_data, tmp_path):
 @pytest.mark.slow
 def test_our_keras_models_use_their_stored_classes_and_size(tmp_path, capsys):
     from toonvision.cli import main
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
-    from toonvision.model_utils.models import make_model
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.model_io import ModelInfo, save_model_atomic
+    from toonvision.model_utils.training.models import make_model
 
     info = ModelInfo(class_names=("bossbot", "cashbot", "lawbot"), image_size=(48, 48),
                      task="bossbot,cashbot,lawbot")
@@ -180,9 +180,9 @@ def test_predict_and_report_give_the_author_models_probabilities(author_model, s
 def test_predict_and_report_give_a_logits_models_probabilities(tmp_path, class_names, write_voc):
     import dataclasses
 
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.model_io import ModelInfo
-    from toonvision.model_utils.models import make_model
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.model_io import ModelInfo
+    from toonvision.model_utils.training.models import make_model
 
     config = dataclasses.replace(BUILTIN_CONFIGS["baseline"], output_activation="none")
     model = make_model(config, len(class_names), (48, 48))

@@ -7,7 +7,7 @@ import pytest
 
 from toonvision import ToonvisionError
 from toonvision.data_processing.dataset import crop_ids
-from toonvision.model_utils.predictions import PART_NAMES, PredictionStore
+from toonvision.model_utils.comparison.predictions import PART_NAMES, PredictionStore
 
 CLASSES = 3
 

@@ -16,11 +16,11 @@ import pytest
 from test_compare import CONFIGS, TASK_DATA, FakeTrainer, RecordingTrainer, fake_settings
 
 from toonvision import ToonvisionError
-from toonvision.model_utils.compare import Comparison
-from toonvision.model_utils.run_splits import split_for_run
-from toonvision.model_utils.runlog import LOG_FILE, read_log
-from toonvision.model_utils.settings import plan_comparison
-from toonvision.model_utils.stored_settings import (
+from toonvision.model_utils.comparison.run_splits import split_for_run
+from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log
+from toonvision.model_utils.comparison.runner import Comparison
+from toonvision.model_utils.comparison.settings import plan_comparison
+from toonvision.model_utils.comparison.stored_settings import (
     SETTINGS_FILE,
     ComparisonSettings,
     groups_fingerprint,
@@ -171,7 +171,7 @@ def extracted_crops(tmp_path: Path, write_screenshot, shots: int = 12) -> Path:
 
 def test_compare_group_by_screenshot_keeps_every_screenshot_in_one_part_and_resumes(
         tmp_path, monkeypatch, capsys, write_screenshot):
-    import toonvision.model_utils.trainer as model_utils
+    import toonvision.model_utils.training.trainer as model_utils
     from toonvision.cli import main
     from toonvision.commands._common import task_data_from_args
     from toonvision.data_processing.splits import screenshot_groups
@@ -230,7 +230,7 @@ def test_compare_group_by_screenshot_keeps_every_screenshot_in_one_part_and_resu
 
 def test_compare_takes_group_by_from_a_settings_file_and_group_column_for_csv_sets(
         tmp_path, monkeypatch, capsys, write_screenshot, write_flat_set):
-    import toonvision.model_utils.trainer as model_utils
+    import toonvision.model_utils.training.trainer as model_utils
     from toonvision.cli import main
 
     monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)

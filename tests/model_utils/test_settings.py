@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from toonvision import defaults
-from toonvision.model_utils.configs import BUILTIN_CONFIGS, TrainingConfig
-from toonvision.model_utils.settings import (
+from toonvision.model_utils.comparison.settings import (
     SETTING_DEFAULTS,
     load_settings_file,
     plan_comparison,
 )
+from toonvision.model_utils.training.configs import BUILTIN_CONFIGS, TrainingConfig
 
 
 def write(path: Path, text: str) -> Path:

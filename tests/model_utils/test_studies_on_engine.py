@@ -26,13 +26,13 @@ from test_compare import CONFIGS, TASK_DATA, FakeConfig, FakeTrainer
 from test_search import TASK_DATA as SEARCH_DATA
 from test_search import DropoutTrainer, search_file
 
-import toonvision.model_utils.engine as engine
+import toonvision.model_utils.engine.choose as engine
 from toonvision.cli import build_parser, main
-from toonvision.model_utils.engine import EngineJob, RunTask, SerialEngine
-from toonvision.model_utils.runlog import LOG_FILE, read_log
-from toonvision.model_utils.search import TRIALS_FOLDER, load_search_file, run_search
-from toonvision.model_utils.search_results import BEST_CONFIGS_FILE, TRIALS_CSV
-from toonvision.model_utils.trainer_cache import Trainers
+from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log
+from toonvision.model_utils.engine.serial import EngineJob, RunTask, SerialEngine
+from toonvision.model_utils.engine.trainer_cache import TRAINER_CACHE, Trainers
+from toonvision.model_utils.studies.search import TRIALS_FOLDER, load_search_file, run_search
+from toonvision.model_utils.studies.search_results import BEST_CONFIGS_FILE, TRIALS_CSV
 
 needs_ray = pytest.mark.skipif(not engine.ray_available(),
                                reason="Ray is not installed (pip install 'toonvision[parallel]')")
@@ -86,7 +86,7 @@ def test_trainers_keep_the_most_recently_used_and_rebuild_a_changed_configuratio
 def test_a_comparison_keeps_every_configuration_and_a_study_one_trainer():
     many = [FakeConfig(f"config{index}") for index in range(6)]
     assert fake_job(many).trainer_limit == 6
-    assert fake_job(CONFIGS).trainer_limit == engine.TRAINER_CACHE
+    assert fake_job(CONFIGS).trainer_limit == TRAINER_CACHE
     assert fake_job(many, keep_trainers=1).trainer_limit == 1
 
 
@@ -141,8 +141,8 @@ def test_compare_optimizers_ablate_and_search_present_the_same_engine_options():
 @needs_ray
 def test_a_held_ray_engine_keeps_its_workers_for_new_configurations_and_a_search(
         tmp_path, local_ray):
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.ray_engine import RayEngine
+    from toonvision.model_utils.engine.ray_engine import RayEngine
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     def pids(ray_engine) -> list[int]:
         return [info["pid"] for info in local_ray.get(
@@ -237,7 +237,7 @@ def tiny_flat_set(tmp_path: Path, write_flat_set) -> list[str]:
 
 def test_the_search_command_trains_its_trials_on_the_engine_of_its_options(
         tmp_path, monkeypatch, write_flat_set, capsys):
-    import toonvision.model_utils.trainer as trainer
+    import toonvision.model_utils.training.trainer as trainer
 
     monkeypatch.setattr(trainer, "Trainer", DropoutTrainer)   # in this process: --workers 1
     DropoutTrainer.calls, DropoutTrainer.crash_at = 0, 0
@@ -265,9 +265,9 @@ def test_the_search_command_trains_its_trials_on_the_engine_of_its_options(
 def study_results(engine_to_use) -> dict[str, list]:
     """Both studies on `engine_to_use`, on 24 tiny images of a binary task: their results as
     JSON data (the ablation's without its seconds), in the order they came."""
-    from toonvision.model_utils.ablation import run_ablation, select_variants
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.optimizers import compare_optimizers
+    from toonvision.model_utils.studies.ablation import run_ablation, select_variants
+    from toonvision.model_utils.studies.optimizers import compare_optimizers
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     generator = np.random.default_rng(0)
     images = generator.integers(0, 60, (24, 8, 8, 3), dtype=np.uint8)
@@ -289,12 +289,12 @@ def study_results(engine_to_use) -> dict[str, list]:
 @pytest.mark.slow
 @needs_ray
 def test_optimizers_and_ablation_on_two_ray_workers_equal_the_serial_engine(local_ray):
-    from toonvision.model_utils.ray_engine import RayEngine
+    from toonvision.model_utils.engine.ray_engine import RayEngine
 
     # The serial engine in its own process, pinned to 1 thread before TensorFlow starts; it
     # trains while the Ray workers do.
     script = ("import json, test_studies_on_engine as studies\n"
-              "from toonvision.model_utils.engine import SerialEngine\n"
+              "from toonvision.model_utils.engine.serial import SerialEngine\n"
               "print(json.dumps(studies.study_results(SerialEngine(threads=1))))")
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).parent), *sys.path])}

@@ -71,8 +71,8 @@ def test_two_epoch_run_reads_back_from_the_mlflow_store(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     from toonvision.data_processing.splits import stratified_split
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.trainer import Trainer
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.trainer import Trainer
 
     generator = np.random.default_rng(0)
     images = generator.integers(0, 256, (24, 8, 8, 3), dtype=np.uint8)

@@ -10,22 +10,22 @@ import pytest
 
 from toonvision import ToonvisionError
 from toonvision.data_processing.splits import stratified_split
-from toonvision.model_utils import augment
-from toonvision.model_utils.augment import max_pool_2x2
-from toonvision.model_utils.configs import (
+from toonvision.model_utils.training import augment
+from toonvision.model_utils.training.augment import max_pool_2x2
+from toonvision.model_utils.training.configs import (
     BUILTIN_CONFIGS,
     TrainingConfig,
     load_config_file,
     resolve_configs,
 )
-from toonvision.model_utils.models import (
+from toonvision.model_utils.training.models import (
     loss_and_metrics,
     make_model,
     make_optimizer,
+    predict_parts,
     predict_probabilities,
 )
-from toonvision.model_utils.predictions import predict_parts
-from toonvision.model_utils.trainer import (
+from toonvision.model_utils.training.trainer import (
     RunResult,
     Trainer,
     targets_for,

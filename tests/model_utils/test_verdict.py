@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from toonvision.defaults import ALPHA
-from toonvision.model_utils.paired import (
+from toonvision.model_utils.statistics.paired import (
     Interval,
     expected_best_of_n,
     paired_difference,
@@ -20,13 +20,17 @@ from toonvision.model_utils.paired import (
     selection_optimism,
     win_rate,
 )
-from toonvision.model_utils.sequential import (
+from toonvision.model_utils.statistics.sequential import (
     look_schedule,
     obrien_fleming_boundaries,
     sequential_boundaries,
     sequential_decision,
 )
-from toonvision.model_utils.verdict import paired_verdict, read_evaluations, verdict_sentence
+from toonvision.model_utils.statistics.verdict import (
+    paired_verdict,
+    read_evaluations,
+    verdict_sentence,
+)
 
 N_TEST, N_TRAIN = 137, 410  # the article's split of 685 crops: 410 / 137 / 137
 RATIO = N_TEST / N_TRAIN

@@ -267,8 +267,9 @@ def checked_engine(workers: int | None, threads_per_worker: int | None, address:
                    image_size: Sequence[int]) -> Any:
     """`engine_from_args` from the values themselves (`compare` reads them from its plan,
     where a settings file may give them)."""
-    from toonvision.model_utils.engine import SerialEngine, make_engine, pin_threads
-    from toonvision.model_utils.models import make_model
+    from toonvision.model_utils.engine.choose import make_engine
+    from toonvision.model_utils.engine.serial import SerialEngine, pin_threads
+    from toonvision.model_utils.training.models import make_model
 
     engine = make_engine(workers, threads_per_worker, address, gpus_per_worker)
     if isinstance(engine, SerialEngine):

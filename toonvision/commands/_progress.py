@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.engine import WorkerActivity
+    from toonvision.model_utils.engine.serial import WorkerActivity
 
 logger = logging.getLogger(__name__)
 

@@ -82,14 +82,14 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.commands._progress import RunProgress
     from toonvision.data_processing.splits import check_ratios
     from toonvision.fileio import write_text_atomic
-    from toonvision.model_utils.ablation import (
+    from toonvision.model_utils.studies.ablation import (
         ablation_table,
         format_table,
         run_ablation,
         select_variants,
     )
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
     from toonvision.model_utils.tracking import RunTracker
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     if args.seeds < 1:
         raise ToonvisionError(f"--seeds must be at least 1, got {args.seeds}")

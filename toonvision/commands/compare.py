@@ -77,7 +77,7 @@ from toonvision.commands._common import (
 )
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.runlog import RunRecord
+    from toonvision.model_utils.comparison.runlog import RunRecord
     from toonvision.model_utils.tracking import RunTracker
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
@@ -262,17 +262,17 @@ def run(args: argparse.Namespace) -> int:
     )
     from toonvision.commands._progress import RunProgress, duration
     from toonvision.data_visualization.comparison_figures import write_comparison_figures
-    from toonvision.model_utils.compare import Comparison
-    from toonvision.model_utils.comparison_summary import PER_CLASS_FILE, format_summary
-    from toonvision.model_utils.runlog import read_stop
-    from toonvision.model_utils.settings import plan_comparison
-    from toonvision.model_utils.stored_settings import (
+    from toonvision.model_utils.comparison.runlog import read_stop
+    from toonvision.model_utils.comparison.runner import Comparison
+    from toonvision.model_utils.comparison.settings import plan_comparison
+    from toonvision.model_utils.comparison.stored_settings import (
         SETTINGS_FILE,
         ResumeError,
         check_out_dir,
         settings_for,
     )
-    from toonvision.model_utils.trainer import Trainer
+    from toonvision.model_utils.comparison.summary import PER_CLASS_FILE, format_summary
+    from toonvision.model_utils.training.trainer import Trainer
 
     if args.resume and args.out is None:
         raise ToonvisionError("--resume needs --out, the folder of the comparison to continue")

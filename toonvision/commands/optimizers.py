@@ -66,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.data_visualization.comparison_figures import optimizers_figure
     from toonvision.data_visualization.figures import save_figure
     from toonvision.fileio import write_text_atomic
-    from toonvision.model_utils.configs import OPTIMIZERS, resolve_configs
-    from toonvision.model_utils.optimizers import (
+    from toonvision.model_utils.studies.optimizers import (
         compare_optimizers,
         optimizer_configs,
         optimizer_table,
     )
+    from toonvision.model_utils.training.configs import OPTIMIZERS, resolve_configs
 
     names = tuple(OPTIMIZERS) if not args.optimizers else tuple(
         name.strip().lower() for name in args.optimizers.split(",") if name.strip())

@@ -51,13 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from toonvision.model_utils.model_io import load_model
-    from toonvision.model_utils.predict import (
+    from toonvision.model_utils.prediction import (
         predict_paths,
         predictions_csv,
         predictions_table,
         write_drawings,
     )
+    from toonvision.model_utils.training.model_io import load_model
 
     if args.batch_size < 1:
         raise ToonvisionError(f"--batch-size must be at least 1; got {args.batch_size}")

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.data_processing.splits import grouped_stratified_split
     from toonvision.data_visualization import evaluation, report
     from toonvision.labels import make_task
-    from toonvision.model_utils import model_io
+    from toonvision.model_utils.training import model_io
 
     if args.samples < 1 or args.filters < 1 or args.batch_size < 1:
         raise ToonvisionError("--samples, --filters and --batch-size must be at least 1")

@@ -64,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.commands._common import engine_from_args, task_data_from_args
     from toonvision.commands._progress import SEPARATOR, RunProgress
     from toonvision.commands.compare import task_data_source
-    from toonvision.model_utils.search import STUDY_FILE, load_search_file, plan_trials, run_search
-    from toonvision.model_utils.search_results import BEST_CONFIGS_FILE, best_trials
+    from toonvision.model_utils.studies.search import (
+        STUDY_FILE,
+        load_search_file,
+        plan_trials,
+        run_search,
+    )
+    from toonvision.model_utils.studies.search_results import BEST_CONFIGS_FILE, best_trials
 
     overrides = {key: value for key, value in (("trials", args.trials),
                                                ("timeout", args.timeout),
@@ -106,6 +111,12 @@ def run(args: argparse.Namespace) -> int:
 
         study = run_search(args.out, spec, task_data, task_data_source(args),
                            resume=args.resume, progress=progress, engine=engine)
+    from toonvision.data_visualization.figures import save_figure
+    from toonvision.data_visualization.search_figures import trials_figure
+
+    figure = trials_figure(study)
+    if figure is not None:
+        save_figure(figure, args.out / "trials.png")
     for trial in best_trials(study, spec.best):
         attrs = trial.user_attrs
         print(f"trial_{trial.number}: {trial.value:+.4f} test accuracy against "

@@ -40,13 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from toonvision.data_visualization.comparison_figures import write_run_figures
-    from toonvision.model_utils.comparison_summary import (
+    from toonvision.model_utils.comparison.runlog import select_best
+    from toonvision.model_utils.comparison.summary import (
         format_summary,
         load_runs,
         summarize,
         write_summary_files,
     )
-    from toonvision.model_utils.runlog import select_best
 
     if args.split_sizes is not None and min(args.split_sizes) < 1:
         raise ToonvisionError(f"--split-sizes must be positive; got {args.split_sizes}")

@@ -8,7 +8,7 @@ for records from elsewhere, such as the article's results). Every figure is a
 `matplotlib.figure.Figure` (no pyplot state), saved by `figures.save_figure`.
 
 Example:
-    >>> from toonvision.model_utils.compare import Comparison
+    >>> from toonvision.model_utils.comparison.runner import Comparison
     >>> write_comparison_figures(Comparison.load("runs/article"))     # doctest: +SKIP
 """
 
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toonvision.data_visualization.figures import save_figure
-from toonvision.model_utils.comparison_summary import metric_values, summarize, summary_options
+from toonvision.model_utils.comparison.summary import metric_values, summarize, summary_options
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from toonvision.model_utils.compare import Comparison
-    from toonvision.model_utils.comparison_summary import Summary
-    from toonvision.model_utils.runlog import RunRecord
+    from toonvision.model_utils.comparison.runlog import RunRecord
+    from toonvision.model_utils.comparison.runner import Comparison
+    from toonvision.model_utils.comparison.summary import Summary
 
 LEARNING_CURVES_FILE = "learning_curves.png"
 BEST_RUN_CURVES_FILE = "best_run_curves.png"

@@ -30,8 +30,8 @@ from toonvision.data_processing.images import (
 )
 from toonvision.data_visualization.report_page import STYLE, note_html, table_html
 from toonvision.fileio import write_text_atomic
-from toonvision.model_utils.doctor import Diagnosis
-from toonvision.model_utils.predictions import PART_NAMES
+from toonvision.model_utils.comparison.predictions import PART_NAMES
+from toonvision.model_utils.dataset_doctor import Diagnosis
 
 PAGE_FILE = "index.html"
 EXTRA_STYLE = """
@@ -245,7 +245,7 @@ def _gradcams(model_path: str | os.PathLike | None, diagnosis: Diagnosis, crops:
         return {}
     from toonvision.data_visualization.figures import overlay_heatmap
     from toonvision.data_visualization.gradcam import GradCam
-    from toonvision.model_utils.model_io import load_model
+    from toonvision.model_utils.training.model_io import load_model
 
     try:
         model, info = load_model(model_path)
@@ -265,7 +265,7 @@ def _gradcams(model_path: str | os.PathLike | None, diagnosis: Diagnosis, crops:
 
 
 def _pairs_html(diagnosis: Diagnosis, out_dir: Path, top: int) -> str:
-    from toonvision.model_utils.doctor import duplicates_table
+    from toonvision.model_utils.dataset_doctor import duplicates_table
 
     table = duplicates_table(diagnosis)
     leak = diagnosis.leak

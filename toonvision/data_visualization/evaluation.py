@@ -151,7 +151,7 @@ def evaluate(
     Raises:
         ValueError: if the model's outputs do not match the number of classes.
     """
-    from toonvision.model_utils.models import predict_probabilities
+    from toonvision.model_utils.training.models import predict_probabilities
 
     probabilities = predict_probabilities(model, data.images, batch_size, progress)
     if probabilities.shape[1] != len(data.class_names):

@@ -24,7 +24,11 @@ import numpy as np
 from keras import ops
 
 from toonvision import ToonvisionError
-from toonvision.model_utils.models import class_probabilities, final_activation, output_is_logits
+from toonvision.model_utils.training.models import (
+    class_probabilities,
+    final_activation,
+    output_is_logits,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -1,32 +1,40 @@
 """model_utils: configurations in, trained models, comparisons and predictions out.
 
-    configs.py             training configurations as data (built-in, TOML), looked up by name
-    architecture.py        the CNN's architecture fields: validation, blocks, smallest image side
-    models.py              the CNN of any architecture, the deck's MLP, metrics, probabilities
-    augment.py             the fused OpenCV augmentation and the training feed
-    trainer.py             one compiled model per configuration, re-initialised for every run
-    model_io.py            model files with the sidecar that says what they predict
-    settings.py            a comparison's settings as data: defaults, then a TOML file, then flags
-    stored_settings.py     the settings a comparison folder keeps (comparison.json), resume checks
-    run_splits.py          which images each run uses: a fresh split, or a cross-validation fold
-    runlog.py              the run log (runs.jsonl): typed run records, best-run rules
-    compare.py             N paired runs on fresh splits, resume, best models
-    engine.py              where runs train: in this process (serial), the engine contract
-    ray_engine.py          runs at once on Ray workers (--workers N)
-    trainer_cache.py       the trainers an engine keeps between runs (the most recent)
-    best_models.py         the best model of each configuration, kept in step with the log
-    predictions.py         every run's per-crop out-of-sample predictions (for the doctor)
-    comparison_summary.py  the statistics of a run log, summary.csv
-    paired.py              paired differences: corrected intervals, win rate, floor, optimism
-    sequential.py          when to stop: group-sequential boundaries, the stopping rule
-    verdict.py             a pair's verdict and its one sentence
-    doctor.py              the dataset doctor: likely label errors, crops always wrong, leaks
-    search.py              a search over configurations, every trial a paired comparison
-    search_results.py      a search's study: requeued trials, best trials, result files
-    optimizers.py          the article's optimizer study
-    ablation.py            the Pokemon deck's MLP study
-    predict.py             classifying crops, folders and annotated screenshots
-    tracking.py            experiment records (JSONL, optional MLflow)
+Sub-packages, by purpose; imports point one way (training <- engine <- comparison <- studies
+and the doctor; statistics stands alone and does no I/O):
+
+    training/      a configuration becomes a trained model
+        configs.py         training configurations as data (built-in, TOML), looked up by name
+        architecture.py    the CNN's architecture fields: validation, blocks, smallest side
+        models.py          the CNN, the deck's MLP, metrics, the one probability rule
+        augment.py         the fused OpenCV augmentation and the training feed
+        trainer.py         one compiled model per configuration, re-initialised per run
+        model_io.py        model files with the sidecar that says what they predict
+    engine/        where runs train
+        serial.py          the task and outcome types, the serial engine (this process)
+        ray_engine.py      runs at once on Ray workers (--workers N)
+        trainer_cache.py   the trainers an engine keeps between runs
+        choose.py          which engine: `make_engine`
+    statistics/    numbers in, numbers out (no files)
+        paired.py          paired differences: corrected intervals, win rate, floor
+        sequential.py      when to stop: group-sequential boundaries
+        verdict.py         a pair's verdict and its one sentence
+    comparison/    N paired runs in one folder
+        settings.py        the settings schema: defaults, TOML keys, flags, checks
+        stored_settings.py what comparison.json keeps; resume checks
+        run_splits.py      which crops each run trains, validates and tests on
+        runlog.py          the run log (runs.jsonl): typed run records, best-run rules
+        best_models.py     the best model of each configuration
+        predictions.py     every run's per-crop out-of-sample predictions
+        summary.py         the statistics of a run log, summary.csv
+        runner.py          `Comparison`: the folder, resume, engines, best models
+    studies/       many comparisons
+        search.py, search_results.py   Optuna search, every trial a paired comparison
+        optimizers.py      the article's optimizer study
+        ablation.py        the Pokemon deck's MLP study
+    dataset_doctor.py  likely label errors, crops always wrong, leaks
+    prediction.py      classifying crops, folders and annotated screenshots
+    tracking.py        experiment records (JSONL, optional MLflow)
 
 Example:
     >>> from toonvision.model_utils import BUILTIN_CONFIGS, Trainer
@@ -37,17 +45,17 @@ Example:
 from toonvision import lazy_exports
 
 _EXPORTS = {
-    "TrainingConfig": "configs",
-    "BUILTIN_CONFIGS": "configs",
-    "resolve_configs": "configs",
-    "make_model": "models",
-    "predict_probabilities": "models",
-    "Trainer": "trainer",
-    "load_model": "model_io",
-    "save_model_atomic": "model_io",
-    "Comparison": "compare",
-    "summarize": "comparison_summary",
-    "predict_paths": "predict",
+    "TrainingConfig": "training.configs",
+    "BUILTIN_CONFIGS": "training.configs",
+    "resolve_configs": "training.configs",
+    "make_model": "training.models",
+    "predict_probabilities": "training.models",
+    "Trainer": "training.trainer",
+    "load_model": "training.model_io",
+    "save_model_atomic": "training.model_io",
+    "Comparison": "comparison.runner",
+    "summarize": "comparison.summary",
+    "predict_paths": "prediction",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

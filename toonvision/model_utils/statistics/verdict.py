@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from toonvision import MissingFileError, ToonvisionError, defaults
-from toonvision.model_utils.paired import (
+from toonvision.model_utils.statistics.paired import (
     PairedDifference,
     Resolution,
     WinRate,
@@ -34,7 +34,7 @@ from toonvision.model_utils.paired import (
     resolution,
     win_rate,
 )
-from toonvision.model_utils.sequential import Decision, sequential_decision
+from toonvision.model_utils.statistics.sequential import Decision, sequential_decision
 
 
 @dataclass(frozen=True)

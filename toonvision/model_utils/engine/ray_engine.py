@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from toonvision import ToonvisionError
-from toonvision.model_utils.engine import (
+from toonvision.model_utils.engine.serial import (
     EngineJob,
     RunOutcome,
     RunTask,
@@ -35,7 +35,7 @@ from toonvision.model_utils.engine import (
     thread_environment,
     train_task,
 )
-from toonvision.model_utils.trainer_cache import Trainers
+from toonvision.model_utils.engine.trainer_cache import Trainers
 
 logger = logging.getLogger(__name__)
 

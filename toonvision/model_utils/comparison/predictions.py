@@ -40,7 +40,6 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -85,25 +84,6 @@ class Predictions:
     def part_names(self) -> np.ndarray:
         """(M,) the split part of each row, as names."""
         return np.asarray(PART_NAMES)[self.part]
-
-
-def predict_parts(model: Any, images: np.ndarray, split: Mapping[str, Sequence[int]],
-                  parts: Sequence[str] = OUT_OF_SAMPLE) -> dict[str, np.ndarray]:
-    """Predicts the images of some split parts with `models.predict_probabilities`.
-
-    Args:
-        model: the trained classifier.
-        images: all images (`TaskData.images`).
-        split: index arrays per part.
-        parts: the parts to predict (default: validate and test).
-
-    Returns:
-        Per part, (len(split[part]), classes) float32 probabilities in the part's order.
-    """
-    from toonvision.model_utils.models import predict_probabilities
-
-    return {name: predict_probabilities(model, images[np.asarray(split[name], dtype=np.int64)])
-            for name in parts if name in split}
 
 
 class PredictionStore:

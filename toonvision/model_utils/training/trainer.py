@@ -30,9 +30,14 @@ import keras
 import numpy as np
 
 from toonvision import ToonvisionError
-from toonvision.model_utils.augment import TrainingFeed, max_pool_2x2
-from toonvision.model_utils.configs import TrainingConfig
-from toonvision.model_utils.models import loss_and_metrics, make_model, make_optimizer, uses_xla
+from toonvision.model_utils.training.augment import TrainingFeed, max_pool_2x2
+from toonvision.model_utils.training.configs import TrainingConfig
+from toonvision.model_utils.training.models import (
+    loss_and_metrics,
+    make_model,
+    make_optimizer,
+    uses_xla,
+)
 
 LOGGER = logging.getLogger(__name__)
 

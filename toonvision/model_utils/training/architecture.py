@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from toonvision import ToonvisionError
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.configs import TrainingConfig
+    from toonvision.model_utils.training.configs import TrainingConfig
 
 # Convolution padding, as Keras names it: "valid" loses kernel_size - 1 pixels per
 # convolution, "same" keeps the size.
@@ -119,7 +119,7 @@ def cnn_blocks(config: TrainingConfig) -> list[CnnBlock]:
     """The convolution blocks `config` describes, in order.
 
     Example:
-        >>> from toonvision.model_utils.configs import BUILTIN_CONFIGS
+        >>> from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
         >>> [block.filters for block in cnn_blocks(BUILTIN_CONFIGS["baseline"])]
         [16, 32, 32]
     """
@@ -138,7 +138,7 @@ def cnn_output_size(side: int, config: TrainingConfig) -> int:
     side - kernel_size + 1, a "same" one keeps the side.
 
     Example:
-        >>> from toonvision.model_utils.configs import BUILTIN_CONFIGS
+        >>> from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
         >>> article = BUILTIN_CONFIGS["baseline"]
         >>> cnn_output_size(600, article), cnn_output_size(200, article)
         (35, 10)

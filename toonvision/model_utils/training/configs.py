@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from toonvision import MissingFileError, ToonvisionError, did_you_mean, unknown_name_error
-from toonvision.model_utils.architecture import HEADS, PADDINGS, TUPLE_FIELDS, check_architecture
+from toonvision.model_utils.training.architecture import (
+    HEADS,
+    PADDINGS,
+    TUPLE_FIELDS,
+    check_architecture,
+)
 
 FAMILIES: tuple[str, ...] = ("cnn", "mlp")
 

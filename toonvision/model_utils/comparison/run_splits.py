@@ -20,7 +20,7 @@ from toonvision.data_processing.folds import cross_validation_split
 from toonvision.data_processing.splits import balance_indices, grouped_stratified_split
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.stored_settings import ComparisonSettings
+    from toonvision.model_utils.comparison.stored_settings import ComparisonSettings
 
 
 def split_for_run(settings: ComparisonSettings, y: np.ndarray, run: int,
@@ -69,7 +69,7 @@ def split_for_run(settings: ComparisonSettings, y: np.ndarray, run: int,
 def _check_groups(settings: ComparisonSettings, y: np.ndarray,
                   groups: Sequence[object] | np.ndarray | None) -> None:
     """Refuses groups that are not the ones the comparison's settings were made with."""
-    from toonvision.model_utils.stored_settings import groups_fingerprint
+    from toonvision.model_utils.comparison.stored_settings import groups_fingerprint
 
     grouping = settings.group_by
     if grouping == "none":

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from toonvision import ToonvisionError, defaults
-from toonvision.model_utils.paired import Interval, resolution_floor, size_ratio
+from toonvision.model_utils.statistics.paired import Interval, resolution_floor, size_ratio
 
 STATES = ("continue", "different", "equivalent", "undecidable", "not_decided")
 _PATHS = 400_000  # simulated comparisons that calibrate the t boundaries of a schedule

@@ -27,20 +27,20 @@ import numpy as np
 
 from toonvision import MissingFileError, ToonvisionError, defaults
 from toonvision.fileio import write_text_atomic
-from toonvision.model_utils.runlog import (
+from toonvision.model_utils.comparison.runlog import (
     LOG_FILE,
     complete_runs,
     evaluation_records,
     read_log,
     select_best,
 )
-from toonvision.model_utils.stored_settings import SETTINGS_FILE, ComparisonSettings
+from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, ComparisonSettings
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.paired import Optimism
-    from toonvision.model_utils.runlog import RunRecord
-    from toonvision.model_utils.sequential import Decision
-    from toonvision.model_utils.verdict import Verdict
+    from toonvision.model_utils.comparison.runlog import RunRecord
+    from toonvision.model_utils.statistics.paired import Optimism
+    from toonvision.model_utils.statistics.sequential import Decision
+    from toonvision.model_utils.statistics.verdict import Verdict
 
 SUMMARY_FILE = "summary.csv"
 PER_CLASS_FILE = "per_class.csv"
@@ -119,7 +119,7 @@ def load_runs(path: str | os.PathLike,
         MissingFileError: if `path` does not exist.
         ToonvisionError: if a folder is not a comparison's, or a file comes without `sizes`.
     """
-    from toonvision.model_utils.verdict import read_evaluations
+    from toonvision.model_utils.statistics.verdict import read_evaluations
 
     path = Path(path)
     if path.is_dir():
@@ -266,8 +266,8 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
     """
     import pandas as pd
 
-    from toonvision.model_utils.paired import paired_difference, selection_optimism
-    from toonvision.model_utils.verdict import paired_verdict, verdict_sentence
+    from toonvision.model_utils.statistics.paired import paired_difference, selection_optimism
+    from toonvision.model_utils.statistics.verdict import paired_verdict, verdict_sentence
 
     n_test, n_train = sizes or split_sizes(records)
     best = select_best(records, select)
@@ -343,7 +343,7 @@ def per_class_table(records: Sequence[RunRecord], config_names: Sequence[str],
 def stopping_decision(records: Sequence[RunRecord], settings: ComparisonSettings) -> Decision:
     """The look of a comparison run until decided: test accuracy, the second configuration
     against the first, on the settings' plan (`sequential.sequential_decision`)."""
-    from toonvision.model_utils.sequential import sequential_decision
+    from toonvision.model_utils.statistics.sequential import sequential_decision
 
     first, second = settings.config_names[:2]
     a = metric_values(records, first, PRIMARY_METRIC)

@@ -22,8 +22,8 @@ import numpy as np
 
 from toonvision import ExistingFileError, ToonvisionError, defaults
 from toonvision.data_processing.splits import check_grouping, check_ratios
-from toonvision.model_utils.runlog import check_rule
-from toonvision.model_utils.settings import (
+from toonvision.model_utils.comparison.runlog import check_rule
+from toonvision.model_utils.comparison.settings import (
     _check_balance,
     _check_cv,
     _check_runs,
@@ -163,7 +163,7 @@ def _plain(value: Any) -> Any:
 
 def _config_field_defaults() -> dict[str, Any]:
     """Every TrainingConfig field that has a default, with it (as JSON gives it back)."""
-    from toonvision.model_utils.configs import TrainingConfig
+    from toonvision.model_utils.training.configs import TrainingConfig
 
     return _plain({field.name: field.default for field in dataclasses.fields(TrainingConfig)
                    if field.default is not dataclasses.MISSING})

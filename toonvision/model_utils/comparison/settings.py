@@ -52,10 +52,10 @@ from typing import TYPE_CHECKING, Any
 
 from toonvision import MissingFileError, ToonvisionError, defaults, unknown_name_error
 from toonvision.data_processing.splits import BALANCE_METHODS, check_grouping, check_ratios
-from toonvision.model_utils.runlog import check_rule
+from toonvision.model_utils.comparison.runlog import check_rule
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.configs import TrainingConfig
+    from toonvision.model_utils.training.configs import TrainingConfig
 
 # What a settings file may set, and the default of each (None: each configuration's own).
 SETTING_DEFAULTS: dict[str, Any] = {
@@ -307,7 +307,7 @@ def plan_comparison(overrides: Mapping[str, Any] | None = None,
 
 def _plan_from(values: Mapping[str, Any]) -> ComparisonPlan:
     """Resolves the configurations of `values` and builds the plan."""
-    from toonvision.model_utils.configs import (
+    from toonvision.model_utils.training.configs import (
         BUILTIN_CONFIGS,
         config_from_table,
         load_config_file,

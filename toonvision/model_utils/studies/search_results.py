@@ -2,7 +2,8 @@
 
 What `search.run_search` does around its trials with Optuna's study (the trials themselves,
 each a paired comparison, are in `search`): a trial left RUNNING by a kill is queued again,
-and at the end `trials.csv`, `best_configs.toml` and `trials.png` are written.
+and at the end `trials.csv` and `best_configs.toml` are written (the command draws
+`trials.png`).
 """
 
 from __future__ import annotations
@@ -59,17 +60,15 @@ def best_trials(study: optuna.Study, count: int) -> list[optuna.trial.FrozenTria
 
 
 def write_results(out_dir: str | os.PathLike, study: optuna.Study, best: int) -> list[Path]:
-    """Writes `trials.csv`, `best_configs.toml` and `trials.png`; returns their paths."""
-    from toonvision.data_visualization.figures import save_figure
-    from toonvision.data_visualization.search_figures import trials_figure
+    """Writes `trials.csv` and `best_configs.toml`; returns their paths.
 
+    The figure (`trials.png`) is drawn by the command (`data_visualization.search_figures`):
+    nothing in model_utils draws.
+    """
     out_dir = Path(out_dir)
     paths = [out_dir / TRIALS_CSV, out_dir / BEST_CONFIGS_FILE]
     write_text_atomic(paths[0], study.trials_dataframe().to_csv(index=False))
     write_text_atomic(paths[1], best_configs_toml(best_trials(study, best)))
-    figure = trials_figure(study)
-    if figure is not None:
-        paths.append(save_figure(figure, out_dir / "trials.png"))
     return paths
 
 

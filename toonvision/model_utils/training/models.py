@@ -5,7 +5,7 @@ rule for logits and sigmoid outputs).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -13,8 +13,8 @@ import numpy as np
 from keras import ops
 
 from toonvision import ToonvisionError
-from toonvision.model_utils.architecture import check_image_size, cnn_blocks
-from toonvision.model_utils.configs import OPTIMIZERS, TrainingConfig, dtype_policy_name
+from toonvision.model_utils.training.architecture import check_image_size, cnn_blocks
+from toonvision.model_utils.training.configs import OPTIMIZERS, TrainingConfig, dtype_policy_name
 
 
 def uses_xla(config: TrainingConfig) -> bool:
@@ -47,7 +47,7 @@ def make_model(config: TrainingConfig, num_classes: int,
     `global_average_pooling`, `dropout`, `output`. The MLP is the Pokemon deck's: Rescaling ->
     Flatten -> Dense(units, activation) per hidden layer -> [Dropout] -> the same output layer.
     Augmentation is not a layer: `Trainer` applies it to training batches (see
-    `toonvision.model_utils.augment`), so the model is the same in training and inference.
+    `toonvision.model_utils.training.augment`), so the model is the same in training and inference.
 
     Args:
         config: the configuration.
@@ -276,3 +276,20 @@ def predict_probabilities(
         if progress is not None:
             progress(min(start + batch_size, len(images)), len(images))
     return np.concatenate(batches).astype(np.float32)
+
+
+def predict_parts(model: Any, images: np.ndarray, split: Mapping[str, Sequence[int]],
+                  parts: Sequence[str] = ("validate", "test")) -> dict[str, np.ndarray]:
+    """Predicts the images of some split parts with `models.predict_probabilities`.
+
+    Args:
+        model: the trained classifier.
+        images: all images (`TaskData.images`).
+        split: index arrays per part.
+        parts: the parts to predict (default: validate and test).
+
+    Returns:
+        Per part, (len(split[part]), classes) float32 probabilities in the part's order.
+    """
+    return {name: predict_probabilities(model, images[np.asarray(split[name], dtype=np.int64)])
+            for name in parts if name in split}

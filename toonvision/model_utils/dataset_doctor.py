@@ -39,7 +39,7 @@ from toonvision.data_processing.duplicates import (
     leak_share,
     near_duplicate_pairs,
 )
-from toonvision.model_utils.predictions import PART_NAMES, Predictions, PredictionStore
+from toonvision.model_utils.comparison.predictions import PART_NAMES, Predictions, PredictionStore
 
 MIN_APPEARANCES = defaults.DOCTOR_MIN_APPEARANCES
 _TEST = PART_NAMES.index("test")
@@ -273,7 +273,7 @@ def comparison_crops(run_dir: str | os.PathLike, data_dir: str | os.PathLike | N
     from toonvision.data_processing.dataset import from_crops, from_csv, select_for_task
     from toonvision.data_processing.manifest import MANIFEST_NAME, read_manifest
     from toonvision.labels import make_task
-    from toonvision.model_utils.compare import Comparison
+    from toonvision.model_utils.comparison.runner import Comparison
 
     comparison = Comparison.load(run_dir)
     settings = comparison.settings

@@ -51,20 +51,10 @@ import numpy as np
 from toonvision import MissingFileError, ToonvisionError
 from toonvision.data_processing.dataset import crop_ids
 from toonvision.fileio import write_text_atomic
-from toonvision.model_utils.best_models import BestModels
-from toonvision.model_utils.comparison_summary import (
-    PRIMARY_METRIC,
-    SUMMARY_FILE,
-    Summary,
-    history_table,
-    stopping_decision,
-    summarize,
-    summary_options,
-    write_summary_files,
-)
-from toonvision.model_utils.predictions import PredictionStore
-from toonvision.model_utils.run_splits import split_for_run
-from toonvision.model_utils.runlog import (
+from toonvision.model_utils.comparison.best_models import BestModels
+from toonvision.model_utils.comparison.predictions import PredictionStore
+from toonvision.model_utils.comparison.run_splits import split_for_run
+from toonvision.model_utils.comparison.runlog import (
     LOG_FILE,
     STOP_FILE,
     RunRecord,
@@ -76,13 +66,23 @@ from toonvision.model_utils.runlog import (
     write_log,
     write_stop,
 )
-from toonvision.model_utils.sequential import Decision, is_look
-from toonvision.model_utils.stored_settings import (  # noqa: F401
+from toonvision.model_utils.comparison.stored_settings import (  # noqa: F401
     SETTINGS_FILE,
     ComparisonSettings,
     ResumeError,
     check_out_dir,
 )
+from toonvision.model_utils.comparison.summary import (
+    PRIMARY_METRIC,
+    SUMMARY_FILE,
+    Summary,
+    history_table,
+    stopping_decision,
+    summarize,
+    summary_options,
+    write_summary_files,
+)
+from toonvision.model_utils.statistics.sequential import Decision, is_look
 
 logger = logging.getLogger(__name__)
 
@@ -309,14 +309,14 @@ class Comparison:
         Raises:
             engine.WorkerError: when a run fails on a worker; the log keeps the runs before.
         """
-        from toonvision.model_utils.engine import EngineJob, RunTask, SerialEngine
+        from toonvision.model_utils.engine.serial import EngineJob, RunTask, SerialEngine
 
         names = [config.name for config in configs]
         if names != self.settings.config_names:
             raise ToonvisionError(f"configs {names} are not the comparison's "
                                   f"{self.settings.config_names}")
         if trainer_factory is None:
-            from toonvision.model_utils.trainer import Trainer as trainer_factory
+            from toonvision.model_utils.training.trainer import Trainer as trainer_factory
         engine = engine if engine is not None else SerialEngine()
         best = self.best_records()
         (self.out_dir / EPOCHS_FOLDER).mkdir(parents=True, exist_ok=True)

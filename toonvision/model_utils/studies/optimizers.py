@@ -10,7 +10,7 @@ from typing import Any
 
 from toonvision import defaults
 from toonvision.data_processing.splits import stratified_split
-from toonvision.model_utils.comparison_summary import history_table
+from toonvision.model_utils.comparison.summary import history_table
 
 
 def optimizer_configs(base_config: Any, optimizers: Sequence[str],
@@ -56,12 +56,17 @@ def compare_optimizers(
         `(optimizer, RunResult)` in the order of `optimizers`, each as soon as it and the
         ones before it are trained.
     """
-    from toonvision.model_utils.engine import EngineJob, RunTask, SerialEngine, in_task_order
+    from toonvision.model_utils.engine.serial import (
+        EngineJob,
+        RunTask,
+        SerialEngine,
+        in_task_order,
+    )
 
     if trainer_factory is None:
-        from toonvision.model_utils.trainer import Trainer as trainer_factory
+        from toonvision.model_utils.training.trainer import Trainer as trainer_factory
     if optimizers is None:
-        from toonvision.model_utils.configs import OPTIMIZERS
+        from toonvision.model_utils.training.configs import OPTIMIZERS
 
         optimizers = tuple(OPTIMIZERS)
     engine = engine if engine is not None else SerialEngine()

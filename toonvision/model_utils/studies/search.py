@@ -33,7 +33,8 @@ reads it). A killed search resumes with the same command and `resume=True`: fini
 are kept, a trial left RUNNING by the kill is marked failed and its parameters are queued
 again (once), so no trial is lost but the one in progress and none runs twice. At the end:
 `trials.csv` (every trial), `best_configs.toml` (the best trials as `[configs.trial_N]`
-tables, for `compare --config-file`) and `trials.png` (`search_figures.trials_figure`).
+tables, for `compare --config-file`); the command draws `trials.png`
+(`search_figures.trials_figure`).
 """
 
 from __future__ import annotations
@@ -52,16 +53,20 @@ import numpy as np
 
 from toonvision import ToonvisionError, defaults, unknown_name_error
 from toonvision.fileio import write_text_atomic
-from toonvision.model_utils.compare import Comparison
-from toonvision.model_utils.comparison_summary import PRIMARY_METRIC, metric_values
-from toonvision.model_utils.configs import TrainingConfig
-from toonvision.model_utils.search_results import (
+from toonvision.model_utils.comparison.runner import Comparison
+from toonvision.model_utils.comparison.settings import (
+    SETTING_KEYS,
+    ComparisonPlan,
+    plan_comparison,
+)
+from toonvision.model_utils.comparison.stored_settings import check_out_dir, settings_for
+from toonvision.model_utils.comparison.summary import PRIMARY_METRIC, metric_values
+from toonvision.model_utils.studies.search_results import (
     best_trials,
     requeue_interrupted,
     write_results,
 )
-from toonvision.model_utils.settings import SETTING_KEYS, ComparisonPlan, plan_comparison
-from toonvision.model_utils.stored_settings import check_out_dir, settings_for
+from toonvision.model_utils.training.configs import TrainingConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -279,7 +284,7 @@ def run_search(out_dir: str | os.PathLike, spec: SearchSpec, task_data: Any, sou
     """
     import optuna
 
-    from toonvision.model_utils.engine import SerialEngine
+    from toonvision.model_utils.engine.serial import SerialEngine
 
     out_dir = Path(out_dir)
     engine = engine if engine is not None else SerialEngine()
@@ -358,8 +363,8 @@ def _differences(comparison: Comparison) -> np.ndarray:
 
 def _score(trial: optuna.Trial, comparison: Comparison) -> float:
     """Records the trial's runs and corrected interval in its user attributes; the mean."""
-    from toonvision.model_utils.comparison_summary import split_sizes
-    from toonvision.model_utils.paired import paired_difference
+    from toonvision.model_utils.comparison.summary import split_sizes
+    from toonvision.model_utils.statistics.paired import paired_difference
 
     differences = _differences(comparison)
     trial.set_user_attr("runs", len(differences))
@@ -374,7 +379,7 @@ def _score(trial: optuna.Trial, comparison: Comparison) -> float:
 
 def _check_spec(out_dir: Path, spec: SearchSpec, task_data: Any, resume: bool) -> None:
     """Writes `search.json`, or on resume checks that the spec and data are the same."""
-    from toonvision.model_utils.stored_settings import data_fingerprint
+    from toonvision.model_utils.comparison.stored_settings import data_fingerprint
 
     non_empty = check_out_dir(out_dir, resume)
     stored = {**spec.to_dict(), "data_fingerprint": data_fingerprint(

@@ -128,7 +128,7 @@ def predict_paths(
         FileNotFoundError: if a path does not exist.
         ValueError: if a file is neither an image nor an XML, or a folder holds neither.
     """
-    from toonvision.model_utils.models import predict_probabilities
+    from toonvision.model_utils.training.models import predict_probabilities
 
     results = PredictionResults()
     mapping = task_for(info, task)

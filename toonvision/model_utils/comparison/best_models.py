@@ -22,8 +22,8 @@ from toonvision import ToonvisionError
 from toonvision.fileio import write_text_atomic
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.runlog import RunRecord
-    from toonvision.model_utils.stored_settings import ComparisonSettings
+    from toonvision.model_utils.comparison.runlog import RunRecord
+    from toonvision.model_utils.comparison.stored_settings import ComparisonSettings
 
 PENDING_FOLDER = ".pending"
 
@@ -53,7 +53,7 @@ class BestModels:
 
     def save_pending(self, model: Any, record: RunRecord, settings: ComparisonSettings) -> None:
         """Saves a new best model and its run record under `.pending/`."""
-        from toonvision.model_utils.model_io import ModelInfo, save_model_atomic
+        from toonvision.model_utils.training.model_io import ModelInfo, save_model_atomic
 
         model_path, _, record_path = self._pending_paths(record.config)
         info = ModelInfo(

@@ -24,7 +24,7 @@ from toonvision import ToonvisionError, defaults, unknown_name_error
 from toonvision.data_processing.splits import balance_indices, stratified_split
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.configs import TrainingConfig
+    from toonvision.model_utils.training.configs import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -173,9 +173,14 @@ def run_ablation(
         One `AblationRun` per (variant, seed), variant by variant, each as soon as it and the
         runs before it are trained.
     """
-    from toonvision.model_utils.configs import BUILTIN_CONFIGS
-    from toonvision.model_utils.engine import EngineJob, RunTask, SerialEngine, in_task_order
-    from toonvision.model_utils.trainer import Trainer
+    from toonvision.model_utils.engine.serial import (
+        EngineJob,
+        RunTask,
+        SerialEngine,
+        in_task_order,
+    )
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.trainer import Trainer
 
     base = BUILTIN_CONFIGS[BASE_CONFIG] if base is None else base
     variants = list(VARIANTS) if variants is None else list(variants)

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from toonvision import ToonvisionError
-from toonvision.model_utils.trainer_cache import TRAINER_CACHE, Trainers
+from toonvision.model_utils.engine.trainer_cache import TRAINER_CACHE, Trainers
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class RunOutcome:
         result: the trainer's `RunResult`.
         confusion: the test confusion matrix (rows true, columns predicted).
         probabilities: per out-of-sample part (validate, test), the class probabilities of
-            its images in the split's order (`predictions.predict_parts`), for the store
+            its images in the split's order (`models.predict_parts`), for the store
             the dataset doctor reads.
         model: the trained model, or anything with `save(path)` that writes it
             (`ray_engine.ModelFile` from a worker); None from a Ray worker when the task
@@ -221,7 +221,7 @@ def pin_threads(threads: int | None) -> None:
         os.environ.update(thread_environment(threads))
     if "cv2" in sys.modules:
         sys.modules["cv2"].setNumThreads(threads)
-    augment = sys.modules.get("toonvision.model_utils.augment")
+    augment = sys.modules.get("toonvision.model_utils.training.augment")
     if augment is not None:
         augment.AUGMENTATION_WORKERS = threads
     tensorflow = sys.modules.get("tensorflow")
@@ -265,7 +265,7 @@ def train_task(trainer: Any, images: np.ndarray, y: np.ndarray, task: RunTask,
         Its `RunResult`, the test confusion matrix, and the validate and test probabilities
         (one prediction pass over the out-of-sample images serves both).
     """
-    from toonvision.model_utils.predictions import predict_parts
+    from toonvision.model_utils.training.models import predict_parts
 
     result = trainer.run(images, y, task.split, seed=task.seed, epoch_callback=epoch_callback)
     probabilities = predict_parts(trainer.model, images, task.split)
@@ -382,13 +382,6 @@ def import_ray() -> Any:
     return ray
 
 
-def ray_available() -> bool:
-    """Whether Ray can be imported (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("ray") is not None
-
-
 def default_workers(cpus: int, threads_per_worker: int) -> int:
     """The default number of workers: one per `threads_per_worker` CPUs, at least 1.
 
@@ -396,39 +389,3 @@ def default_workers(cpus: int, threads_per_worker: int) -> int:
     independent runs do, so the default is as many one-thread workers as there are CPUs.
     """
     return max(1, int(cpus) // max(1, int(threads_per_worker)))
-
-
-def make_engine(workers: int | None, threads_per_worker: int | None = None,
-                address: str | None = None, gpus_per_worker: float = 0.0,
-                ) -> Any:
-    """The engine of `--workers N` (compare, optimizers, ablate, search): serial for 1, Ray
-    otherwise.
-
-    Args:
-        workers: 1 for the serial engine; more for Ray; None: the default rule
-            (`default_workers` over this machine's CPUs, or the cluster's with `address`),
-            serial when Ray is not installed.
-        threads_per_worker: threads of each worker (None: 1 for Ray workers, the process's
-            own for the serial engine).
-        address: join this Ray cluster (`auto` or `HOST:PORT`).
-        gpus_per_worker: GPU share of each Ray worker.
-
-    Raises:
-        ToonvisionError: for a bad count, or when Ray is needed and not installed.
-    """
-    if workers is not None and workers < 1:
-        raise ToonvisionError(f"--workers must be at least 1; got {workers}")
-    if threads_per_worker is not None and threads_per_worker < 1:
-        raise ToonvisionError(f"--threads-per-worker must be at least 1; got "
-                              f"{threads_per_worker}")
-    remote = address is not None or bool(gpus_per_worker)
-    if workers is None and not remote:
-        if not ray_available():
-            return SerialEngine(threads_per_worker)
-        workers = default_workers(os.cpu_count() or 1, threads_per_worker or 1)
-    if workers == 1 and not remote:
-        return SerialEngine(threads_per_worker)
-    import_ray()
-    from toonvision.model_utils.ray_engine import RayEngine
-
-    return RayEngine(workers, threads_per_worker or 1, address, gpus_per_worker)

@@ -1,0 +1,1 @@
+"""comparison: N paired runs of several configurations in one folder (`runner.Comparison`)."""

@@ -1,0 +1,1 @@
+"""statistics: paired differences, stopping rules and verdicts; numbers in, numbers out."""

@@ -1,0 +1,1 @@
+"""studies: searches and studies made of many comparisons (search, optimizers, ablation)."""

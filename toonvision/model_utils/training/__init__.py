@@ -1,0 +1,1 @@
+"""training: a configuration (data) becomes a compiled model, trained on one run's split."""
