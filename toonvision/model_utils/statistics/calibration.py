@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,6 +55,49 @@ def _checked(probabilities: np.ndarray, y: Sequence[int] | np.ndarray) -> tuple[
     return probabilities, y
 
 
+@dataclass(frozen=True)
+class ReliabilityTable:
+    """Images binned by their highest probability (what a reliability diagram draws).
+
+    Attributes:
+        edges: (bins + 1,) bin edges from 0 to 1; bin i holds confidences in
+            (edges[i], edges[i + 1]] (a confidence of 0 joins the first).
+        counts: (bins,) images per bin.
+        accuracy: (bins,) share right per bin (NaN for an empty bin).
+        confidence: (bins,) mean highest probability per bin (NaN for an empty bin).
+    """
+
+    edges: np.ndarray
+    counts: np.ndarray
+    accuracy: np.ndarray
+    confidence: np.ndarray
+
+    @property
+    def expected_calibration_error(self) -> float:
+        """The count-weighted mean |accuracy - confidence| over the bins (NaN: no images)."""
+        total = self.counts.sum()
+        if not total:
+            return math.nan
+        filled = self.counts > 0
+        gaps = np.abs(self.accuracy[filled] - self.confidence[filled])
+        return float((self.counts[filled] * gaps).sum() / total)
+
+
+def reliability_table(probabilities: np.ndarray, y: Sequence[int] | np.ndarray,
+                      bins: int = ECE_BINS) -> ReliabilityTable:
+    """Bins images by confidence (highest probability) into `bins` equal-width bins."""
+    probabilities, y = _checked(probabilities, y)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == y
+    index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(index, weights=correct, minlength=bins) / counts
+        mean_confidence = np.bincount(index, weights=confidence, minlength=bins) / counts
+    return ReliabilityTable(np.linspace(0.0, 1.0, bins + 1), counts, accuracy,
+                            mean_confidence)
+
+
 def expected_calibration_error(probabilities: np.ndarray, y: Sequence[int] | np.ndarray,
                                bins: int = ECE_BINS) -> float:
     """The top-label expected calibration error: the mean gap between confidence and accuracy.
@@ -70,18 +114,7 @@ def expected_calibration_error(probabilities: np.ndarray, y: Sequence[int] | np.
     Returns:
         The error in 0..1, NaN for no images.
     """
-    probabilities, y = _checked(probabilities, y)
-    if not len(y):
-        return math.nan
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == y
-    # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of 0 joins the first.
-    index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
-    error = 0.0
-    for bin_index in np.unique(index):
-        members = index == bin_index
-        error += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(error)
+    return reliability_table(probabilities, y, bins).expected_calibration_error
 
 
 def brier_score(probabilities: np.ndarray, y: Sequence[int] | np.ndarray) -> float:
