@@ -9,8 +9,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "toonvision"
 MODEL_UTILS_SUBPACKAGES = ("training", "engine", "statistics", "comparison", "studies")
 # Within model_utils, which sub-package may import which (statistics stands alone).
 ALLOWED = {
-    "training": {"training"},
-    "engine": {"training", "engine"},
+    "training": {"training", "statistics"},
+    "engine": {"training", "engine", "statistics"},
     "statistics": {"statistics"},
     "comparison": {"training", "engine", "statistics", "comparison"},
     "studies": {"training", "engine", "statistics", "comparison", "studies"},

@@ -64,6 +64,9 @@ BATCH_SIZE = 32                         # images per forward pass in predict and
 REPORT_SAMPLES = 8                      # Grad-CAM sample images in a report
 REPORT_FILTERS = 8                      # filter patterns per layer in a report
 REPORTS_DIR = Path("reports")
+# A kept model's confidence rule (`model_utils.training.confidence`, docs/compare.md):
+NOVELTY_SCORE = "nearest_neighbour"     # or max_probability (measured: benchmarks/README.md)
+ACCEPT = 0.95                           # share of validation crops recognised; the rest: unknown
 
 # --- demo data (`synth`) --------------------------------------------------------------------
 SYNTH_SCREENSHOTS = 60
