@@ -435,11 +435,15 @@ class Comparison:
     def write_summary(self) -> Summary:
         """Writes `summary.csv` (and `per_class.csv`) from the log; returns the `Summary`.
 
+        With one finished run the summary holds its metrics and says that intervals and
+        verdicts need at least two runs (`summary.ONE_RUN_NOTE`).
+
         Raises:
-            ToonvisionError: if fewer than 2 runs are logged.
+            ToonvisionError: if no run is logged.
         """
-        if len(self.completed_runs()) < 2:
-            raise ToonvisionError(f"{self.out_dir}: a summary needs at least 2 finished runs")
+        if not self.completed_runs():
+            raise ToonvisionError(f"{self.out_dir}: a summary needs a finished run; none is "
+                                  "logged")
         summary = summarize(self.records, self.settings.config_names,
                             **summary_options(self.settings))
         write_summary_files(self.out_dir, summary)
