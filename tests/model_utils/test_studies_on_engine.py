@@ -11,6 +11,7 @@ Ray instance (2 CPUs).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import json
@@ -29,6 +30,7 @@ from test_search import DropoutTrainer, search_file
 import toonvision.model_utils.engine.choose as engine
 from toonvision.cli import build_parser, main
 from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log
+from toonvision.model_utils.comparison.settings import ENGINE_KEYS, SETTING_DEFAULTS
 from toonvision.model_utils.engine.serial import EngineJob, RunTask, SerialEngine
 from toonvision.model_utils.engine.trainer_cache import TRAINER_CACHE, Trainers
 from toonvision.model_utils.studies.search import TRIALS_FOLDER, load_search_file, run_search
@@ -124,14 +126,20 @@ def test_compare_optimizers_ablate_and_search_present_the_same_engine_options():
     def engine_options(name: str) -> list[tuple]:
         group = next(group for group in subparsers.choices[name]._action_groups
                      if group.title.startswith("engine"))
-        return [(action.option_strings, action.type, str(action.default), action.help)
+        return [(action.option_strings, action.type, action.help)
                 for action in group._group_actions]
+
+    def engine_defaults(name: str) -> list:
+        return [subparsers.choices[name].get_default(key) for key in ENGINE_KEYS]
 
     expected = engine_options("compare")
     assert [options[0] for options, *_ in expected] == [
         "--workers", "--threads-per-worker", "--address", "--gpus-per-worker"]
+    # compare's are in the parsed options only when typed: they override its --settings file
+    assert engine_defaults("compare") == [argparse.SUPPRESS] * 4
     for name in ("optimizers", "ablate", "search"):
         assert engine_options(name) == expected, name
+        assert engine_defaults(name) == [SETTING_DEFAULTS[key] for key in ENGINE_KEYS], name
 
 
 # ------------------------------------------------------------------------------------------

@@ -206,7 +206,8 @@ def start_comparison(plan: ComparisonPlan, source: DataSource, out_dir: Path | N
     if trainer_factory is None:
         from toonvision.model_utils.training.trainer import Trainer as trainer_factory
     return ComparisonSession(plan, task_data, settings, comparison, engine,
-                             _tracker(out_dir, tracking), trainer_factory,
+                             make_tracker(out_dir, tracking, f"compare-{out_dir.name}"),
+                             trainer_factory,
                              len(comparison.completed_runs()))
 
 
@@ -235,11 +236,13 @@ def seconds_per_run(records: Sequence[RunRecord]) -> float:
     return statistics.fmean(per_run.values()) if per_run else 0.0
 
 
-def _tracker(out_dir: Path, tracking: bool | Tracker) -> Tracker | None:
+def make_tracker(out_dir: Path, tracking: bool | Tracker, experiment: str) -> Tracker | None:
+    """The tracker of a study in `out_dir`: None when `tracking` is False, a
+    `tracking.RunTracker` of `experiment` when True, else `tracking` itself."""
     if tracking is False:
         return None
     if tracking is True:
         from toonvision.model_utils.tracking import RunTracker
 
-        return RunTracker(out_dir, experiment=f"compare-{out_dir.name}")
+        return RunTracker(out_dir, experiment=experiment)
     return tracking
