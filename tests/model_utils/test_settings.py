@@ -1,7 +1,7 @@
 """Tests of model_utils.settings: a comparison's settings from defaults, a file and overrides.
 
 The round trip through a finished comparison's `comparison.json` and the `compare --settings`
-command are tested in test_compare.py, beside the fake trainer they use.
+command are tested in comparison/test_runner.py and commands/test_compare_command.py.
 """
 
 from __future__ import annotations

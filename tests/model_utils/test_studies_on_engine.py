@@ -3,7 +3,7 @@
 The trainers an engine keeps (`trainer_cache.Trainers`); the serial and the Ray engine held
 over several jobs (`with engine:`: Ray's workers kept for new configurations and for a whole
 search, started again for new data), the search writing what the serial engine writes (the
-fake trainer of test_compare); the commands' engine options and checks; and, training real
+fake trainer of conftest.py); the commands' engine options and checks; and, training real
 models on tiny images, both studies on 2 Ray workers against the serial engine pinned to one
 thread in its own process: the same results in the same order. The Ray tests share one local
 Ray instance (2 CPUs).
@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_compare import CONFIGS, TASK_DATA, FakeConfig, FakeTrainer
+from conftest import CONFIGS, TASK_DATA, FakeConfig, FakeTrainer
 from test_search import TASK_DATA as SEARCH_DATA
 from test_search import DropoutTrainer, search_file
 
