@@ -166,3 +166,71 @@ def test_compare_stores_every_runs_out_of_sample_predictions_for_the_doctor(
         assert np.allclose(stored.probabilities.sum(axis=1), 1.0, atol=1e-2)
     assert main(arguments[:6] + ["--runs", "4"] + arguments[8:] + ["--resume"]) == 0
     assert sorted(set(store.read("baseline").run.tolist())) == [0, 1, 2, 3]
+
+
+def test_compare_with_one_run_is_a_result_and_summarize_reads_it_again(tmp_path, monkeypatch,
+                                                                       capsys):
+    """`compare --runs 1` trains, keeps the models, prints the run's metrics and exits 0; the
+    summary says that intervals and verdicts need two runs; `summarize` does the same."""
+    import pandas as pd
+
+    import toonvision.model_utils.training.trainer as model_utils
+    from toonvision.cli import main
+    from toonvision.model_utils.comparison.summary import ONE_RUN_NOTE, SUMMARY_FILE
+
+    monkeypatch.setattr(model_utils, "Trainer", RecordingTrainer)
+    RecordingTrainer.made = []
+    write_easy_crops(tmp_path / "data", per_class=10)
+    out_dir = tmp_path / "out"
+    assert main(["compare", "--data-dir", str(tmp_path / "data"), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-tracking", "--image-size", "48", "48",
+                 "--workers", "1", "--runs", "1", "--out", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    record = {item.config: item for item in read_log(out_dir / LOG_FILE)[0]}
+    assert sorted(record) == ["baseline", "optimized"]
+    difference = (record["optimized"].test_metrics["accuracy"]
+                  - record["baseline"].test_metrics["accuracy"])
+    assert printed.splitlines()[0] == (
+        f"optimized vs baseline: {difference * 100:+.1f} accuracy points in 1 run; no interval "
+        "or verdict (they need at least two runs).")
+    assert ONE_RUN_NOTE in printed
+    for name in ("baseline", "optimized"):
+        accuracy = record[name].test_metrics["accuracy"]
+        assert f"best {name}: run 0 (split seed 0), test accuracy {accuracy:.4f}" in printed
+        assert (out_dir / f"best_{name}.keras").is_file()
+    table = pd.read_csv(out_dir / SUMMARY_FILE)
+    rows = table[table.metric == "accuracy"].set_index("config")
+    assert rows.loc["baseline", "mean"] == pytest.approx(
+        record["baseline"].test_metrics["accuracy"])
+    assert rows.loc["optimized - baseline", "mean"] == pytest.approx(difference)
+    assert table[["ci_low", "ci_high", "p_better", "state"]].isna().all().all()
+    assert (out_dir / FOREST_FILE).read_bytes().startswith(PNG_SIGNATURE)
+
+    (out_dir / SUMMARY_FILE).unlink()
+    assert main(["summarize", str(out_dir)]) == 0
+    again = capsys.readouterr().out
+    assert again.splitlines()[0] == printed.splitlines()[0] and ONE_RUN_NOTE in again
+    assert pd.read_csv(out_dir / SUMMARY_FILE).equals(table)
+    # One run more makes a verdict: the folder resumes to two runs.
+    assert main(["compare", "--data-dir", str(tmp_path / "data"), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-tracking", "--image-size", "48", "48",
+                 "--workers", "1", "--runs", "2", "--out", str(out_dir), "--resume"]) == 0
+    assert ONE_RUN_NOTE not in capsys.readouterr().out
+
+
+def test_only_typed_flags_override_a_settings_file():
+    """Flags left out are not in the parsed options (argparse.SUPPRESS), so they cannot hide
+    a settings file's value behind a default."""
+    from toonvision.cli import build_parser
+    from toonvision.commands.compare import typed_settings
+
+    parser = build_parser()
+    args = parser.parse_args(["compare", "--runs", "3", "--look-every", "5", "--ratio", "0.5",
+                              "0.25", "0.25", "--workers", "1", "--configs", "mlp, baseline"])
+    assert typed_settings(args) == {"runs": 3, "look_every": 5, "ratios": [0.5, 0.25, 0.25],
+                                    "workers": 1, "configs": ["mlp", "baseline"]}
+    assert typed_settings(parser.parse_args(["compare"])) == {}
+    assert typed_settings(parser.parse_args(["compare", "--runs", "auto"])) == {
+        "until_decided": True}
+    assert typed_settings(parser.parse_args(["compare", "--group-column", "scene"])) == {
+        "group_by": "column:scene"}

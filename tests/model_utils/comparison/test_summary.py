@@ -74,3 +74,22 @@ def test_summary_rows_are_the_verdict_functions_of_the_paired_runs():
     assert rows[("accuracy", "b")]["optimism"] == pytest.approx(optimism.optimism)
     assert summary.kept["b"] == optimism and summary.per_class is None
 
+
+
+def test_one_run_gives_its_metrics_and_says_intervals_need_two():
+    from toonvision.model_utils.comparison.summary import ONE_RUN_NOTE, format_summary
+
+    records = [record("baseline", 0, 0.40, 0.80), record("optimized", 0, 0.30, 0.875)]
+    summary = summarize(records, ["baseline", "optimized"])
+    table = summary.table.set_index(["metric", "config"])
+    assert table.loc[("accuracy", "baseline"), "mean"] == 0.80
+    assert table.loc[("accuracy", "optimized - baseline"), "mean"] == pytest.approx(0.075)
+    assert table.loc[("loss", "optimized - baseline"), "mean"] == pytest.approx(-0.10)
+    assert table[["ci_low", "ci_high", "resplit_ci_low", "p_better", "effect_size"]
+                 ].isna().all().all()
+    assert summary.verdicts == {} and summary.note == ONE_RUN_NOTE
+    assert summary.sentences == ["optimized vs baseline: +7.5 accuracy points in 1 run; no "
+                                 "interval or verdict (they need at least two runs)."]
+    text = format_summary(summary)
+    assert ONE_RUN_NOTE in text
+    assert "kept best optimized (run 0): test accuracy 0.8750, its only run" in text
