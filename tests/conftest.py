@@ -7,9 +7,12 @@ for the ones it uses and calls them as often as it needs.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -17,6 +20,17 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from toonvision.data_processing.images import write_image_atomic  # noqa: E402
+from toonvision.model_utils.comparison.best_models import PENDING_FOLDER  # noqa: E402
+from toonvision.model_utils.comparison.runlog import (  # noqa: E402
+    LOG_FILE,
+    RunRecord,
+    read_log,
+    select_best,
+)
+from toonvision.model_utils.comparison.runner import Comparison  # noqa: E402
+from toonvision.model_utils.comparison.stored_settings import ComparisonSettings  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPOSITORY.parent / "shared" / "data"
@@ -209,3 +223,186 @@ def local_ray():
              log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+# ----------------------------------------------------------------------------------------------
+# Fakes of the comparison's trainers and engines (typed against `engine.protocols`), and helpers
+# that drive a comparison folder with them. Test modules import them: `from conftest import
+# FakeTrainer, run_fake`.
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    name: str
+    epochs: int = 3
+
+
+class FakeModel:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def save(self, path: str) -> None:
+        Path(path).write_text(self.text)
+
+    def predict_on_batch(self, images: np.ndarray) -> np.ndarray:
+        """P(class 1) of each image, seeded by the model: what a sigmoid output gives."""
+        generator = np.random.default_rng(len(self.text) + len(images))
+        return generator.uniform(0, 1, (len(images), 1))
+
+
+class FakeTrainer:
+    """A `protocols.Trainer` (its class a `protocols.TrainerFactory`) without Keras: metrics
+    that depend only on (config, seed), as a deterministic trainer would."""
+
+    def __init__(self, config: FakeConfig, num_classes: int, image_size: tuple[int, int]):
+        self.config = config
+        self.model = None
+
+    def run(self, images, y, split, seed, epoch_callback=None):
+        generator = np.random.default_rng([seed, len(self.config.name)])
+        loss, accuracy, validation_loss = generator.uniform([0.05, 0.7, 0.05], [0.6, 1.0, 0.6])
+        history = {"loss": [0.7, loss], "accuracy": [0.5, accuracy],
+                   "val_loss": [0.7, validation_loss], "val_accuracy": [0.5, accuracy]}
+        for epoch in range(2):
+            if epoch_callback is not None:
+                epoch_callback(epoch, {key: values[epoch] for key, values in history.items()})
+        self.model = FakeModel(f"{self.config.name} {seed}")
+        return SimpleNamespace(
+            seed=seed, history=history, epochs_run=2, setup_seconds=0.0, train_seconds=0.01,
+            validation_metrics={"loss": validation_loss, "accuracy": accuracy},
+            test_metrics={"loss": loss, "accuracy": accuracy},
+        )
+
+
+CONFIGS = [FakeConfig("baseline"), FakeConfig("optimized")]
+TASK_DATA = SimpleNamespace(images=np.zeros((30, 4, 4, 3), np.uint8),
+                            y=np.arange(30) % 2, class_names=("cog", "toon"))
+
+
+def fake_settings(runs: int = 4, **changes) -> ComparisonSettings:
+    values = dict(source="fake", task="binary", class_names=["cog", "toon"], image_size=[4, 4],
+                  ratios=[0.6, 0.2, 0.2], seed=0, runs=runs, select="test",
+                  configs=[{"name": config.name, "epochs": config.epochs} for config in CONFIGS],
+                  data_fingerprint="abc", num_images=30)
+    values.update(changes)
+    return ComparisonSettings(**values)
+
+
+def run_fake(out_dir: Path, runs: int = 4, resume: bool = False, **changes) -> Comparison:
+    comparison = Comparison.start(out_dir, fake_settings(runs, **changes), resume=resume)
+    for _ in comparison.run(TASK_DATA, CONFIGS, trainer_factory=FakeTrainer):
+        pass
+    return comparison
+
+
+def comparable(records: list[RunRecord]) -> list[tuple]:
+    return [(item.config, item.run, item.split_seed, item.test_metrics["loss"],
+             item.validation_metrics["loss"]) for item in records]
+
+
+def assert_consistent(out_dir: Path, runs: int, reference: list[RunRecord]) -> None:
+    """The log has each run once per config, and best_* are the log's best runs."""
+    records, torn = read_log(out_dir / LOG_FILE)
+    assert torn == 0
+    assert sorted((item.run, item.config) for item in records) == sorted(
+        (run, config.name) for run in range(runs) for config in CONFIGS)
+    assert comparable(records) == comparable(reference)
+    for name, best in select_best(records).items():
+        assert json.loads((out_dir / f"best_{name}.json").read_text())["run"] == best.run
+        assert (out_dir / f"best_{name}.keras").read_text() == f"{name} {best.seed}"
+        sidecar = json.loads((out_dir / f"best_{name}.keras.json").read_text())
+        assert sidecar["extra"]["run"] == best.run and sidecar["config"] == name
+    assert not (out_dir / PENDING_FOLDER).exists()
+
+
+class EffectTrainer(FakeTrainer):
+    """Test accuracy 0.9 + the configuration's effect + its own noise of sd 0.02 per run."""
+
+    effects: dict[str, float] = {}
+
+    def run(self, images, y, split, seed, epoch_callback=None):
+        result = super().run(images, y, split, seed, epoch_callback)
+        noise = np.random.default_rng([seed, 7, len(self.config.name)]).normal(0.0, 0.02)
+        result.test_metrics["accuracy"] = 0.9 + self.effects.get(self.config.name, 0.0) + noise
+        return result
+
+
+class RecordingTrainer(FakeTrainer):
+    made: list = []
+
+    def __init__(self, config, num_classes, image_size):
+        super().__init__(config, num_classes, image_size)
+        RecordingTrainer.made.append(self)
+        self.splits = []
+
+    def run(self, images, y, split, seed, epoch_callback=None):
+        self.splits.append((seed, {name: np.array(part) for name, part in split.items()}))
+        return super().run(images, y, split, seed, epoch_callback)
+
+
+
+class FakeEngine:
+    """A `protocols.Engine` that trains every task in order in this process, counting them.
+
+    Attributes:
+        trained: the (run, config) of every task trained.
+    """
+
+    started = 1
+
+    def __init__(self) -> None:
+        self.trained: list[tuple[int, str]] = []
+
+    def run(self, tasks, job, epoch_callback=None):
+        from toonvision.model_utils.engine.serial import LOCAL_WORKER, RunOutcome, train_task
+
+        trainers = {}
+        for task in tasks:
+            config = job.config_for(task)
+            trainer = trainers.setdefault(task.config, job.trainer_factory(
+                config, job.num_classes, job.image_size))
+            result, confusion, probabilities = train_task(trainer, job.images, job.y, task,
+                                                          job.num_classes, None)
+            self.trained.append((task.run, task.config))
+            yield RunOutcome(task, result, confusion, probabilities, trainer.model, "here",
+                             LOCAL_WORKER, 1, 0.0)
+
+    def describe(self) -> str:
+        return "in a fake engine"
+
+    def activity(self) -> list:
+        return []
+
+    def __enter__(self) -> FakeEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
+def record(config: str, run: int, test_loss: float, test_accuracy: float,
+           validation_loss: float = 0.5, epochs: int = 3) -> RunRecord:
+    """A hand-made run record, shaped like the ones the comparison logs."""
+    history = {
+        "loss": list(np.linspace(0.7, test_loss, epochs)),
+        "accuracy": list(np.linspace(0.5, test_accuracy, epochs)),
+        "val_loss": list(np.linspace(0.7, validation_loss, epochs)),
+        "val_accuracy": list(np.linspace(0.5, test_accuracy, epochs)),
+    }
+    return RunRecord(config=config, run=run, seed=run, split_seed=run,
+                     split_sizes={"train": 18, "validate": 6, "test": 6}, history=history,
+                     validation_metrics={"loss": validation_loss, "accuracy": test_accuracy},
+                     test_metrics={"loss": test_loss, "accuracy": test_accuracy},
+                     epochs_run=epochs, setup_seconds=0.1, train_seconds=1.0)
+
+
+
+def write_easy_crops(data_dir: Path, per_class: int = 12, size: tuple[int, int] = (48, 48)) -> None:
+    """Tiny crops that are easy to tell apart: dark noisy cogs, bright noisy toons."""
+    generator = np.random.default_rng(0)
+    for label, brightness in (("cog_sb_coldcaller", 60), ("toon_dog", 190)):
+        for index in range(per_class):
+            image = generator.normal(brightness, 30, (*size, 3)).clip(0, 255).astype(np.uint8)
+            write_image_atomic(data_dir / "unsorted" / label.split("_")[0]
+                               / f"{label}_{index}.png", image)
+

@@ -1,7 +1,7 @@
 """Tests of cross-validation in comparisons (`compare --cv K`): the folds, the run loop and the
 corrected statistics over repeated folds.
 
-The comparison is driven by the fake trainer of test_compare (no Keras), which here also
+The comparison is driven by the fake trainer of conftest.py (no Keras), which here also
 records the split it was given, so that the folds can be checked image by image.
 """
 
@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 import pytest
+from conftest import CONFIGS, TASK_DATA, FakeTrainer, comparable, fake_settings
 from scipy import stats
-from test_compare import CONFIGS, TASK_DATA, FakeTrainer, comparable, fake_settings
 
 from toonvision import ToonvisionError
 from toonvision.data_processing.folds import cross_validation_split

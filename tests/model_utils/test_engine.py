@@ -20,14 +20,16 @@ import time
 from pathlib import Path
 
 import pytest
-from test_compare import (
+from conftest import (
     CONFIGS,
     TASK_DATA,
     FakeTrainer,
     assert_consistent,
     fake_settings,
     run_fake,
-    write_crops,
+)
+from conftest import (
+    write_easy_crops as write_crops,
 )
 
 import toonvision.model_utils.engine.choose as choose

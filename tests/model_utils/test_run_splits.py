@@ -1,7 +1,7 @@
 """Tests of the one place that decides each comparison run's split (`run_splits.split_for_run`),
 grouped (`compare --group-by screenshot|duplicates`, `--group-column`) and not.
 
-The comparisons are driven by the fake trainers of test_compare (no Keras), which record the
+The comparisons are driven by the fake trainers of conftest.py (no Keras), which record the
 split they were given, so that every run can be checked crop by crop.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_compare import CONFIGS, TASK_DATA, FakeTrainer, RecordingTrainer, fake_settings
+from conftest import CONFIGS, TASK_DATA, FakeTrainer, RecordingTrainer, fake_settings
 
 from toonvision import ToonvisionError
 from toonvision.model_utils.comparison.run_splits import split_for_run

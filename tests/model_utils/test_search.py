@@ -1,5 +1,5 @@
 """Tests of model_utils.search and the search figure: a search of 4 trials x 2 paired runs
-with the fake trainer of test_compare (no Keras), killed in the middle of a trial and resumed,
+with the fake trainer of conftest.py (no Keras), killed in the middle of a trial and resumed,
 and its best configurations read back by `compare`'s configuration loader.
 """
 
@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import optuna
 import pytest
+from conftest import FakeTrainer
 from optuna.trial import TrialState
-from test_compare import FakeTrainer
 
 from toonvision import ToonvisionError
 from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log

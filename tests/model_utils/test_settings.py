@@ -1,7 +1,7 @@
 """Tests of model_utils.settings: a comparison's settings from defaults, a file and overrides.
 
 The round trip through a finished comparison's `comparison.json` and the `compare --settings`
-command are tested in test_compare.py, beside the fake trainer they use.
+command are tested in comparison/test_runner.py and commands/test_compare_command.py.
 """
 
 from __future__ import annotations
@@ -130,3 +130,52 @@ def test_the_stopping_rule_comes_from_a_file_and_defaults_to_a_fixed_number_of_r
     assert (plan.until_decided, plan.runs, plan.look_every, plan.equivalence) == (
         True, 100, 5, 0.03)
     assert plan_comparison({"look_every": 20}, settings_file).look_every == 20
+
+
+def test_every_setting_has_its_help_flag_and_check_in_the_schema():
+    """One schema: the --help of compare, the keys of a file and of comparison.json all
+    come from ComparisonPlan's fields."""
+    import dataclasses
+
+    from toonvision.cli import build_parser
+    from toonvision.model_utils.comparison.settings import (
+        ENGINE_KEYS,
+        RECORD_KEYS,
+        SETTING_KEYS,
+        SETTINGS,
+        STORED_KEYS,
+        option,
+    )
+    from toonvision.model_utils.comparison.stored_settings import ComparisonSettings
+
+    assert SETTING_KEYS == tuple(item.name for item in SETTINGS)
+    assert all(item.metadata["help"] for item in SETTINGS)
+    compare = next(action for action in build_parser()._actions
+                   if action.dest == "command").choices["compare"]
+    by_dest = {action.dest: action for action in compare._actions}
+    for key in SETTING_KEYS:
+        flag, keywords = option(key)
+        assert by_dest[key].option_strings == [flag], key
+        assert by_dest[key].help == keywords["help"], key
+    # comparison.json holds the stored settings and the data's record, nothing else.
+    stored = [item.name for item in dataclasses.fields(ComparisonSettings)]
+    assert set(stored) == set(STORED_KEYS) | set(RECORD_KEYS)
+    assert not set(ENGINE_KEYS) & set(STORED_KEYS)
+    assert "(default: 10)" in option("look_every")[1]["help"]
+
+
+def test_a_plan_checks_every_setting_by_its_schema_check():
+    from toonvision import ToonvisionError
+    from toonvision.model_utils.comparison.settings import ComparisonPlan
+
+    plan = ComparisonPlan(configs=("baseline", {"name": "fast", "base": "optimized",
+                                                "batch_size": 8}), runs=1, epochs=2)
+    assert plan.config_names == ["baseline", "fast"] and plan.runs == 1
+    assert [config.epochs for config in plan.configs] == [2, 2]
+    assert ComparisonPlan(configs=plan.configs, epochs=2).configs == plan.configs  # idempotent
+    for key, value, message in (("balance", "under", "unknown balance method 'under'"),
+                                ("seed", 1.5, "seed must be a whole number"),
+                                ("gpus_per_worker", -1, "gpus_per_worker must be a number"),
+                                ("cv", 1, "cv must be a whole number of folds")):
+        with pytest.raises(ToonvisionError, match=message):
+            ComparisonPlan(**{key: value})

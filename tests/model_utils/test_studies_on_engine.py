@@ -3,7 +3,7 @@
 The trainers an engine keeps (`trainer_cache.Trainers`); the serial and the Ray engine held
 over several jobs (`with engine:`: Ray's workers kept for new configurations and for a whole
 search, started again for new data), the search writing what the serial engine writes (the
-fake trainer of test_compare); the commands' engine options and checks; and, training real
+fake trainer of conftest.py); the commands' engine options and checks; and, training real
 models on tiny images, both studies on 2 Ray workers against the serial engine pinned to one
 thread in its own process: the same results in the same order. The Ray tests share one local
 Ray instance (2 CPUs).
@@ -11,6 +11,7 @@ Ray instance (2 CPUs).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import json
@@ -22,13 +23,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from test_compare import CONFIGS, TASK_DATA, FakeConfig, FakeTrainer
+from conftest import CONFIGS, TASK_DATA, FakeConfig, FakeTrainer
 from test_search import TASK_DATA as SEARCH_DATA
 from test_search import DropoutTrainer, search_file
 
 import toonvision.model_utils.engine.choose as engine
 from toonvision.cli import build_parser, main
 from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log
+from toonvision.model_utils.comparison.settings import ENGINE_KEYS, SETTING_DEFAULTS
 from toonvision.model_utils.engine.serial import EngineJob, RunTask, SerialEngine
 from toonvision.model_utils.engine.trainer_cache import TRAINER_CACHE, Trainers
 from toonvision.model_utils.studies.search import TRIALS_FOLDER, load_search_file, run_search
@@ -124,14 +126,20 @@ def test_compare_optimizers_ablate_and_search_present_the_same_engine_options():
     def engine_options(name: str) -> list[tuple]:
         group = next(group for group in subparsers.choices[name]._action_groups
                      if group.title.startswith("engine"))
-        return [(action.option_strings, action.type, str(action.default), action.help)
+        return [(action.option_strings, action.type, action.help)
                 for action in group._group_actions]
+
+    def engine_defaults(name: str) -> list:
+        return [subparsers.choices[name].get_default(key) for key in ENGINE_KEYS]
 
     expected = engine_options("compare")
     assert [options[0] for options, *_ in expected] == [
         "--workers", "--threads-per-worker", "--address", "--gpus-per-worker"]
+    # compare's are in the parsed options only when typed: they override its --settings file
+    assert engine_defaults("compare") == [argparse.SUPPRESS] * 4
     for name in ("optimizers", "ablate", "search"):
         assert engine_options(name) == expected, name
+        assert engine_defaults(name) == [SETTING_DEFAULTS[key] for key in ENGINE_KEYS], name
 
 
 # ------------------------------------------------------------------------------------------

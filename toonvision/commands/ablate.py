@@ -28,7 +28,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import sys
 from pathlib import Path
@@ -42,8 +41,6 @@ from toonvision.commands._common import (
 )
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
-ABLATION_FILE = "ablation.csv"
-RUNS_FILE = "ablation_runs.csv"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,17 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.commands._common import engine_from_args, task_data_from_args
+    from toonvision.commands._common import engine_from_args, source_from_args, task_data_from_args
     from toonvision.commands._progress import RunProgress
     from toonvision.data_processing.splits import check_ratios
-    from toonvision.fileio import write_text_atomic
-    from toonvision.model_utils.studies.ablation import (
-        ablation_table,
-        format_table,
-        run_ablation,
-        select_variants,
-    )
-    from toonvision.model_utils.tracking import RunTracker
+    from toonvision.model_utils.studies.ablation import format_table, select_variants
+    from toonvision.model_utils.studies.ablation_study import AblationStudy
     from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     if args.seeds < 1:
@@ -101,67 +92,32 @@ def run(args: argparse.Namespace) -> int:
     if args.patience is not None:
         changes["early_stopping_patience"] = args.patience
     base = BUILTIN_CONFIGS["mlp"].replace(**changes)
-    if args.out is None:
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-        args.out = defaults.RUNS_DIR / f"ablation-{stamp}"
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        raise ExistingFileError(f"--out {args.out} exists and is not an empty folder; "
-                                "choose a new one")
-
+    out = args.out or defaults.RUNS_DIR / (
+        f"ablation-{datetime.datetime.now(datetime.UTC).strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):   # before decoding
+        raise ExistingFileError(f"--out {out} exists and is not an empty folder; choose a "
+                                "new one")
     task_data = task_data_from_args(args)
     print_skipped(task_data.skipped)
     engine = engine_from_args(args, [variant.config(base) for variant in variants],
                               len(task_data.class_names), args.image_size)
+    study = AblationStudy(out, task_data, range(args.seeds), variants, base, args.ratio,
+                          args.balance, engine=engine, tracking=not args.no_tracking,
+                          context={"task": args.task, "image_size": list(args.image_size),
+                                   "source": source_from_args(args).describe()})
     counts = ", ".join(f"{name} {count}" for name, count in task_data.class_counts().items())
     print(f"ablation of {len(variants)} variants x {args.seeds} seeds on {len(task_data)} "
           f"images ({counts}), {args.image_size[0]}x{args.image_size[1]}; training "
           f"{engine.describe()}", file=sys.stderr)
-    tracker = None if args.no_tracking else RunTracker(args.out, experiment="ablation")
-    total = len(variants) * args.seeds
-    runs = []
     # One line per finished run in a log; on a terminal a bar with what each worker trains.
-    with RunProgress(total, unit="run", activity=getattr(engine, "activity", None)) as progress:
-        for result in run_ablation(task_data.images, task_data.y, len(task_data.class_names),
-                                   list(range(args.seeds)), variants, base, args.ratio,
-                                   args.balance, engine=engine):
-            runs.append(result)
+    with RunProgress(study.total, unit="run", activity=engine.activity) as progress:
+        for result in study.run():
             progress.finished(f"{result.variant} seed {result.seed} done: val acc "
                               f"{result.validation_accuracy:.3f}, test acc "
                               f"{result.test_accuracy:.3f}")
-            if tracker is not None:
-                variant = next(item for item in variants if item.name == result.variant)
-                config = variant.config(base)
-                tracker.log_run(
-                    f"{result.variant}-seed{result.seed}",
-                    {**dataclasses.asdict(config), "seed": result.seed, "balance": args.balance,
-                     "task": args.task, "image_size": list(args.image_size),
-                     "source": task_data_source_text(args)},
-                    result.history,
-                    {"validation_accuracy": result.validation_accuracy,
-                     "validation_macro_f1": result.validation_macro_f1,
-                     "test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1,
-                     "epochs_run": result.epochs_run, "best_epoch": result.best_epoch},
-                )
-
-    import pandas as pd
-
-    table = ablation_table(runs, variants)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.out / ABLATION_FILE, table.to_csv(index=False))
-    run_rows = pd.DataFrame([
-        {key: value for key, value in vars(result).items() if key != "history"}
-        for result in runs
-    ])
-    write_text_atomic(args.out / RUNS_FILE, run_rows.to_csv(index=False))
+    table, files = study.finish()
     print(format_table(table))
-    print(f"wrote {args.out / ABLATION_FILE} and {args.out / RUNS_FILE}")
-    if tracker is not None:
-        print(f"run records: {tracker.records_path}")
+    print(f"wrote {' and '.join(str(path) for path in files)}")
+    if study.tracker is not None:
+        print(f"run records: {study.tracker.records_path}")
     return 0
-
-
-def task_data_source_text(args: argparse.Namespace) -> str:
-    """The data source the options name, as text for the run records."""
-    if args.labels is not None:
-        return f"{args.labels} + {args.images}"
-    return str(args.data_dir)

@@ -28,11 +28,15 @@ the R x K overlapping folds (docs/compare.md, "Cross-validation").
 keeps each group in one part of every run's split (and of every fold with --cv), so that no
 crop is tested beside a sibling it was trained on (docs/compare.md, "Splits that do not leak").
 
-The comparison's settings (task, configs, config_file, runs, epochs, early_stopping,
-image_size, ratios, seed, select, balance, until_decided, look_every, equivalence, cv,
-group_by) can come from a TOML file, --settings FILE; the comparison.json of an earlier
-comparison's folder is such a file too. Flags you type win over the file, and the file wins
-over the defaults.
+Every option of the "comparison" and "engine" groups below is a setting, and can come from a
+TOML file, --settings FILE: its key is the option's name with underscores (--look-every is
+look_every, --ratio is ratios), and `configs` may hold tables of configuration fields. The
+comparison.json of an earlier comparison's folder is such a file too. Flags you type win over
+the file, and the file wins over the defaults. See docs/compare.md, "Settings files".
+
+--runs 1 trains one run of every configuration and keeps its models: the summary gives its
+metrics, and says that intervals and verdicts need at least two runs (--resume --runs N adds
+more).
 
 --workers N trains N runs at once on Ray workers (`pip install 'toonvision[parallel]'`),
 each pinned to --threads-per-worker threads; the default is one single-thread worker per CPU
@@ -58,135 +62,43 @@ examples:
 from __future__ import annotations
 
 import argparse
-import datetime
-import re
-import statistics
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from toonvision import ExistingFileError, ToonvisionError, defaults
+from toonvision import ExistingFileError
 from toonvision.commands._common import (
     add_dataset_arguments,
     add_engine_arguments,
     add_grouping_arguments,
-    add_split_arguments,
     grouping_from_options,
     print_skipped,
 )
+from toonvision.model_utils.comparison import settings as schema
 
 if TYPE_CHECKING:
-    from toonvision.model_utils.comparison.runlog import RunRecord
-    from toonvision.model_utils.tracking import RunTracker
+    from toonvision.model_utils.comparison.run import ComparisonResult, ComparisonSession
 
 NEEDS_KERAS = True  # the CLI imports TensorFlow quietly before `run` (see cli.py)
-DEFAULT_CONFIGS = ",".join(defaults.CONFIGS)
-# Each option that sets a comparison setting, as its argparse `dest` -> its settings key.
-SETTING_OPTIONS = {
-    "task": "task", "configs": "configs", "config_file": "config_file", "runs": "runs",
-    "epochs": "epochs", "early_stopping": "early_stopping", "image_size": "image_size",
-    "ratio": "ratios", "seed": "seed", "select": "select", "balance": "balance",
-    "until_decided": "until_decided", "look_every": "look_every", "equivalence": "equivalence",
-    "cv": "cv", "group_by": "group_by",
-    "workers": "workers", "threads_per_worker": "threads_per_worker", "address": "address",
-    "gpus_per_worker": "gpus_per_worker",
-}
-AUTO_RUNS = "auto"  # --runs auto: --until-decided with the default cap
-
-
-@dataclass(frozen=True)
-class NotTyped:
-    """The default of a settings option: --help shows its value; `run` knows it was not typed.
-
-    Only typed options override a --settings file, so the defaults must be told apart.
-    """
-
-    value: Any
-
-    def __str__(self) -> str:
-        return str(self.value)
+# The settings of the "comparison" group (the engine's have their own; --group-by comes with
+# --group-column), in the schema's order.
+COMPARISON_OPTIONS = tuple(key for key in schema.SETTING_KEYS
+                           if key not in schema.ENGINE_KEYS and key != "group_by")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataset_arguments(parser)
-    group = parser.add_argument_group("comparison")
+    add_dataset_arguments(parser, image_size=False, task=False)
+    group = parser.add_argument_group(
+        "comparison", "Each option is also a key of a --settings file (dashes as underscores).")
     group.add_argument(
         "--settings", type=Path, metavar="FILE",
-        help="a TOML file of comparison settings (keys: task, configs, config_file, runs, "
-             "epochs, early_stopping, image_size, ratios, seed, select, balance, "
-             "until_decided, look_every, equivalence, cv, group_by, workers, "
-             "threads_per_worker, address, gpus_per_worker), or the "
-             "comparison.json of an earlier comparison to run it again; options typed here "
-             "override it (default: none)",
+        help=f"a TOML file of comparison settings (keys: {', '.join(schema.SETTING_KEYS)}), "
+             "or the comparison.json of an earlier comparison to run it again; options typed "
+             "here override it (default: none)",
     )
-    group.add_argument(
-        "--configs", default=NotTyped(DEFAULT_CONFIGS),
-        help="comma-separated configurations to compare: built-in ones (baseline, optimized, "
-             "optimized_1e-4, optimized_1e-5, mlp) or names from --config-file "
-             "(default: %(default)s)",
-    )
-    group.add_argument(
-        "--config-file", type=Path, metavar="FILE",
-        help="a TOML file of [configs.NAME] tables defining more configurations, each may "
-             "start from another with base = \"optimized\" (default: none)",
-    )
-    group.add_argument("--runs", type=_runs, default=NotTyped(defaults.RUNS),
-                       help="number of runs, each on a new split; with --until-decided the "
-                            "most runs; 'auto' is --until-decided with the default cap "
-                            "(default: %(default)s)")
-    group.add_argument(
-        "--until-decided", action="store_true", default=NotTyped(defaults.UNTIL_DECIDED),
-        help="look at test accuracy (the second configuration against the first) every "
-             "--look-every runs and stop when the answer is known: decided, equivalent, or "
-             "undecidable at this data size (a group-sequential rule that keeps its 5%% error "
-             "rate over all looks)",
-    )
-    group.add_argument("--look-every", type=int, metavar="K",
-                       default=NotTyped(defaults.LOOK_EVERY),
-                       help="with --until-decided: paired runs between two looks "
-                            "(default: %(default)s)")
-    group.add_argument(
-        "--equivalence", type=float, metavar="DELTA", default=NotTyped(defaults.EQUIVALENCE),
-        help="practical-difference margin in test accuracy (0.04 = 4 points): a corrected "
-             "interval inside +-DELTA decides 'no practical difference' (default: %(default)s, "
-             "none)",
-    )
-    group.add_argument(
-        "--cv", type=int, metavar="K",
-        help="stratified K-fold cross-validation instead of a fresh split per run, repeated "
-             "--runs times with new seeds (R x K paired runs): each fold is the test set once, "
-             "validation is drawn from the other folds with the validate share of --ratio "
-             "(default: none)",
-    )
-    group.add_argument(
-        "--epochs", type=int,
-        help="epochs per run for every configuration (default: each configuration's own, "
-             "25 for the article's)",
-    )
-    group.add_argument(
-        "--early-stopping", type=int, metavar="PATIENCE",
-        help="stop a run after PATIENCE epochs without a lower validation loss and restore "
-             "the best weights, for every configuration (default: each configuration's own; "
-             "off for the article's, as in the article)",
-    )
-    add_split_arguments(group, seed_help="run r splits and initialises with seed SEED + r "
-                            "(default: %(default)s)")
-    group.add_argument(
-        "--select", choices=("test", "val_loss"), default=NotTyped(defaults.SELECT),
-        help="best-model rule: 'test' (the article's: a run replaces the best when its test "
-             "loss is lower AND its test accuracy higher) or 'val_loss' (lowest validation "
-             "loss; never looks at the test set) (default: %(default)s)",
-    )
-    group.add_argument(
-        "--balance", choices=("none", "undersample", "oversample"),
-        default=NotTyped(defaults.BALANCE),
-        help="balance the classes of each run's training split (never validation or test): "
-             "undersample to the rarest class or oversample to the most common "
-             "(default: %(default)s)",
-    )
-    add_grouping_arguments(group, default=NotTyped(defaults.GROUP_BY))
-    add_engine_arguments(parser, NotTyped)
+    schema.add_setting_options(group, COMPARISON_OPTIONS)
+    add_grouping_arguments(group, typed_only=True)
+    add_engine_arguments(parser, typed_only=True)
     group.add_argument(
         "--out", type=Path,
         help="the comparison's folder; must be new or empty unless --resume "
@@ -202,117 +114,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not record runs with toonvision.tracking (a JSONL file, and MLflow when "
              "installed)",
     )
-    # The shared data and split options, told apart from typed ones too.
-    parser.set_defaults(task=NotTyped(defaults.TASK),
-                        image_size=NotTyped(list(defaults.IMAGE_SIZE)),
-                        ratio=NotTyped(list(defaults.RATIOS)), seed=NotTyped(defaults.SEED))
 
 
-def default_out(task: str, configs: str) -> Path:
-    """`runs/<task>-<configs>-<UTC timestamp>`, with characters unsafe in names replaced."""
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{task}-{configs.replace(',', '-')}")[:80]
-    return defaults.RUNS_DIR / f"{name}-{stamp}"
-
-
-def make_tracker(out_dir: Path, disabled: bool) -> RunTracker | None:
-    """A `tracking.RunTracker` for the comparison, or None when tracking is off."""
-    if disabled:
-        return None
-    from toonvision.model_utils.tracking import RunTracker
-
-    return RunTracker(out_dir, experiment=f"compare-{out_dir.name}")
-
-
-def _runs(text: str) -> int | str:
-    """The value of --runs: a whole number, or `auto`."""
-    if text == AUTO_RUNS:
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number or 'auto'; got {text!r}") from None
-
-
-def typed_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings the user typed as options (those left at their defaults are not typed)."""
-    typed = {}
-    for dest, key in SETTING_OPTIONS.items():
-        value = getattr(args, dest)
-        if value is None or isinstance(value, NotTyped):
-            continue
-        if key == "configs":
-            value = [name.strip() for name in value.split(",") if name.strip()]
-        if key == "runs" and value == AUTO_RUNS:
-            typed["until_decided"] = True
-            continue
-        typed[key] = value
+def typed_settings(args: argparse.Namespace) -> dict:
+    """The settings the user typed as options (`settings.typed_settings`), --group-column
+    being the setting group_by = "column:NAME"."""
+    typed = schema.typed_settings(args)
     grouping = grouping_from_options(typed.get("group_by"), args.group_column)
-    if grouping is not None:   # --group-column NAME is the setting group_by = "column:NAME"
+    if grouping is not None:
         typed["group_by"] = grouping
     return typed
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.commands._common import (
-        checked_engine,
-        describe_groups,
-        groups_from_args,
-        task_data_from_args,
-    )
-    from toonvision.commands._progress import RunProgress, duration
-    from toonvision.data_visualization.comparison_figures import write_comparison_figures
-    from toonvision.model_utils.comparison.runlog import read_stop
-    from toonvision.model_utils.comparison.runner import Comparison
-    from toonvision.model_utils.comparison.settings import plan_comparison
-    from toonvision.model_utils.comparison.stored_settings import (
-        SETTINGS_FILE,
-        ResumeError,
-        check_out_dir,
-        settings_for,
-    )
-    from toonvision.model_utils.comparison.summary import PER_CLASS_FILE, format_summary
-    from toonvision.model_utils.training.trainer import Trainer
+    from toonvision.commands._common import decode_bar, source_from_args
+    from toonvision.model_utils.comparison.run import start_comparison
+    from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, ResumeError
 
-    if args.resume and args.out is None:
-        raise ToonvisionError("--resume needs --out, the folder of the comparison to continue")
-    if isinstance(args.runs, int) and args.runs < 1:
-        raise ToonvisionError(f"--runs must be at least 1; got {args.runs}")
-    plan = plan_comparison(typed_settings(args), args.settings)
-    names, configs = plan.config_names, list(plan.configs)
-    out_dir = args.out or default_out(plan.task, ",".join(names))
+    plan = schema.plan_comparison(typed_settings(args), args.settings)
+    progress, close = decode_bar()
     try:
-        check_out_dir(out_dir, args.resume)
-    except ExistingFileError:
-        raise ExistingFileError(
-            f"{out_dir} already exists and is not empty; add --resume to continue the "
-            "comparison there, or choose another --out (nothing was changed)"
-        ) from None
-
-    data_args = argparse.Namespace(**{**vars(args), "task": plan.task,
-                                      "image_size": list(plan.image_size)})
-    task_data = task_data_from_args(data_args)
-    print_skipped(task_data.skipped)
-    task_data.groups = groups_from_args(args, task_data.paths, plan.group_by)
-    settings = settings_for(task_data, plan.task, configs, plan.runs, task_data_source(args),
-                            plan.ratios, plan.seed, plan.select, plan.balance,
-                            until_decided=plan.until_decided, look_every=plan.look_every,
-                            equivalence=plan.equivalence, cv=plan.cv, group_by=plan.group_by,
-                            groups=task_data.groups)
-    # Checked before anything is written: a configuration that cannot train on this data
-    # fails here, not after the folder was created. Trainers are built and traced when they
-    # first train (one per configuration, kept for every run), so tracing is spread over the
-    # runs and TensorFlow's retracing warning does not mistake the builds for a loop.
-    engine = checked_engine(plan.workers, plan.threads_per_worker, plan.address,
-                            plan.gpus_per_worker, configs, len(task_data.class_names),
-                            settings.image_size)
-    try:
-        comparison = Comparison.start(out_dir, settings, resume=args.resume)
+        session = start_comparison(plan, source_from_args(args), args.out, resume=args.resume,
+                                   tracking=not args.no_tracking, decode_progress=progress)
+    except ExistingFileError as error:
+        raise ExistingFileError(f"{str(error).split(';')[0]}; add --resume to continue the "
+                                "comparison there, or choose another --out (nothing was "
+                                "changed)") from None
     except ResumeError as error:
-        hint = (f"--settings {out_dir / SETTINGS_FILE} repeats them, --out chooses another "
-                "folder" if error.differences else "--runs may grow, not shrink")
+        folder = args.out / SETTINGS_FILE
+        hint = (f"--settings {folder} repeats them, --out chooses another folder"
+                if error.differences else "--runs may grow, not shrink")
         raise ResumeError(f"{error} ({hint})", error.differences) from None
-    done = len(comparison.completed_runs())
+    finally:
+        close()
+    print_skipped(session.task_data.skipped)
+    print(describe_session(session), file=sys.stderr)
+    train(session)
+    print_result(session.finish())
+    return 0
+
+
+def describe_session(session: ComparisonSession) -> str:
+    """The line that says what will be trained, on what, and where."""
+    from toonvision.commands._common import describe_groups
+
+    plan, task_data, settings = session.plan, session.task_data, session.settings
     counts = ", ".join(f"{name} {count}" for name, count in task_data.class_counts().items())
     runs = (f"until decided, looking every {plan.look_every} runs, at most {plan.runs} runs"
             if plan.until_decided else f"{plan.runs} runs")
@@ -320,18 +166,23 @@ def run(args: argparse.Namespace) -> int:
         runs = f"{plan.runs} x {plan.cv}-fold cross-validation ({settings.run_count} runs)"
     if task_data.groups is not None:
         runs += f", {describe_groups(plan.group_by, task_data.groups)}"
-    print(f"comparing {', '.join(names)} on {len(task_data)} images ({counts}), "
-          f"{settings.image_size[0]}x{settings.image_size[1]}, {runs}; "
-          f"{done} already done; writing to {out_dir}; training {engine.describe()}",
-          file=sys.stderr)
+    return (f"comparing {', '.join(plan.config_names)} on {len(task_data)} images ({counts}), "
+            f"{settings.image_size[0]}x{settings.image_size[1]}, {runs}; {session.done} "
+            f"already done; writing to {session.out_dir}; training {session.engine.describe()}")
 
-    tracker = make_tracker(out_dir, args.no_tracking)
-    # One line per run in a log; on a terminal a bar with the medians and the workers.
-    with RunProgress(settings.run_count, done=done, capped=plan.until_decided,
-                     activity=getattr(engine, "activity", None)) as progress:
-        updates = comparison.run(task_data, configs, trainer_factory=Trainer,
-                                 tracker=tracker, engine=engine)
-        for update in updates:
+
+def train(session: ComparisonSession) -> None:
+    """Trains the session's runs: one line per run in a log; on a terminal a bar with the
+    medians and the workers."""
+    import statistics
+
+    from toonvision.commands._progress import RunProgress
+
+    comparison, names = session.comparison, session.plan.config_names
+    with RunProgress(session.settings.run_count, done=session.done,
+                     capped=session.plan.until_decided,
+                     activity=session.engine.activity) as progress:
+        for update in session.run():
             medians = "/".join(f"{statistics.median(values):.3f}" for values in (
                 [record.test_metrics["accuracy"] for record in comparison.records
                  if record.config == name] for name in names))
@@ -346,42 +197,29 @@ def run(args: argparse.Namespace) -> int:
                 + (f"; look {look.look}/{look.looks}: {look.state}" if look else ""),
                 status=f"medians {medians}", completed=update.completed)
 
-    stop = read_stop(comparison.stop_path)
+
+def print_result(result: ComparisonResult) -> None:
+    """Prints the verdicts, the summary, the kept models and the time; draws the figures."""
+    from toonvision.commands._progress import duration
+    from toonvision.data_visualization.comparison_figures import write_comparison_figures
+    from toonvision.model_utils.comparison.summary import format_summary
+
+    comparison, settings, stop = result.comparison, result.comparison.settings, result.stop
     if stop is not None:
-        print(f"stopped after {stop['runs']} of at most {plan.runs} runs ({stop['state']}): "
-              f"{stop['reason']}", file=sys.stderr)
-    summary = comparison.write_summary()
-    files = [path for path in (comparison.summary_path, comparison.out_dir / PER_CLASS_FILE)
-             if path.is_file()]
-    files += write_comparison_figures(comparison, summary)
-    print(format_summary(summary))
+        print(f"stopped after {stop['runs']} of at most {settings.runs} runs "
+              f"({stop['state']}): {stop['reason']}", file=sys.stderr)
+    files = result.files + write_comparison_figures(comparison, result.summary)
+    print(format_summary(result.summary))
     print()
-    for name, record in comparison.best_records().items():
+    for name, record in result.best.items():
         test = record.test_metrics
         print(f"best {name}: run {record.run} (split seed {record.split_seed}), test "
               f"accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f} -> "
               f"{comparison.best_model_path(name)}")
-    # Workers train runs side by side: a run's wall time is its training time over them.
-    per_run = _seconds_per_run(comparison.records) / max(1, getattr(engine, "started", 1))
-    print(f"{per_run:.1f} s per run of {len(names)} configuration(s) on this machine; "
-          f"{settings.run_count} runs take about {duration(per_run * settings.run_count)}"
-          + (f", these {len(comparison.completed_runs())} took "
-             f"{duration(per_run * len(comparison.completed_runs()))}" if stop else ""))
+    per_run, done = result.seconds_per_run, len(comparison.completed_runs())
+    print(f"{per_run:.1f} s per run of {len(settings.config_names)} configuration(s) on this "
+          f"machine; {settings.run_count} runs take about "
+          f"{duration(per_run * settings.run_count)}"
+          + (f", these {done} took {duration(per_run * done)}" if stop else ""))
     print(f"log: {comparison.log_path}")
     print("files: " + ", ".join(str(path) for path in files))
-    return 0
-
-
-def task_data_source(args: argparse.Namespace) -> str:
-    """A description of the data source the options name."""
-    if args.labels is not None:
-        return f"{args.labels} + {args.images}"
-    return str(args.data_dir)
-
-
-def _seconds_per_run(records: list[RunRecord]) -> float:
-    """Mean set-up plus training time of one run of every configuration, from the log."""
-    per_run: dict[int, float] = {}
-    for record in records:
-        per_run[record.run] = per_run.get(record.run, 0.0) + record.total_seconds
-    return statistics.fmean(per_run.values()) if per_run else 0.0

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     results = {}
     with RunProgress(len(names), unit="optimizer",
-                     activity=getattr(engine, "activity", None)) as progress:
+                     activity=engine.activity) as progress:
         for optimizer, result in compare_optimizers(task_data, base, names, args.learning_rate,
                                                     args.seed, args.ratio, engine=engine):
             results[optimizer] = result

@@ -61,9 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.commands._common import engine_from_args, task_data_from_args
+    from toonvision.commands._common import decode_bar, engine_from_args, source_from_args
     from toonvision.commands._progress import SEPARATOR, RunProgress
-    from toonvision.commands.compare import task_data_source
     from toonvision.model_utils.studies.search import (
         STUDY_FILE,
         load_search_file,
@@ -80,8 +79,12 @@ def run(args: argparse.Namespace) -> int:
     # The search file's task and image size, when it sets them; else the flags'.
     task = spec.comparison.get("task", args.task)
     size = spec.comparison.get("image_size", args.image_size)
-    task_data = task_data_from_args(argparse.Namespace(**{**vars(args), "task": task,
-                                                          "image_size": list(size)}))
+    source = source_from_args(args)
+    decoding, close = decode_bar()
+    try:
+        task_data = source.load(task, size, decoding)
+    finally:
+        close()
     print_skipped(task_data.skipped)
     spec = type(spec)(**{**spec.__dict__, "comparison": {**spec.comparison, "task": task,
                                                          "image_size": list(size)}})
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     # One line per finished trial in a log; on a terminal a bar with the trial's run, the best
     # so far and what each worker trains.
     with RunProgress(spec.trials, unit="trial",
-                     activity=getattr(engine, "activity", None)) as bar:
+                     activity=engine.activity) as bar:
         seen = [0]
 
         def progress(state) -> None:
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.set_status(SEPARATOR.join(part for part in (
                     f"trial {state.trial} run {state.run}/{state.runs}", best) if part))
 
-        study = run_search(args.out, spec, task_data, task_data_source(args),
+        study = run_search(args.out, spec, task_data, source.describe(),
                            resume=args.resume, progress=progress, engine=engine)
     from toonvision.data_visualization.figures import save_figure
     from toonvision.data_visualization.search_figures import trials_figure

@@ -41,10 +41,10 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -83,6 +83,14 @@ from toonvision.model_utils.comparison.summary import (
     write_summary_files,
 )
 from toonvision.model_utils.statistics.sequential import Decision, is_look
+
+if TYPE_CHECKING:
+    from toonvision.model_utils.engine.protocols import (
+        Engine,
+        EpochCallback,
+        Tracker,
+        TrainerFactory,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -273,10 +281,10 @@ class Comparison:
         self,
         task_data: Any,
         configs: Sequence[Any],
-        trainer_factory: Callable[[Any, int, tuple[int, int]], Any] | None = None,
-        tracker: Any = None,
-        epoch_callback: Callable[[str, int, int, dict[str, float]], None] | None = None,
-        engine: Any = None,
+        trainer_factory: TrainerFactory | None = None,
+        tracker: Tracker | None = None,
+        epoch_callback: EpochCallback | None = None,
+        engine: Engine | None = None,
     ) -> Iterator[RunUpdate]:
         """Trains every missing run, yielding after each one is safely logged.
 
@@ -294,8 +302,8 @@ class Comparison:
             trainer_factory: builds a trainer from (config, number of classes, image size);
                 default `model_utils.Trainer`. One trainer per configuration (per worker) is
                 reused for every run.
-            tracker: an object with `log_run(name, params, history, metrics, artifacts)`
-                (`tracking.RunTracker`), called for every configuration of every run; or None.
+            tracker: records every configuration of every run (`protocols.Tracker`, e.g.
+                `tracking.RunTracker`); or None.
             epoch_callback: called as `(config name, run, epoch, logs)` after every epoch
                 (by the serial engine; Ray workers do not report epochs).
             engine: where the runs are trained (`engine.make_engine`); default
@@ -366,7 +374,7 @@ class Comparison:
 
     def _log_run(self, run: int, outcomes: Sequence[Any],
                  split: tuple[int, dict[str, np.ndarray], dict[str, int]],
-                 best: dict[str, RunRecord], started: float, tracker: Any,
+                 best: dict[str, RunRecord], started: float, tracker: Tracker | None,
                  configs: Sequence[Any]) -> RunUpdate:
         """Logs one finished run (its outcome per configuration) and keeps its best models."""
         split_seed, parts, folds = split
@@ -410,7 +418,7 @@ class Comparison:
     def _epochs_path(self, config_name: str, run: int) -> Path:
         return self.out_dir / EPOCHS_FOLDER / f"{config_name}_run{run:04d}.csv"
 
-    def _track(self, tracker: Any, configs: Sequence[Any],
+    def _track(self, tracker: Tracker, configs: Sequence[Any],
                run_records: Sequence[RunRecord]) -> None:
         fields = {config.name: dataclasses.asdict(config) for config in configs}
         for record in run_records:
@@ -435,11 +443,15 @@ class Comparison:
     def write_summary(self) -> Summary:
         """Writes `summary.csv` (and `per_class.csv`) from the log; returns the `Summary`.
 
+        With one finished run the summary holds its metrics and says that intervals and
+        verdicts need at least two runs (`summary.ONE_RUN_NOTE`).
+
         Raises:
-            ToonvisionError: if fewer than 2 runs are logged.
+            ToonvisionError: if no run is logged.
         """
-        if len(self.completed_runs()) < 2:
-            raise ToonvisionError(f"{self.out_dir}: a summary needs at least 2 finished runs")
+        if not self.completed_runs():
+            raise ToonvisionError(f"{self.out_dir}: a summary needs a finished run; none is "
+                                  "logged")
         summary = summarize(self.records, self.settings.config_names,
                             **summary_options(self.settings))
         write_summary_files(self.out_dir, summary)

@@ -10,6 +10,15 @@ Two structures, one before the data is loaded and one after:
   names, a fingerprint of the images), stored as `comparison.json` in the comparison's
   folder. `resume` refuses to continue with different settings.
 
+`ComparisonPlan` is the one schema of a comparison's settings: each field carries its
+default, its help text, its check (`checks`), its command-line flag and whether it is kept in
+`comparison.json` (`setting`). The flags of `compare` (`add_setting_options`), the keys of a
+settings file (`SETTING_KEYS`), the stored settings and their resume check
+(`stored_settings.settings_from_plan`), and the `--help` text are derived from it: adding a
+setting is one field (and, when it is stored, its key in `ComparisonSettings`, the file
+format). Flags are added with `argparse.SUPPRESS` defaults, so only the flags the user typed
+are in the parsed namespace (`typed_settings`), and only they override a settings file.
+
 A settings file holds the keys of `SETTING_KEYS`, for example:
 
     task = "binary"
@@ -43,196 +52,243 @@ earlier comparison can be run again from its folder. Its keys that describe the 
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toonvision import MissingFileError, ToonvisionError, defaults, unknown_name_error
-from toonvision.data_processing.splits import BALANCE_METHODS, check_grouping, check_ratios
-from toonvision.model_utils.comparison.runlog import check_rule
+from toonvision.data_processing.splits import BALANCE_METHODS, GROUPINGS
+from toonvision.model_utils.comparison import checks
+from toonvision.model_utils.comparison.runlog import SELECTION_RULES
 
 if TYPE_CHECKING:
     from toonvision.model_utils.training.configs import TrainingConfig
 
-# What a settings file may set, and the default of each (None: each configuration's own).
-SETTING_DEFAULTS: dict[str, Any] = {
-    "task": defaults.TASK,
-    "configs": list(defaults.CONFIGS),   # names, or tables of TrainingConfig fields
-    "config_file": None,                 # a TOML file of [configs.NAME] tables
-    "runs": defaults.RUNS,
-    "epochs": None,                      # epochs of every configuration
-    "early_stopping": None,              # early-stopping patience of every configuration
-    "image_size": list(defaults.IMAGE_SIZE),
-    "ratios": list(defaults.RATIOS),
-    "seed": defaults.SEED,
-    "select": defaults.SELECT,
-    "balance": defaults.BALANCE,
-    "until_decided": defaults.UNTIL_DECIDED,  # stop when a look decides; `runs` is the cap
-    "look_every": defaults.LOOK_EVERY,      # paired runs between two looks
-    "equivalence": defaults.EQUIVALENCE,    # practical-difference margin in accuracy (0: none)
-    "cv": defaults.CV,                      # K-fold cross-validation, `runs` repetitions
-    "group_by": defaults.GROUP_BY,          # what every split keeps whole (column:NAME: CSV)
-    "workers": defaults.WORKERS,            # runs at once; None: one per CPU (with Ray)
-    "threads_per_worker": defaults.THREADS_PER_WORKER,  # None: 1 on Ray, all serially
-    "address": defaults.RAY_ADDRESS,        # a Ray cluster to join; None: a local Ray
-    "gpus_per_worker": defaults.GPUS_PER_WORKER,  # GPU share each Ray worker asks for
-}
-# Where the runs are trained (`model_utils.engine`), not what: not kept in comparison.json.
-ENGINE_KEYS: tuple[str, ...] = ("workers", "threads_per_worker", "address", "gpus_per_worker")
-SETTING_KEYS: tuple[str, ...] = tuple(SETTING_DEFAULTS)
-# Keys of comparison.json that record the data it ran on: accepted in a file, not used.
-RECORD_KEYS: tuple[str, ...] = ("source", "class_names", "data_fingerprint", "num_images",
-                                "groups_fingerprint", "version")
+AUTO_RUNS = "auto"  # --runs auto: --until-decided with the default cap
+TASK_HELP = (
+    "what to classify: binary (cog/toon), suit (4 cog suits), name (32 cog names), animal "
+    "(11 toon animals), label (every label as its own class), or a class list such as "
+    "'king,queen,jack' or 'king=face,queen=face,ace=number'"
+)
+ENGINE_GROUP = "engine (where the runs train; docs/parallel.md)"
 
 
-def _check_runs(runs: Any) -> int:
-    if not _is_int(runs) or runs < 1:
-        raise ToonvisionError(f"the number of runs must be a whole number of at least 1; "
-                              f"got {runs!r}")
-    return runs
+def setting(default: Any, help: str, *, check: Callable[[Any], Any] | None = None,
+            flag: str | None = None, stored: bool = True, default_text: str | None = None,
+            engine: bool = False, **argparse_options: Any) -> Any:
+    """A field of `ComparisonPlan`: one setting with everything said about it.
+
+    Args:
+        default: the value when neither a file nor a flag sets it.
+        help: what it means, for `--help` (plain text; the default is added).
+        check: `checks` function that refuses a bad value and returns the canonical one.
+        flag: its command-line flag (default: `--` and the name with dashes).
+        stored: whether `comparison.json` keeps it (the resume check compares it).
+        default_text: the default as `--help` says it (default: the value itself).
+        engine: whether it says where the runs train (`ENGINE_KEYS`), not what.
+        **argparse_options: `type`, `nargs`, `metavar`, `choices` or `action` of the flag.
+    """
+    return field(default=default, metadata={
+        "help": help, "check": check, "flag": flag, "stored": stored and not engine,
+        "default_text": default_text, "engine": engine, "argparse": argparse_options})
 
 
-def _check_sequential(until_decided: Any, look_every: Any, equivalence: Any, runs: int,
-                      configs: int) -> None:
-    """Checks the plan of a comparison run until decided (`sequential.sequential_decision`)."""
-    if not isinstance(until_decided, bool):
-        raise ToonvisionError(f"until_decided must be true or false; got {until_decided!r}")
-    if not _is_int(look_every) or look_every < 1:
-        raise ToonvisionError(f"look_every must be a whole number of at least 1; got "
-                              f"{look_every!r}")
-    if (not isinstance(equivalence, (int, float)) or isinstance(equivalence, bool)
-            or not 0 <= equivalence < 1):
-        raise ToonvisionError(f"equivalence must be a number from 0 to 1 (a margin in "
-                              f"accuracy: 0.02 is 2 points); got {equivalence!r}")
-    if until_decided and configs < 2:
-        raise ToonvisionError("a comparison run until decided needs at least two "
-                              "configurations: it looks at the second against the first")
-    if until_decided and runs < 2:
-        raise ToonvisionError(f"a comparison run until decided needs a cap of at least 2 "
-                              f"runs; got {runs}")
+def _runs(text: str) -> int | str:
+    """The value of --runs: a whole number, or `auto`."""
+    if text == AUTO_RUNS:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number or 'auto'; got {text!r}") from None
 
 
-def _check_cv(cv: Any, until_decided: bool) -> None:
-    """Checks the number of cross-validation folds (None: a fresh split per run)."""
-    if cv is None:
-        return
-    if not _is_int(cv) or cv < 2:
-        raise ToonvisionError(f"cv must be a whole number of folds of at least 2; got {cv!r}")
-    if until_decided:
-        raise ToonvisionError("cv and until_decided do not go together: the stopping rule "
-                              "looks at independent re-split runs, not at folds")
-
-
-def _check_engine(workers: Any, threads_per_worker: Any, address: Any,
-                  gpus_per_worker: Any) -> None:
-    """Checks the engine keys (`ENGINE_KEYS`); None means the default rule for each."""
-    for key, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
-        if value is not None and (not _is_int(value) or value < 1):
-            raise ToonvisionError(f"{key} must be a whole number of at least 1; got {value!r}")
-    if address is not None and (not isinstance(address, str) or not address.strip()):
-        raise ToonvisionError(f"address must be 'auto' or HOST:PORT of a Ray cluster; got "
-                              f"{address!r}")
-    if (not isinstance(gpus_per_worker, (int, float)) or isinstance(gpus_per_worker, bool)
-            or gpus_per_worker < 0):
-        raise ToonvisionError(f"gpus_per_worker must be a number of at least 0; got "
-                              f"{gpus_per_worker!r}")
-
-
-def _check_balance(balance: Any) -> str:
-    if balance not in BALANCE_METHODS:
-        raise unknown_name_error("balance method", str(balance), BALANCE_METHODS)
-    return balance
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _as_tuple(key: str, value: Any) -> tuple:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ToonvisionError(f"{key} must be a list; got {value!r}")
-    return tuple(value)
-
-
-# ----------------------------------------------------------------------------------------------
-# Before the data: the plan
+def _names(text: str) -> list[str]:
+    """The value of --configs: comma-separated names."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 @dataclass(frozen=True)
 class ComparisonPlan:
     """What a comparison will run, before its data is loaded (see `plan_comparison`).
 
-    Attributes:
-        task: the task's spec (`binary`, `suit`, `king,queen`, ...).
-        configs: the configurations, in comparison order.
-        runs: the number of runs.
-        image_size: (height, width) the images are resized to.
-        ratios: train, validate and test shares of every split.
-        seed: run `r` splits with seed `seed + r`.
-        select: the best-model rule, one of `runlog.SELECTION_RULES`.
-        balance: how the training split is balanced, one of `splits.BALANCE_METHODS`.
-        until_decided: stop at the first look that decides (then `runs` is the cap).
-        look_every: paired runs between two looks.
-        equivalence: the practical-difference margin in test accuracy (0: none).
-        cv: K-fold cross-validation with `runs` repetitions (None: a fresh split per run).
-        group_by: what every split keeps whole (`splits.check_grouping`): `none`,
-            `screenshot`, `duplicates`, or `column:NAME` for a CSV set.
-        workers: runs trained at once (1: in this process; None: one per CPU when Ray is
-            installed, `engine.make_engine`).
-        threads_per_worker: threads of each worker (None: 1 on Ray; the process's own
-            serially).
-        address: a Ray cluster to join (`auto` or HOST:PORT; None: a local Ray instance).
-        gpus_per_worker: the GPU share each Ray worker asks for.
+    Each field is one setting (`setting`): its metadata holds its help text, check and flag,
+    and `--help` shows that text. After construction `configs` holds `TrainingConfig`s in
+    comparison order (names and tables resolved, with `config_file`), with `epochs` and
+    `early_stopping` applied to every one; every value is checked (`checks`).
+
+    Example:
+        >>> plan = ComparisonPlan(configs=("baseline", "optimized"), runs=1)  # doctest: +SKIP
+        >>> plan.config_names                                                # doctest: +SKIP
+        ['baseline', 'optimized']
     """
 
-    task: str
-    configs: tuple[TrainingConfig, ...]
-    runs: int
-    image_size: tuple[int, int]
-    ratios: tuple[float, float, float]
-    seed: int
-    select: str
-    balance: str
-    until_decided: bool = defaults.UNTIL_DECIDED
-    look_every: int = defaults.LOOK_EVERY
-    equivalence: float = defaults.EQUIVALENCE
-    cv: int | None = defaults.CV
-    group_by: str = defaults.GROUP_BY
-    workers: int | None = defaults.WORKERS
-    threads_per_worker: int | None = defaults.THREADS_PER_WORKER
-    address: str | None = defaults.RAY_ADDRESS
-    gpus_per_worker: float = defaults.GPUS_PER_WORKER
+    task: str = setting(defaults.TASK, TASK_HELP, check=checks.check_task)
+    configs: tuple[TrainingConfig, ...] = setting(
+        tuple(defaults.CONFIGS),
+        "comma-separated configurations to compare: built-in ones (baseline, optimized, "
+        "optimized_1e-4, optimized_1e-5, mlp) or names from --config-file; in a settings "
+        "file a list of names or tables of TrainingConfig fields",
+        check=checks.check_configs, default_text=",".join(defaults.CONFIGS), type=_names)
+    config_file: Path | None = setting(
+        None, "a TOML file of [configs.NAME] tables defining more configurations, each may "
+        'start from another with base = "optimized"', stored=False, default_text="none",
+        type=Path, metavar="FILE")
+    runs: int = setting(
+        defaults.RUNS, "number of runs, each on a new split; with --until-decided the most "
+        "runs; 'auto' is --until-decided with the default cap", check=checks.check_runs,
+        type=_runs)
+    epochs: int | None = setting(
+        None, "epochs per run for every configuration", stored=False,
+        check=checks.whole_number("epochs", 1),
+        default_text="each configuration's own, 25 for the article's", type=int)
+    early_stopping: int | None = setting(
+        None, "stop a run after PATIENCE epochs without a lower validation loss and restore "
+        "the best weights, for every configuration", stored=False,
+        check=checks.whole_number("early_stopping", 0),
+        default_text="each configuration's own; off for the article's, as in the article",
+        type=int, metavar="PATIENCE")
+    image_size: tuple[int, int] = setting(
+        tuple(defaults.IMAGE_SIZE), "size the images are resized to, height then width (the "
+        "article's is 600 200)", check=checks.check_image_size, type=int, nargs=2,
+        metavar=("HEIGHT", "WIDTH"))
+    ratios: tuple[float, float, float] = setting(
+        tuple(defaults.RATIOS), "shares of each split", check=checks.check_ratio_values,
+        flag="--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"))
+    seed: int = setting(defaults.SEED, "run r splits and initialises with seed SEED + r",
+                        check=checks.check_seed, type=int)
+    select: str = setting(
+        defaults.SELECT, "best-model rule: 'test' (the article's: a run replaces the best "
+        "when its test loss is lower AND its test accuracy higher) or 'val_loss' (lowest "
+        "validation loss; never looks at the test set)", check=checks.check_select,
+        choices=SELECTION_RULES)
+    balance: str = setting(
+        defaults.BALANCE, "balance the classes of each run's training split (never "
+        "validation or test): undersample to the rarest class or oversample to the most "
+        "common", check=checks.check_balance, choices=BALANCE_METHODS)
+    until_decided: bool = setting(
+        defaults.UNTIL_DECIDED, "look at test accuracy (the second configuration against the "
+        "first) every --look-every runs and stop when the answer is known: decided, "
+        "equivalent, or undecidable at this data size (a group-sequential rule that keeps "
+        "its 5% error rate over all looks)", check=checks.check_until_decided,
+        action="store_true")
+    look_every: int = setting(
+        defaults.LOOK_EVERY, "with --until-decided: paired runs between two looks",
+        check=checks.whole_number("look_every", 1, optional=False), type=int, metavar="K")
+    equivalence: float = setting(
+        defaults.EQUIVALENCE, "practical-difference margin in test accuracy (0.04 = 4 "
+        "points): a corrected interval inside +-DELTA decides 'no practical difference'",
+        check=checks.check_equivalence, default_text=f"{defaults.EQUIVALENCE}, none",
+        type=float, metavar="DELTA")
+    cv: int | None = setting(
+        defaults.CV, "stratified K-fold cross-validation instead of a fresh split per run, "
+        "repeated --runs times with new seeds (R x K paired runs): each fold is the test set "
+        "once, validation is drawn from the other folds with the validate share of --ratio",
+        default_text="none", type=int, metavar="K")
+    group_by: str = setting(
+        defaults.GROUP_BY, "keep groups whole: every crop of one screenshot (from "
+        "DATA_DIR/manifest.csv), or of one near-duplicate cluster, goes to the same split",
+        check=checks.check_group_by, choices=GROUPINGS)
+    workers: int | None = setting(
+        defaults.WORKERS, "runs trained at once, on Ray workers; 1: in this process, without "
+        "Ray", check=checks.whole_number("workers", 1), engine=True,
+        default_text="one per CPU / --threads-per-worker when Ray is installed, else 1",
+        type=int, metavar="N")
+    threads_per_worker: int | None = setting(
+        defaults.THREADS_PER_WORKER, "TensorFlow intra-op threads (and CPUs asked of Ray) per "
+        "worker; inter-op threads are 1", check=checks.whole_number("threads_per_worker", 1),
+        engine=True, default_text="1 on Ray workers; all cores with --workers 1", type=int,
+        metavar="T")
+    address: str | None = setting(
+        defaults.RAY_ADDRESS, "join this Ray cluster ('auto': the one started on this machine "
+        "with `ray start --head`) instead of starting a local Ray instance",
+        check=checks.check_address, engine=True, default_text="a local one",
+        metavar="auto|HOST:PORT")
+    gpus_per_worker: float = setting(
+        defaults.GPUS_PER_WORKER, "GPU share each Ray worker asks for, e.g. 0.5 puts two "
+        "workers on a GPU", check=checks.check_gpus_per_worker, engine=True, type=float,
+        metavar="G")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.task, str) or not self.task.strip():
-            raise ToonvisionError(f"task must be a non-empty text; got {self.task!r}")
-        _check_runs(self.runs)
-        size = self.image_size
-        if len(size) != 2 or not all(_is_int(side) and side > 0 for side in size):
-            raise ToonvisionError(f"image_size must be two positive whole numbers (height, "
-                                  f"width); got {list(size)!r}")
-        if not all(isinstance(ratio, (int, float)) and not isinstance(ratio, bool)
-                   for ratio in self.ratios):
-            raise ToonvisionError(f"ratios must be three numbers; got {list(self.ratios)!r}")
-        check_ratios(self.ratios)
-        if not _is_int(self.seed):
-            raise ToonvisionError(f"seed must be a whole number; got {self.seed!r}")
-        check_rule(self.select)
-        _check_balance(self.balance)
-        _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
-                          len(self.configs))
-        _check_cv(self.cv, self.until_decided)
-        check_grouping(self.group_by)
-        _check_engine(self.workers, self.threads_per_worker, self.address,
-                      self.gpus_per_worker)
+        for item in dataclasses.fields(self):
+            check = item.metadata["check"]
+            if check is not None:
+                object.__setattr__(self, item.name, check(getattr(self, item.name)))
+        object.__setattr__(self, "configs", _resolve_configs(
+            self.configs, self.config_file, self.epochs, self.early_stopping))
+        checks.check_sequential(self.until_decided, self.look_every, self.equivalence,
+                                self.runs, len(self.configs))
+        checks.check_cv(self.cv, self.until_decided)
 
     @property
     def config_names(self) -> list[str]:
         """The configurations' names, in comparison order."""
         return [config.name for config in self.configs]
+
+
+SETTINGS: tuple[dataclasses.Field, ...] = dataclasses.fields(ComparisonPlan)
+# What a settings file may set, and the default of each (None: each configuration's own).
+SETTING_DEFAULTS: dict[str, Any] = {item.name: item.default for item in SETTINGS}
+SETTING_KEYS: tuple[str, ...] = tuple(SETTING_DEFAULTS)
+# Where the runs are trained (`model_utils.engine`), not what: not kept in comparison.json.
+ENGINE_KEYS: tuple[str, ...] = tuple(item.name for item in SETTINGS if item.metadata["engine"])
+# The settings comparison.json keeps (`stored_settings.ComparisonSettings`).
+STORED_KEYS: tuple[str, ...] = tuple(item.name for item in SETTINGS if item.metadata["stored"])
+# Keys of comparison.json that record the data it ran on: accepted in a file, not used.
+RECORD_KEYS: tuple[str, ...] = ("source", "class_names", "data_fingerprint", "num_images",
+                                "groups_fingerprint", "version")
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line, from the schema
+
+
+def option(name: str, typed_only: bool = True) -> tuple[str, dict[str, Any]]:
+    """The flag of setting `name` and its `add_argument` keywords (dest: the name).
+
+    Args:
+        name: a key of `SETTING_KEYS`.
+        typed_only: default `argparse.SUPPRESS`, so that the parsed namespace holds the
+            setting only when the user typed it (`typed_settings`); else the default.
+    """
+    item = next(item for item in SETTINGS if item.name == name)
+    meta = item.metadata
+    shown = meta["default_text"]
+    if shown is None:
+        default = item.default
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+    help_text = meta["help"].replace("%", "%%")
+    if meta["argparse"].get("action") != "store_true":
+        help_text += f" (default: {shown})"
+    keywords = {"dest": name, "help": help_text, **meta["argparse"],
+                "default": argparse.SUPPRESS if typed_only else item.default}
+    return meta["flag"] or "--" + name.replace("_", "-"), keywords
+
+
+def add_setting_options(container: argparse._ActionsContainer, names: Iterable[str],
+                        typed_only: bool = True) -> None:
+    """Adds the flags of the settings `names` to a parser or argument group (`option`)."""
+    for name in names:
+        flag, keywords = option(name, typed_only)
+        container.add_argument(flag, **keywords)
+
+
+def typed_settings(values: Mapping[str, Any] | argparse.Namespace) -> dict[str, Any]:
+    """The settings among parsed flags (`add_setting_options`): those the user typed.
+
+    `--runs auto` becomes `until_decided = true` with the default cap.
+    """
+    values = vars(values) if isinstance(values, argparse.Namespace) else values
+    typed = {key: values[key] for key in SETTING_KEYS if key in values}
+    if typed.get("runs") == AUTO_RUNS:
+        del typed["runs"]
+        typed["until_decided"] = True
+    return typed
 
 
 def load_settings_file(path: str | Path) -> dict[str, Any]:
@@ -298,31 +354,32 @@ def plan_comparison(overrides: Mapping[str, Any] | None = None,
     if settings_file is not None:
         values.update(load_settings_file(settings_file))
         try:   # the file's own values must make a valid plan, whatever overrides them
-            _plan_from(values)
+            ComparisonPlan(**values)
         except ToonvisionError as error:
             raise ToonvisionError(f"{settings_file}: {error}") from None
     values.update(overrides)
-    return _plan_from(values)
+    return ComparisonPlan(**values)
 
 
-def _plan_from(values: Mapping[str, Any]) -> ComparisonPlan:
-    """Resolves the configurations of `values` and builds the plan."""
+def _resolve_configs(entries: Iterable[Any], config_file: Path | None, epochs: int | None,
+                     early_stopping: int | None) -> tuple[TrainingConfig, ...]:
+    """The configurations of `entries` (names, tables or `TrainingConfig`s), with `epochs`
+    and `early_stopping` (when not None) applied to every one."""
     from toonvision.model_utils.training.configs import (
         BUILTIN_CONFIGS,
+        TrainingConfig,
         config_from_table,
         load_config_file,
     )
 
     known = dict(BUILTIN_CONFIGS)
-    if values["config_file"] is not None:
-        known.update(load_config_file(values["config_file"]))
-    entries = values["configs"]
-    if isinstance(entries, str) or not isinstance(entries, Sequence) or not entries:
-        raise ToonvisionError(f"configs must be a non-empty list of configuration names or "
-                              f"tables; got {entries!r}")
+    if config_file is not None:
+        known.update(load_config_file(config_file))
     configs = []
     for index, entry in enumerate(entries):
-        if isinstance(entry, str):
+        if isinstance(entry, TrainingConfig):
+            configs.append(entry)
+        elif isinstance(entry, str):
             if entry not in known:
                 raise unknown_name_error("configuration", entry, known)
             configs.append(known[entry])
@@ -333,31 +390,7 @@ def _plan_from(values: Mapping[str, Any]) -> ComparisonPlan:
         else:
             raise ToonvisionError(f"configs[{index}] must be a name or a table with a name; "
                                   f"got {entry!r}")
-    changes = {}
-    for key, field_name, least in (("epochs", "epochs", 1),
-                                   ("early_stopping", "early_stopping_patience", 0)):
-        value = values[key]
-        if value is not None:
-            if not _is_int(value) or value < least:
-                raise ToonvisionError(f"{key} must be a whole number of at least {least}; "
-                                      f"got {value!r}")
-            changes[field_name] = value
-    return ComparisonPlan(
-        task=values["task"],
-        configs=tuple(config.replace(**changes) for config in configs),
-        runs=values["runs"],
-        image_size=_as_tuple("image_size", values["image_size"]),
-        ratios=_as_tuple("ratios", values["ratios"]),
-        seed=values["seed"],
-        select=values["select"],
-        balance=values["balance"],
-        until_decided=values["until_decided"],
-        look_every=values["look_every"],
-        equivalence=values["equivalence"],
-        cv=values["cv"],
-        group_by=values["group_by"],
-        workers=values["workers"],
-        threads_per_worker=values["threads_per_worker"],
-        address=values["address"],
-        gpus_per_worker=values["gpus_per_worker"],
-    )
+    changes = {key: value for key, value in (("epochs", epochs),
+                                             ("early_stopping_patience", early_stopping))
+               if value is not None}
+    return tuple(config.replace(**changes) for config in configs)

@@ -1,9 +1,11 @@
 """What a comparison stores in `comparison.json`: its settings resolved against the data.
 
-`settings.plan_comparison` says what the user asked for; `settings_for` resolves that plan
-against the loaded data (class names, a fingerprint of the images) into a
+`settings.plan_comparison` says what the user asked for; `settings_from_plan` resolves that
+plan against the loaded data (class names, a fingerprint of the images) into a
 `ComparisonSettings`, which a comparison folder keeps so that `resume` can refuse to go on
-with anything else (`ComparisonSettings.differences`).
+with anything else (`ComparisonSettings.differences`). Its settings are the plan's stored
+ones (`settings.STORED_KEYS`), checked by the same `checks`; its JSON keys are those of every
+earlier version, so old folders still load and resume.
 """
 
 from __future__ import annotations
@@ -21,14 +23,8 @@ from typing import Any
 import numpy as np
 
 from toonvision import ExistingFileError, ToonvisionError, defaults
-from toonvision.data_processing.splits import check_grouping, check_ratios
-from toonvision.model_utils.comparison.runlog import check_rule
-from toonvision.model_utils.comparison.settings import (
-    _check_balance,
-    _check_cv,
-    _check_runs,
-    _check_sequential,
-)
+from toonvision.model_utils.comparison import checks
+from toonvision.model_utils.comparison.settings import SETTINGS, STORED_KEYS, ComparisonPlan
 
 SETTINGS_FILE = "comparison.json"
 SETTINGS_VERSION = 1
@@ -89,15 +85,14 @@ class ComparisonSettings:
     version: int = SETTINGS_VERSION
 
     def __post_init__(self) -> None:
-        check_rule(self.select)
-        _check_balance(self.balance)
-        _check_runs(self.runs)
         if not self.configs:
             raise ToonvisionError("a comparison needs at least one configuration")
-        _check_sequential(self.until_decided, self.look_every, self.equivalence, self.runs,
-                          len(self.configs))
-        _check_cv(self.cv, self.until_decided)
-        check_grouping(self.group_by)
+        for item in SETTINGS:   # the plan's checks of every stored setting
+            if item.name in STORED_KEYS and item.name != "configs" and item.metadata["check"]:
+                item.metadata["check"](getattr(self, item.name))
+        checks.check_sequential(self.until_decided, self.look_every, self.equivalence,
+                                self.runs, len(self.configs))
+        checks.check_cv(self.cv, self.until_decided)
         names = self.config_names
         if len(set(names)) != len(names):
             raise ToonvisionError(f"configuration names must differ; got {', '.join(names)}")
@@ -111,7 +106,7 @@ class ComparisonSettings:
         self.configs = json.loads(json.dumps(self.configs, default=list))
         self.class_names = [str(name) for name in self.class_names]
         self.image_size = [int(size) for size in self.image_size]
-        self.ratios = [float(ratio) for ratio in check_ratios(self.ratios)]
+        self.ratios = [float(ratio) for ratio in self.ratios]
         self.equivalence = float(self.equivalence)
 
     @property
@@ -194,53 +189,55 @@ def groups_fingerprint(groups: Sequence[object] | np.ndarray | None) -> str:
     return digest.hexdigest()
 
 
-def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: int,
-                 source: str, ratios: Sequence[float] = defaults.RATIOS,
-                 seed: int = defaults.SEED, select: str = defaults.SELECT,
-                 balance: str = defaults.BALANCE, *,
-                 until_decided: bool = defaults.UNTIL_DECIDED,
-                 look_every: int = defaults.LOOK_EVERY,
-                 equivalence: float = defaults.EQUIVALENCE,
-                 cv: int | None = defaults.CV, group_by: str = defaults.GROUP_BY,
-                 groups: Sequence[object] | np.ndarray | None = None) -> ComparisonSettings:
-    """Builds the settings of a comparison of `configs` (TrainingConfig) on `task_data` (TaskData).
+def settings_from_plan(plan: ComparisonPlan, task_data: Any, source: str,
+                       groups: Sequence[object] | np.ndarray | None = None
+                       ) -> ComparisonSettings:
+    """The settings `comparison.json` keeps for `plan` run on `task_data` (a `TaskData`).
 
-    The image size is read from the loaded images, so it is always the one really trained on.
-    `groups` (one per image, `splits.split_groups(group_by, ...)`; None when `group_by` is
-    `none`) are recorded by their fingerprint.
+    The plan's stored settings (`settings.STORED_KEYS`) are copied; the image size is read
+    from the loaded images, so it is always the one really trained on; `groups` (one per
+    image, `splits.split_groups(plan.group_by, ...)`; None when `group_by` is `none`) are
+    recorded by their fingerprint.
 
     Raises:
         ToonvisionError: if `groups` and `group_by` disagree (groups without a grouping, a
             grouping without groups, or not one group per image).
     """
-    check_grouping(group_by)
-    if (group_by == "none") != (groups is None):
+    if (plan.group_by == "none") != (groups is None):
         needs = "the group of every image" if groups is None else "no groups, but some were given"
-        raise ToonvisionError(f"group_by {group_by!r} needs {needs}")
+        raise ToonvisionError(f"group_by {plan.group_by!r} needs {needs}")
     if groups is not None and len(groups) != len(task_data.y):
         raise ToonvisionError(f"need one group per image: {len(task_data.y)} images but "
                               f"{len(groups)} groups")
-    return ComparisonSettings(
-        source=source,
-        task=task_spec,
-        class_names=list(task_data.class_names),
+    values = {key: getattr(plan, key) for key in STORED_KEYS}
+    values.update(
+        configs=[dataclasses.asdict(config) for config in plan.configs],
         image_size=list(task_data.images.shape[1:3]),
-        ratios=list(ratios),
-        seed=seed,
-        configs=[dataclasses.asdict(config) for config in configs],
-        runs=runs,
-        select=select,
-        balance=balance,
-        until_decided=until_decided,
-        look_every=look_every,
-        equivalence=float(equivalence),
-        cv=cv,
-        group_by=group_by,
+        source=source,
+        class_names=list(task_data.class_names),
         groups_fingerprint=groups_fingerprint(groups),
         data_fingerprint=data_fingerprint(task_data.paths, task_data.labels, task_data.y,
                                           task_data.class_names),
         num_images=len(task_data.y),
     )
+    return ComparisonSettings(**values)
+
+
+def settings_for(task_data: Any, task_spec: str, configs: Sequence[Any], runs: int,
+                 source: str, ratios: Sequence[float] = defaults.RATIOS,
+                 seed: int = defaults.SEED, select: str = defaults.SELECT,
+                 balance: str = defaults.BALANCE, *,
+                 groups: Sequence[object] | np.ndarray | None = None,
+                 **settings: Any) -> ComparisonSettings:
+    """`settings_from_plan` of the plan these values make (`TrainingConfig`s in `configs`).
+
+    A shorthand for scripts and tests; `settings` are further keys of `settings.SETTING_KEYS`
+    (`until_decided`, `cv`, `group_by`, ...).
+    """
+    plan = ComparisonPlan(task=task_spec, configs=tuple(configs), runs=runs,
+                          ratios=tuple(ratios), seed=seed, select=select, balance=balance,
+                          **settings)
+    return settings_from_plan(plan, task_data, source, groups)
 
 
 class ResumeError(ToonvisionError):

@@ -57,6 +57,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 PER_CLASS_COLUMNS: tuple[str, ...] = ("config", "class", "runs", "precision", "recall", "f1",
                                       "support")
+MIN_RUNS_FOR_INTERVALS = 2
+ONE_RUN_NOTE = ("intervals and verdicts need at least two runs: with one run this summary "
+                "gives its metrics only (run more with --resume --runs N)")
 
 
 @dataclass
@@ -74,6 +77,8 @@ class Summary:
         kept_runs: the run of each kept best model.
         select: the rule that chose the kept models.
         n_test, n_train: the split sizes the intervals were corrected with.
+        note: a sentence on what the summary cannot say (`ONE_RUN_NOTE` for fewer than two
+            runs per configuration, whose interval and verdict columns are empty), or "".
     """
 
     table: Any
@@ -85,6 +90,7 @@ class Summary:
     select: str
     n_test: int
     n_train: int
+    note: str = ""
 
 
 @dataclass
@@ -261,8 +267,13 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
         equivalence: the practical-difference margin in test accuracy (0: none).
         class_names: names of the confusion matrices' classes (default: their indices).
 
+    With a single run per configuration (`compare --runs 1`, or a comparison stopped after
+    one run) the summary holds each run's metrics, the paired differences of that run, and
+    `Summary.note` says that intervals and verdicts need at least two runs: their columns are
+    empty (NaN) and `verdicts` is empty.
+
     Raises:
-        ToonvisionError: if a configuration has fewer than 2 runs, or no split sizes are known.
+        ToonvisionError: if a configuration has no run, or no split sizes are known.
     """
     import pandas as pd
 
@@ -272,30 +283,42 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
     n_test, n_train = sizes or split_sizes(records)
     best = select_best(records, select)
     rows, verdicts, sentences, kept = [], {}, [], {}
+    few_runs = False
     for metric in [metric for metric in SUMMARY_METRICS
                    if all(metric_values(records, name, metric) for name in config_names)]:
         higher_is_better = metric != "loss"
         values = {name: metric_values(records, name, metric) for name in config_names}
         for name in config_names:
             runs = np.array(list(values[name].values()))
-            if len(runs) < 2:
-                raise ToonvisionError(f"{name!r} has {len(runs)} run(s) of {metric}; a summary "
-                                      "needs at least 2")
-            mean = paired_difference(np.zeros_like(runs), runs, n_test, n_train)  # B - 0
+            if len(runs) < 1:
+                raise ToonvisionError(f"{name!r} has no run of {metric}; a summary needs one")
             optimism = selection_optimism(runs, values[name][best[name].run], higher_is_better)
             if metric == PRIMARY_METRIC:
                 kept[name] = optimism
-            rows.append({"metric": metric, "config": name, **describe(runs),
-                         "ci_low": mean.corrected.low, "ci_high": mean.corrected.high,
-                         "ci_method": CI_METHOD, "resplit_ci_low": mean.resplit.low,
-                         "resplit_ci_high": mean.resplit.high, "kept": optimism.kept,
-                         "expected_best": optimism.expected_best,
-                         "optimism": optimism.optimism, "n_test": n_test, "n_train": n_train})
+            row = {"metric": metric, "config": name, **describe(runs), "ci_method": CI_METHOD,
+                   "kept": optimism.kept, "expected_best": optimism.expected_best,
+                   "optimism": optimism.optimism, "n_test": n_test, "n_train": n_train}
+            if len(runs) >= MIN_RUNS_FOR_INTERVALS:
+                mean = paired_difference(np.zeros_like(runs), runs, n_test, n_train)  # B - 0
+                row.update(ci_low=mean.corrected.low, ci_high=mean.corrected.high,
+                           resplit_ci_low=mean.resplit.low, resplit_ci_high=mean.resplit.high)
+            else:
+                few_runs = True
+            rows.append(row)
         for index, first in enumerate(config_names):
             for second in config_names[index + 1:]:
                 common = sorted(set(values[first]) & set(values[second]))
                 a = np.array([values[first][run] for run in common])
                 b = np.array([values[second][run] for run in common])
+                if len(common) < MIN_RUNS_FOR_INTERVALS:
+                    few_runs = True
+                    sentence = _one_run_sentence(b - a, first, second, metric)
+                    if metric == PRIMARY_METRIC:
+                        sentences.append(sentence)
+                    rows.append({"metric": metric, "config": f"{second} - {first}",
+                                 **describe(b - a), "ci_method": CI_METHOD,
+                                 "verdict": sentence, "n_test": n_test, "n_train": n_train})
+                    continue
                 verdict = paired_verdict(
                     a, b, n_test, n_train, higher_is_better=higher_is_better,
                     equivalence=equivalence if metric == PRIMARY_METRIC else 0.0,
@@ -312,7 +335,16 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
     return Summary(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)), verdicts, sentences,
                    per_class_table(records, config_names, class_names), kept,
                    {name: int(record.run) for name, record in best.items()}, select, n_test,
-                   n_train)
+                   n_train, ONE_RUN_NOTE if few_runs else "")
+
+
+def _one_run_sentence(differences: np.ndarray, first: str, second: str, metric: str) -> str:
+    """The sentence of a pair with a single paired run: its difference, and no verdict."""
+    difference = float(np.mean(differences))
+    shown = (f"{difference:+.4f} {metric}" if metric == "loss"
+             else f"{difference * 100:+.1f} {metric} points")
+    return (f"{second} vs {first}: {shown} in "
+            f"{len(differences)} run; no interval or verdict (they need at least two runs).")
 
 
 def per_class_table(records: Sequence[RunRecord], config_names: Sequence[str],
@@ -369,7 +401,7 @@ def format_summary(summary: Summary) -> str:
     """The summary for a terminal: the verdict sentences, then the tables and the kept models."""
     table = summary.table
     pairs = table[table.config.str.contains(" - ", regex=False)]
-    lines = [*summary.sentences]
+    lines = [*summary.sentences, *([summary.note] if summary.note else [])]
     for (first, second, metric), verdict in summary.verdicts.items():
         if metric == PRIMARY_METRIC and verdict.resolution.under_floor:
             lines.append(_floor_note(verdict, first, second, summary))
@@ -395,7 +427,10 @@ def kept_lines(summary: Summary) -> list[str]:
         head = (f"kept best {name} (run {summary.kept_runs[name]}, --select {summary.select}): "
                 f"test accuracy {optimism.kept:.4f}; one run is expected to give "
                 f"{optimism.expected_single:.4f}")
-        if summary.select == "test":
+        if optimism.runs < MIN_RUNS_FOR_INTERVALS:
+            lines.append(f"kept best {name} (run {summary.kept_runs[name]}): test accuracy "
+                         f"{optimism.kept:.4f}, its only run")
+        elif summary.select == "test":
             lines.append(f"{head}, the best of {optimism.runs} runs {optimism.expected_best:.4f}"
                          f": {optimism.optimism * 100:+.1f} points are the luck of picking the "
                          "best on the test split; --select val_loss gives the honest estimate")

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from toonvision import ToonvisionError, defaults, unknown_name_error
 from toonvision.data_processing.splits import balance_indices, stratified_split
 
 if TYPE_CHECKING:
+    from toonvision.model_utils.engine.protocols import Engine
     from toonvision.model_utils.training.configs import TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def run_ablation(
     ratios: Sequence[float] = defaults.RATIOS,
     balance: str = "none",
     epoch_callback: Callable[[str, int, int, dict[str, float]], None] | None = None,
-    engine: Any = None,
+    engine: Engine | None = None,
 ) -> Iterator[AblationRun]:
     """Trains every variant on every seed's split and yields each run as it finishes.
 

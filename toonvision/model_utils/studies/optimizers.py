@@ -6,11 +6,14 @@ Its figure is `data_visualization.comparison_figures.optimizers_figure`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toonvision import defaults
 from toonvision.data_processing.splits import stratified_split
 from toonvision.model_utils.comparison.summary import history_table
+
+if TYPE_CHECKING:
+    from toonvision.model_utils.engine.protocols import Engine, TrainerFactory
 
 
 def optimizer_configs(base_config: Any, optimizers: Sequence[str],
@@ -27,9 +30,9 @@ def compare_optimizers(
     learning_rate: float = defaults.OPTIMIZER_LEARNING_RATE,
     seed: int = defaults.SEED,
     ratios: Sequence[float] = defaults.RATIOS,
-    trainer_factory: Callable[[Any, int, tuple[int, int]], Any] | None = None,
+    trainer_factory: TrainerFactory | None = None,
     epoch_callback: Callable[[str, int, dict[str, float]], None] | None = None,
-    engine: Any = None,
+    engine: Engine | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """The article's optimizer study: one model, one split, one optimizer per task.
 

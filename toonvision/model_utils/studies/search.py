@@ -71,6 +71,8 @@ from toonvision.model_utils.training.configs import TrainingConfig
 if TYPE_CHECKING:
     import optuna
 
+    from toonvision.model_utils.engine.protocols import Engine, TrainerFactory
+
 STUDY_FILE = "study.db"
 STUDY_NAME = "toonvision-search"
 SPEC_FILE = "search.json"
@@ -256,9 +258,9 @@ def plan_trials(spec: SearchSpec) -> ComparisonPlan:
 
 
 def run_search(out_dir: str | os.PathLike, spec: SearchSpec, task_data: Any, source: str, *,
-               resume: bool = False, trainer_factory: Callable[..., Any] | None = None,
+               resume: bool = False, trainer_factory: TrainerFactory | None = None,
                progress: Callable[[SearchProgress], None] | None = None,
-               engine: Any = None) -> optuna.Study:
+               engine: Engine | None = None) -> optuna.Study:
     """Runs (or resumes) a search in `out_dir`; returns the Optuna study.
 
     The trials run one at a time; a trial's paired runs train on `engine`, on Ray several at
