@@ -72,5 +72,10 @@ def test_an_old_comparison_doctors(old_folder: Path, capsys) -> None:
                        "--out", str(out), "--no-gradcam"])
     assert status == 0, capsys.readouterr().err
     assert (out / "index.html").is_file()
-    table = (out / "label_issues.csv").read_text(encoding="utf-8").splitlines()
-    assert len(table) == 1 + 24   # a header and every crop
+    import pandas as pd
+
+    table = pd.read_csv(out / "label_issues.csv")
+    assert len(table) == 24   # every crop
+    # Each crop's part in the kept model's split: that run's split, from comparison.json.
+    record = json.loads((run_dir / "best_baseline.json").read_text(encoding="utf-8"))
+    assert table["best_baseline_part"].value_counts().to_dict() == record["split_sizes"]

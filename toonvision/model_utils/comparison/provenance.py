@@ -249,3 +249,31 @@ def _record_from_comparison(info: ModelInfo, data: Any,
                 and settings.group_by == grouping_of_model(info)):
             return record
     return None
+
+
+def kept_model_parts(run_dir: str | os.PathLike, config_names: Sequence[str], data: Any,
+                     groups: Sequence[object] | np.ndarray | None = None
+                     ) -> dict[str, np.ndarray]:
+    """Per kept model `best_<config>.keras` of a comparison, the part of each image in its split.
+
+    Only the sidecars are read (no Keras). A configuration without a kept model is left out.
+
+    Args:
+        run_dir: the comparison folder.
+        config_names: its configurations.
+        data: the images (`paths`, `labels`, `y`, `class_names`), as for `split_of_model`.
+        groups: their groups under the comparison's grouping (None: ungrouped).
+
+    Returns:
+        `{config: (N,) array of "train", "validate", "test"}`.
+    """
+    from toonvision.model_utils.training.model_io import ModelInfo, sidecar_path
+
+    parts = {}
+    for name in config_names:
+        sidecar = sidecar_path(Path(run_dir) / f"best_{name}.keras")
+        if sidecar.is_file():
+            info = ModelInfo.from_json(sidecar.read_text(encoding="utf-8"))
+            split = split_of_model(info, data, groups, comparison_dirs=(run_dir,))
+            parts[name] = split.part_names(len(data.y))
+    return parts
