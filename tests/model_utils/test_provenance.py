@@ -4,7 +4,10 @@ loss, for plain, grouped, balanced and cross-validated comparisons."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +86,19 @@ def test_report_of_a_plain_comparisons_model_reproduces_its_test_metrics(
     sidecar = json.loads((run_dir / "best_baseline.keras.json").read_text(encoding="utf-8"))
     assert sidecar["split"]["seed"] == 5 and sidecar["split"]["comparison"] == \
         str(run_dir.resolve())
+    # predict says which part of the model's split each known crop was in, and warns.
+    capsys.readouterr()
+    status = cli.main(["predict", str(run_dir / "best_baseline.keras"),
+                       str(tmp_path / "data" / "unsorted"), "--format", "csv"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    rows = list(csv.DictReader(io.StringIO(captured.out)))
+    parts = Counter(row["part"] for row in rows)
+    assert parts == Counter(record["split_sizes"])
+    assert {row["source"].rsplit("/", 1)[-1] for row in rows if row["part"] == "test"} == \
+        {crop["image"] for crop in metrics["crops"]}
+    assert f"warning: {record['split_sizes']['train']} of these crops were in the model's " \
+        "training part" in captured.err
 
 
 def test_report_of_a_cross_validated_comparisons_model_tests_its_fold(

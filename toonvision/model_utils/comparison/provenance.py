@@ -277,3 +277,43 @@ def kept_model_parts(run_dir: str | os.PathLike, config_names: Sequence[str], da
             split = split_of_model(info, data, groups, comparison_dirs=(run_dir,))
             parts[name] = split.part_names(len(data.y))
     return parts
+
+
+def parts_by_file(info: ModelInfo, model_path: str | os.PathLike) -> dict[Path, str]:
+    """The part (`train`, `validate`, `test`) of every image file of a kept model's data.
+
+    The comparison is the one the sidecar records, else the model's own folder when it holds
+    a `comparison.json`; its data is read where that file says (labels only, no images).
+
+    Returns:
+        `{resolved file: part}`; empty when the model's comparison or its data is not at hand.
+    """
+    from types import SimpleNamespace
+
+    from toonvision.data_processing.dataset import from_crops, from_csv, select_for_task
+    from toonvision.data_processing.splits import split_groups
+    from toonvision.labels import make_task
+
+    folders = [Path(info.split["comparison"])] if info.split else []
+    folders.append(Path(model_path).parent)
+    folder = next((item for item in folders if (item / SETTINGS_FILE).is_file()), None)
+    if folder is None or (info.split is None and info.extra.get("run") is None):
+        return {}
+    try:
+        settings = ComparisonSettings.from_json((folder / SETTINGS_FILE).read_text("utf-8"))
+        labels_csv, images_dir = (settings.source.split(" + ", 1) if " + " in settings.source
+                                  else (None, None))
+        dataset = (from_csv(labels_csv, images_dir) if labels_csv is not None
+                   else from_crops(settings.source))
+        task = make_task(settings.task, dataset.labels)
+        paths, labels, y = select_for_task(dataset, task)
+        data = SimpleNamespace(paths=paths, labels=labels, y=y, class_names=task.classes)
+        groups = split_groups(settings.group_by, paths, data_dir=None if labels_csv else
+                              settings.source, labels_csv=labels_csv)
+        split = split_of_model(info, data, groups, comparison_dirs=(folder,))
+    except (OSError, ValueError):   # the data moved or changed: the parts are unknown
+        return {}
+    if split.origin not in (RECORDED, COMPARISON) or split.warnings:
+        return {}
+    names = split.part_names(len(y))
+    return {Path(path).resolve(): str(part) for path, part in zip(paths, names, strict=True)}
