@@ -1,13 +1,15 @@
 """Write a heatmap report: what a model sees, as one static HTML page.
 
-Evaluates MODEL on the test split of a dataset (the same stratified split the model was
-trained with: its recorded split seed, else --split-seed, kept grouped by screenshot or
-duplicates when its comparison was, `compare --group-by`), or on explicit inputs (--inputs:
-crops named <label>_<index>.png, folders of them, or screenshots with their labelImg XML,
-cropped box by box), and writes OUT/index.html with PNG figures beside it: metrics and
-confusion matrix, confidence histograms, the wrong predictions ranked by error, Grad-CAM
-heatmaps, intermediate activations, convnet filters and the architecture; with --run-dir
-also the comparison's curves, box plots and summary table. The page opens from disk.
+Evaluates MODEL on the test part of a dataset's split (the split the model was trained,
+validated and tested on: for a model kept by 'compare', its run's (and fold's) split as its
+sidecar or comparison.json records it; else a stratified split with its recorded seed, or
+--split-seed), or on explicit inputs (--inputs: crops named <label>_<index>.png, folders of
+them, or screenshots with their labelImg XML, cropped box by box), and writes OUT/index.html
+with PNG figures beside it: metrics and confusion matrix, confidence histograms, the wrong
+predictions ranked by error, Grad-CAM heatmaps, intermediate activations, convnet filters
+and the architecture; with --run-dir also the comparison's curves, box plots and summary
+table. The page opens from disk. OUT/metrics.json holds accuracy, loss, macro F1, per-class
+scores, every crop's prediction and where the split came from.
 
 Examples:
   toonvision report models/best.keras --data-dir data --run-dir runs/compare --out reports/best
@@ -45,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--split-seed", type=int, default=None,
-        help="seed of the train/validate/test split whose test part is evaluated (default: "
-             "the seed recorded with the model, else 0)",
+        help="re-split with this seed (plain stratified split) and evaluate its test part "
+             "(default: the model's own split, recorded with it; 0 for a model without one)",
     )
     parser.add_argument(
         "--run-dir", type=Path, metavar="DIR",

@@ -7,8 +7,9 @@ confident ones, Grad-CAM heatmaps of sample images, the intermediate activations
 image, the first-layer kernels and deeper filters, the architecture, and, when given, the
 curves, verdict, forest plot and summary of the comparison that trained the model. Figures
 are PNG files beside `index.html`, each with a caption saying what it shows and how to read
-it; the page needs no server and no network. The sections are in `report_sections`, the
-page's HTML in `report_page`.
+it; the page needs no server and no network. `metrics.json` beside it holds the scores, every
+crop's prediction and where the split came from (`evaluation.metrics_record`). The sections
+are in `report_sections`, the page's HTML in `report_page`.
 
 The images come either as arrays (e.g. a test split, see `data_processing.splits`) or from files
 (`load_inputs`: crops named `<label>_<index>.png`, folders of them, or screenshots with their
