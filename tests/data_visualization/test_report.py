@@ -307,7 +307,7 @@ def test_report_on_a_grouped_comparisons_model_tests_on_its_grouped_split(
                      "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
                      "--samples", "1", "--filters", "1"]) == 0, capsys.readouterr().err
     text = (out / "index.html").read_text(encoding="utf-8")
-    assert "ratios (0.6, 0.2, 0.2), grouped by screenshot) of 30 images" in text
+    assert "ratios (0.6, 0.2, 0.2), grouped by screenshot of 30 images" in text
     assert f"({len(test)} images; classes" in text and len(test) % 3 == 0
 
 

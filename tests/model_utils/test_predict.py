@@ -78,7 +78,7 @@ def test_author_model_gets_every_box_of_the_annotated_screenshots_right(author_m
     rows = list(csv.reader(io.StringIO(predictions_csv(results.predictions))))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[0] == ["source", "xmin", "ymin", "xmax", "ymax", "label", "predicted",
-                       "confidence"]
+                       "confidence", "part"]
     assert len(rows) == 8 and all(row[1].isdigit() and float(row[7]) > 0.5 for row in rows[1:])
 
 

@@ -4,7 +4,8 @@ Reads a comparison folder (runs/NAME/): the per-crop out-of-sample predictions i
 stored, averaged over runs and configurations, ranked by cleanlab's label-quality score;
 the crops wrong in at least half of their appearances; near-duplicate pairs by perceptual
 hash, and the share of test crops that had a near duplicate in training (the leak). Writes
-OUT/index.html, OUT/label_issues.csv (every crop, most suspicious first) and
+OUT/index.html, OUT/label_issues.csv (every crop, most suspicious first, with its part in
+each kept best model's split: best_<config>_part) and
 OUT/duplicates.csv (every pair). The data is the comparison's own unless --data-dir (or
 --labels and --images) names another copy of it.
 """
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                              args.id_column, args.label_column)
     diagnosis = diagnose(args.run_dir, crops.names, crops.paths, crops.raw_labels, crops.y,
                          crops.class_names, crops.source, crops.records, args.max_distance,
-                         runs=crops.runs)
+                         runs=crops.runs, model_parts=crops.model_parts)
     out = args.out or args.run_dir / "doctor"
     tables = write_tables(diagnosis, out)
     page = write_doctor_page(diagnosis, out, args.top, gradcam=not args.no_gradcam)

@@ -5,7 +5,9 @@ labelImg XML beside it (same name, .xml), or that XML: then every box is classif
 true label is shown beside the prediction. Crops named like extracted crops
 (cog_sb_coldcaller_12.png) have their true label read from the name. Works with our .keras
 models and with legacy Keras 2 HDF5 models such as the ToonVision author's (taken as binary
-cog/toon).
+cog/toon). For a model kept by 'toonvision compare', crops of the data it was compared on
+get a part column (train, validate or test of the model's own split), and a warning says how
+many it trained on: only validate and test crops show how it does on new ones.
 
 examples:
   toonvision predict runs/article/best_optimized.keras data/unsorted/toon
@@ -39,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=("table", "csv"), default="table",
                         help="table: aligned text with right/wrong marks; csv: columns "
-                             "source,xmin,ymin,xmax,ymax,label,predicted,confidence "
+                             "source,xmin,ymin,xmax,ymax,label,predicted,confidence,part "
                              "(default: %(default)s)")
     parser.add_argument("--draw", type=Path, metavar="DIR",
                         help="also write each screenshot with its boxes, predicted classes and "
@@ -51,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from toonvision.model_utils.comparison.provenance import parts_by_file
     from toonvision.model_utils.prediction import (
         predict_paths,
         predictions_csv,
@@ -64,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     model, info = load_model(args.model)
     with tqdm(desc="classifying", unit="crop", file=sys.stderr, leave=False) as bar:
         results = predict_paths(model, info, args.paths, args.task, args.batch_size,
-                                progress=lambda done: bar.update(done - bar.n))
+                                progress=lambda done: bar.update(done - bar.n),
+                                parts=parts_by_file(info, args.model))
     for message in results.skipped:
         print(f"skipped: {message}", file=sys.stderr)
     if args.format == "csv":
@@ -79,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if accuracy is not None:
         line += f"; {accuracy:.1%} correct of the {known} with a known label"
     print(line, file=sys.stderr)
+    trained = sum(item.part == "train" for item in results.predictions)
+    if trained:
+        print(f"warning: {trained} of these crops were in the model's training part (column "
+              "part): its answers on them say nothing about new crops", file=sys.stderr)
     if args.draw is not None:
         for path in write_drawings(results.predictions, args.draw):
             print(f"drawn: {path}", file=sys.stderr)

@@ -1,13 +1,15 @@
 """Write a heatmap report: what a model sees, as one static HTML page.
 
-Evaluates MODEL on the test split of a dataset (the same stratified split the model was
-trained with: its recorded split seed, else --split-seed, kept grouped by screenshot or
-duplicates when its comparison was, `compare --group-by`), or on explicit inputs (--inputs:
-crops named <label>_<index>.png, folders of them, or screenshots with their labelImg XML,
-cropped box by box), and writes OUT/index.html with PNG figures beside it: metrics and
-confusion matrix, confidence histograms, the wrong predictions ranked by error, Grad-CAM
-heatmaps, intermediate activations, convnet filters and the architecture; with --run-dir
-also the comparison's curves, box plots and summary table. The page opens from disk.
+Evaluates MODEL on the test part of a dataset's split (the split the model was trained,
+validated and tested on: for a model kept by 'compare', its run's (and fold's) split as its
+sidecar or comparison.json records it; else a stratified split with its recorded seed, or
+--split-seed), or on explicit inputs (--inputs: crops named <label>_<index>.png, folders of
+them, or screenshots with their labelImg XML, cropped box by box), and writes OUT/index.html
+with PNG figures beside it: metrics and confusion matrix, confidence histograms, the wrong
+predictions ranked by error, Grad-CAM heatmaps, intermediate activations, convnet filters
+and the architecture; with --run-dir also the comparison's curves, box plots and summary
+table. The page opens from disk. OUT/metrics.json holds accuracy, loss, macro F1, per-class
+scores, every crop's prediction and where the split came from.
 
 Examples:
   toonvision report models/best.keras --data-dir data --run-dir runs/compare --out reports/best
@@ -45,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--split-seed", type=int, default=None,
-        help="seed of the train/validate/test split whose test part is evaluated (default: "
-             "the seed recorded with the model, else 0)",
+        help="re-split with this seed (plain stratified split) and evaluate its test part "
+             "(default: the model's own split, recorded with it; 0 for a model without one)",
     )
     parser.add_argument(
         "--run-dir", type=Path, metavar="DIR",
@@ -70,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
     """Loads the model and the images, writes the report, prints the page's path."""
     from tqdm import tqdm
 
-    from toonvision.data_processing.splits import grouped_stratified_split
     from toonvision.data_visualization import evaluation, report
     from toonvision.labels import make_task
+    from toonvision.model_utils.comparison.provenance import grouping_of_model, split_of_model
     from toonvision.model_utils.training import model_io
 
     if args.samples < 1 or args.filters < 1 or args.batch_size < 1:
@@ -94,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
         args.image_size = info.image_size
         task_data = task_data_from_args(args)
         _check_classes(task_data.class_names, info.class_names, task_spec)
-        seed = args.split_seed if args.split_seed is not None else (info.split_seed or 0)
-        # A grouped comparison's model was tested on a grouped split: the same one here.
-        grouping = info.extra.get("group_by", "none")
-        groups = groups_from_args(args, task_data.paths, grouping)
-        test = grouped_stratified_split(task_data.y, groups, info.ratios, seed)["test"]
+        # The crops the model was tested on: one answer for every command (provenance).
+        split = split_of_model(info, task_data,
+                               groups_from_args(args, task_data.paths, grouping_of_model(info)),
+                               seed=args.split_seed,
+                               comparison_dirs=(args.run_dir, args.model.parent))
+        test = split.parts["test"]
         if len(test) == 0:
             raise ToonvisionError(f"the test split of {len(task_data)} images is empty; give more "
                                   "data or use --inputs")
@@ -107,14 +110,13 @@ def run(args: argparse.Namespace) -> int:
             class_names=tuple(info.class_names),
             names=[task_data.paths[index].name for index in test],
             labels=[task_data.labels[index] for index in test],
-            source=f"test split (seed {seed}, ratios {info.ratios}"
-                   + ("" if groups is None else f", grouped by {grouping}")
-                   + f") of {len(task_data)} images",
+            source=f"test part of {split.describe()} of {len(task_data)} images",
             skipped=list(task_data.skipped),
         )
-        recorded = args.split_seed is None and info.split_seed is not None
-        origin = "recorded with the model" if recorded else "chosen"
-        description.append(f"split seed {seed} ({origin})")
+        description.append(f"split: {split.describe()}")
+        for warning in split.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+            description.append(f"WARNING: {warning}")
     print_skipped(data.skipped)
     with tqdm(total=len(report.REPORT_STEPS), desc="report", unit="step",
               file=sys.stderr) as bar:
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             model, data, args.out, model_description="\n".join(description),
             samples=args.samples, run_dir=args.run_dir, filters=args.filters,
             batch_size=args.batch_size, progress=progress,
+            split=None if args.inputs else split.to_dict(),
         )
     print(f"report on {len(data)} images written to {page}")
     return 0

@@ -193,3 +193,64 @@ def choose_samples(evaluation: Evaluation, count: int, seed: int = 0) -> list[in
             if pool and len(chosen) < count:
                 chosen.append(int(pool.pop(0)))
     return chosen
+
+
+def cross_entropy(evaluation: Evaluation) -> float:
+    """The mean cross-entropy of the model's probabilities, as a run's record computes its loss.
+
+    A comparison's `test_metrics["loss"]` is Keras `evaluate` with the training loss
+    (`models.loss_and_metrics`): binary cross-entropy for two classes, sparse categorical
+    cross-entropy otherwise, averaged over the images. The same Keras functions are applied
+    here to the probabilities of `models.predict_probabilities` (so sigmoid, softmax and
+    logit models are all scored on probabilities; Keras clips them to [1e-7, 1 - 1e-7], which
+    only matters for outputs that close to 0 or 1).
+    """
+    import keras
+
+    probabilities = np.asarray(evaluation.probabilities, dtype=np.float32)
+    if len(evaluation.y_true) == 0:
+        return float("nan")
+    if probabilities.shape[1] == 2:
+        losses = keras.losses.binary_crossentropy(
+            evaluation.y_true.astype(np.float32)[:, None], probabilities[:, 1:])
+    else:
+        losses = keras.losses.sparse_categorical_crossentropy(evaluation.y_true, probabilities)
+    return float(np.mean(keras.ops.convert_to_numpy(losses)))
+
+
+def metrics_record(evaluation: Evaluation, data: LabelledImages,
+                   split: dict | None = None) -> dict:
+    """What the report writes as `metrics.json`: the scores, every crop and the split's origin.
+
+    Args:
+        evaluation: the model on `data`.
+        data: the evaluated images.
+        split: where the images came from (`provenance.ModelSplit.to_dict`); default
+            `{"origin": "inputs", "source": data.source}`.
+
+    Returns:
+        `{"accuracy", "loss", "macro_f1", "per_class": {class: {"precision", "recall", "f1",
+        "support"}}, "crops": [{"image", "label", "true", "predicted", "probability"}],
+        "split"}`; `probability` is that of the predicted class.
+    """
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+    labels = list(range(len(evaluation.class_names)))
+    y_true, y_pred = evaluation.y_true, evaluation.y_pred
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    names = evaluation.class_names
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "loss": cross_entropy(evaluation),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro",
+                                   zero_division=0)),
+        "per_class": {name: {"precision": float(precision[k]), "recall": float(recall[k]),
+                             "f1": float(f1[k]), "support": int(support[k])}
+                      for k, name in enumerate(names)},
+        "crops": [{"image": data.names[index], "label": data.labels[index],
+                   "true": names[int(y_true[index])], "predicted": names[int(y_pred[index])],
+                   "probability": float(evaluation.probabilities[index, y_pred[index]])}
+                  for index in range(len(y_true))],
+        "split": split if split is not None else {"origin": "inputs", "source": data.source},
+    }

@@ -7,8 +7,9 @@ confident ones, Grad-CAM heatmaps of sample images, the intermediate activations
 image, the first-layer kernels and deeper filters, the architecture, and, when given, the
 curves, verdict, forest plot and summary of the comparison that trained the model. Figures
 are PNG files beside `index.html`, each with a caption saying what it shows and how to read
-it; the page needs no server and no network. The sections are in `report_sections`, the
-page's HTML in `report_page`.
+it; the page needs no server and no network. `metrics.json` beside it holds the scores, every
+crop's prediction and where the split came from (`evaluation.metrics_record`). The sections
+are in `report_sections`, the page's HTML in `report_page`.
 
 The images come either as arrays (e.g. a test split, see `data_processing.splits`) or from files
 (`load_inputs`: crops named `<label>_<index>.png`, folders of them, or screenshots with their
@@ -17,6 +18,7 @@ labelImg XML, cropped box by box).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +30,13 @@ from toonvision.data_visualization.evaluation import (
     choose_samples,
     evaluate,
     metrics,
+    metrics_record,
 )
 from toonvision.data_visualization.report_page import Page, page_html
 from toonvision.fileio import write_text_atomic
 
 REPORT_FILE = "index.html"
+METRICS_FILE = "metrics.json"
 REPORT_STEPS: tuple[str, ...] = (
     "evaluating", "metrics", "wrong predictions", "Grad-CAM samples", "activations",
     "filters", "architecture", "comparison run", "writing page",
@@ -53,6 +57,7 @@ def write_report(
     filters: int = 8,
     batch_size: int = 32,
     progress: Callable[[str], None] | None = None,
+    split: dict | None = None,
 ) -> Path:
     """Evaluates `model` on `data` and writes the report page with its figures.
 
@@ -71,6 +76,8 @@ def write_report(
             (0: none).
         batch_size: images per forward pass.
         progress: called with each step's name (`REPORT_STEPS`) as it starts.
+        split: where `data` came from, for `metrics.json` (`provenance.ModelSplit.to_dict`);
+            None: the given inputs.
 
     Returns:
         The path of `index.html`.
@@ -104,6 +111,9 @@ def write_report(
     evaluation = evaluate(model, data, batch_size)
     step("metrics")
     scores = metrics(evaluation)
+    # The machine-readable scores beside the page (`evaluation.metrics_record`).
+    write_text_atomic(out_dir / METRICS_FILE,
+                      json.dumps(metrics_record(evaluation, data, split), indent=2))
     sections.metrics_section(page, evaluation, scores)
     step("wrong predictions")
     sections.mistakes_section(page, data, evaluation, grad_cam, note, samples, batch_size)

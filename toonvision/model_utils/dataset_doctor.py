@@ -197,6 +197,8 @@ class Diagnosis:
         max_distance: the near-duplicate distance used.
         records: per crop, its extraction manifest record, or None.
         notes: what could not be done and why.
+        model_parts: per kept model `best_<config>`, each crop's part (`train`, `validate`,
+            `test`) in the split that model was trained on.
     """
 
     run_dir: Path
@@ -221,6 +223,7 @@ class Diagnosis:
     max_distance: int = MAX_DISTANCE
     records: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    model_parts: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def leak(self) -> float | None:
@@ -248,6 +251,8 @@ class ComparisonCrops:
         source: where they came from.
         records: per crop, its manifest record (None for a CSV set or an unlisted crop).
         runs: the complete runs of the comparison's log.
+        model_parts: per kept model `best_<config>`, each crop's part in the split it was
+            trained on (`provenance.kept_model_parts`).
     """
 
     names: list[str]
@@ -258,6 +263,12 @@ class ComparisonCrops:
     source: str
     records: list[Any]
     runs: list[int]
+    model_parts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        """The raw labels (as `TaskData.labels`, for `provenance.split_of_model`)."""
+        return self.raw_labels
 
 
 def comparison_crops(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
@@ -272,7 +283,9 @@ def comparison_crops(run_dir: str | os.PathLike, data_dir: str | os.PathLike | N
     """
     from toonvision.data_processing.dataset import from_crops, from_csv, select_for_task
     from toonvision.data_processing.manifest import MANIFEST_NAME, read_manifest
+    from toonvision.data_processing.splits import split_groups
     from toonvision.labels import make_task
+    from toonvision.model_utils.comparison.provenance import kept_model_parts
     from toonvision.model_utils.comparison.runner import Comparison
 
     comparison = Comparison.load(run_dir)
@@ -296,14 +309,19 @@ def comparison_crops(run_dir: str | os.PathLike, data_dir: str | os.PathLike | N
         names = [Path(os.path.relpath(path, data_dir)).as_posix() for path in paths]
         by_crop = {record.crop: record for record in read_manifest(data_dir / MANIFEST_NAME)}
         records = [by_crop.get(name) for name in names]
-    return ComparisonCrops(names, paths, raw_labels, y, tuple(task.classes), dataset.source,
-                           records, comparison.completed_runs())
+    crops = ComparisonCrops(names, paths, raw_labels, y, tuple(task.classes), dataset.source,
+                            records, comparison.completed_runs())
+    groups = split_groups(settings.group_by, paths, data_dir=data_dir, labels_csv=labels_csv,
+                          id_column=id_column)
+    crops.model_parts = kept_model_parts(run_dir, settings.config_names, crops, groups)
+    return crops
 
 
 def diagnose(run_dir: str | os.PathLike, names: Sequence[str], paths: Sequence[Path],
              raw_labels: Sequence[str], y: np.ndarray, class_names: Sequence[str],
              source: str = "", records: Sequence[Any] | None = None,
-             max_distance: int = MAX_DISTANCE, runs: Sequence[int] | None = None) -> Diagnosis:
+             max_distance: int = MAX_DISTANCE, runs: Sequence[int] | None = None,
+             model_parts: Mapping[str, np.ndarray] | None = None) -> Diagnosis:
     """Runs every check of the doctor on one comparison's crops.
 
     Args:
@@ -317,6 +335,7 @@ def diagnose(run_dir: str | os.PathLike, names: Sequence[str], paths: Sequence[P
         records: per crop, its manifest record or None (for the page).
         max_distance: the near-duplicate Hamming distance.
         runs: the runs to read (the runs in the log); default: every stored run.
+        model_parts: per kept model, each crop's part in its split (`ComparisonCrops`).
 
     Returns:
         The diagnosis.
@@ -354,6 +373,7 @@ def diagnose(run_dir: str | os.PathLike, names: Sequence[str], paths: Sequence[P
         ranking=ranking, hashes=hashes, pairs=pairs, cluster=clusters(len(paths), pairs),
         exact_groups=exact_duplicate_groups(hashes), leaks=leaks, max_distance=max_distance,
         records=list(records) if records is not None else [None] * len(paths), notes=notes,
+        model_parts=dict(model_parts or {}),
     )
 
 
@@ -362,7 +382,9 @@ def label_issues_table(diagnosis: Diagnosis) -> Any:
 
     Columns: id, given_label, suggested_label, score (cleanlab's label quality, low is
     suspicious), appearances, error_rate, label_issue (cleanlab's flag), always_wrong, and
-    per configuration `<config>_appearances` and `<config>_errors`.
+    per configuration `<config>_appearances` and `<config>_errors`, and per kept model
+    `best_<config>_part` (the crop's part in that model's split: was a suspicious crop
+    trained on?).
     """
     import pandas as pd
 
@@ -381,6 +403,8 @@ def label_issues_table(diagnosis: Diagnosis) -> Any:
     for config, (appearances, errors) in diagnosis.oos.per_config.items():
         table[f"{config}_appearances"] = appearances[order]
         table[f"{config}_errors"] = errors[order]
+    for config, parts in diagnosis.model_parts.items():
+        table[f"best_{config}_part"] = parts[order]
     return table
 
 

@@ -36,7 +36,7 @@ from toonvision.labels import Task, task_for_classes
 logger = logging.getLogger(__name__)
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "source", "xmin", "ymin", "xmax", "ymax", "label", "predicted", "confidence",
+    "source", "xmin", "ymin", "xmax", "ymax", "label", "predicted", "confidence", "part",
 )
 BATCH_SIZE = 32
 CORRECT_COLOR = (40, 200, 40)
@@ -55,6 +55,8 @@ class Prediction:
         true_class: the class of `label` under the task, or None if unknown or not covered.
         predicted: the predicted class.
         confidence: the predicted class's probability.
+        part: for a crop of the data the model was trained on, its part of the model's
+            split (`train`, `validate`, `test`; `provenance.parts_by_file`), else ''.
     """
 
     source: Path
@@ -63,6 +65,7 @@ class Prediction:
     true_class: str | None
     predicted: str
     confidence: float
+    part: str = ""
 
     @property
     def correct(self) -> bool | None:
@@ -109,6 +112,7 @@ def predict_paths(
     task: str | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
+    parts: dict[Path, str] | None = None,
 ) -> PredictionResults:
     """Classifies every crop and screenshot box that `paths` name.
 
@@ -120,6 +124,8 @@ def predict_paths(
         task: a task spec for reading true labels; default `info.task`.
         batch_size: crops per forward pass.
         progress: called with the number of crops classified so far, after each batch.
+        parts: the part of the model's split of each of its data's files (resolved paths,
+            `provenance.parts_by_file`), to say which crops it trained on.
 
     Returns:
         The predictions and the skipped inputs.
@@ -146,6 +152,8 @@ def predict_paths(
             results.predictions.append(Prediction(
                 source=crop.source, box=crop.box, label=label, true_class=true_class,
                 predicted=info.class_names[index], confidence=float(row[index]),
+                part=(parts or {}).get(Path(crop.source).resolve(), "") if crop.box is None
+                else "",
             ))
         batch.clear()
         if progress is not None:
@@ -168,7 +176,7 @@ def predictions_csv(predictions: Sequence[Prediction]) -> str:
     for item in predictions:
         box = item.box if item.box is not None else ("", "", "", "")
         writer.writerow([item.source, *box, item.label, item.predicted,
-                         f"{item.confidence:.4f}"])
+                         f"{item.confidence:.4f}", item.part])
     return buffer.getvalue()
 
 
@@ -184,6 +192,7 @@ def predictions_table(predictions: Sequence[Prediction]) -> str:
         "predicted": item.predicted,
         "confidence": f"{item.confidence:.3f}",
         "": marks[item.correct],
+        **({"part": item.part} if any(other.part for other in predictions) else {}),
     } for item in predictions]
     return pd.DataFrame(rows).to_string(index=False) if rows else "(no predictions)"
 

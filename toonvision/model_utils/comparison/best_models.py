@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from toonvision import ToonvisionError
 from toonvision.fileio import write_text_atomic
+from toonvision.model_utils.comparison.provenance import record_split
 
 if TYPE_CHECKING:
     from toonvision.model_utils.comparison.runlog import RunRecord
@@ -67,6 +68,7 @@ class BestModels:
                    "test_metrics": record.test_metrics, "comparison": str(self.out_dir),
                    "group_by": settings.group_by},
         )
+        record_split(info, settings, record.run, self.out_dir)
         save_model_atomic(model, model_path, info)
         write_text_atomic(record_path, json.dumps(record.to_dict(), indent=2))
 

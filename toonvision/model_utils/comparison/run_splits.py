@@ -11,7 +11,7 @@ that no crop is tested beside a sibling it was trained on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -19,11 +19,20 @@ from toonvision import ToonvisionError
 from toonvision.data_processing.folds import cross_validation_split
 from toonvision.data_processing.splits import balance_indices, grouped_stratified_split
 
-if TYPE_CHECKING:
-    from toonvision.model_utils.comparison.stored_settings import ComparisonSettings
+
+class SplitRule(Protocol):
+    """What `split_for_run` reads: a comparison's `ComparisonSettings`, or the
+    `provenance.SplitRecord` a kept model's sidecar holds."""
+
+    seed: int
+    ratios: Sequence[float]
+    balance: str
+    cv: int | None
+    group_by: str
+    groups_fingerprint: str
 
 
-def split_for_run(settings: ComparisonSettings, y: np.ndarray, run: int,
+def split_for_run(settings: SplitRule, y: np.ndarray, run: int,
                   groups: Sequence[object] | np.ndarray | None = None
                   ) -> tuple[int, dict[str, np.ndarray], dict[str, int]]:
     """The split of run `run`: the one place that decides which images a run uses.
@@ -36,7 +45,7 @@ def split_for_run(settings: ComparisonSettings, y: np.ndarray, run: int,
     as the settings say; the weights' seed stays `seed + run`.
 
     Args:
-        settings: the comparison's settings.
+        settings: the comparison's settings (or a kept model's `provenance.SplitRecord`).
         y: the class of every image.
         run: the run number.
         groups: the group of every image (`TaskData.groups`); needed exactly when
@@ -66,7 +75,7 @@ def split_for_run(settings: ComparisonSettings, y: np.ndarray, run: int,
     return split_seed, split, folds
 
 
-def _check_groups(settings: ComparisonSettings, y: np.ndarray,
+def _check_groups(settings: SplitRule, y: np.ndarray,
                   groups: Sequence[object] | np.ndarray | None) -> None:
     """Refuses groups that are not the ones the comparison's settings were made with."""
     from toonvision.model_utils.comparison.stored_settings import groups_fingerprint

@@ -33,6 +33,10 @@ class ModelInfo:
         split_seed: the seed of the split it was evaluated on, if known.
         ratios: that split's train/validate/test ratios.
         extra: anything else worth keeping (metrics, run number).
+        split: for a model kept by a comparison, what decides the crops it was trained,
+            validated and tested on (`comparison.provenance.SplitRecord.to_dict`: the
+            comparison, run, fold, seed, ratios, balance, grouping and data fingerprint);
+            None for models saved otherwise or before it was recorded.
     """
 
     class_names: tuple[str, ...] = ("cog", "toon")
@@ -42,6 +46,7 @@ class ModelInfo:
     split_seed: int | None = None
     ratios: tuple[float, float, float] = defaults.RATIOS
     extra: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, text: str) -> ModelInfo:
