@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "preprocess",
     "compare",
     "doctor",
+    "relabel",
     "summarize",
     "optimizers",
     "ablate",

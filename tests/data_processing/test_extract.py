@@ -575,7 +575,7 @@ def test_command_on_an_empty_folder_says_so_and_writes_nothing(tmp_path, capsys)
                      str(tmp_path / "data")]) == 0
     output = capsys.readouterr()
     assert output.err.strip() == (f"{tmp_path / 'empty'}: nothing to extract (no .png, .jpg, "
-                                  ".jpeg, .bmp, .webp or .xml files in it or below it)")
+                                  ".jpeg, .bmp, .webp with annotations in it or below it)")
     assert "crops written: 0" in output.out
     assert not (tmp_path / "data" / "manifest.csv").exists()
 

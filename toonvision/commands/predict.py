@@ -1,8 +1,9 @@
 """Classify crops, folders of crops, or annotated screenshots with a trained model.
 
-PATH is a crop image, a folder of images (searched recursively), or a screenshot with its
-labelImg XML beside it (same name, .xml), or that XML: then every box is classified and its
-true label is shown beside the prediction. Crops named like extracted crops
+PATH is a crop image, a folder of images (searched recursively), a screenshot with its
+labelImg XML beside it (same name, .xml), or that XML, or a folder holding a YOLO, COCO,
+labelme, Label Studio or CVAT export: then every box is classified and its true label is
+shown beside the prediction. Crops named like extracted crops
 (cog_sb_coldcaller_12.png) have their true label read from the name. Works with our .keras
 models and with legacy Keras 2 HDF5 models such as the ToonVision author's (taken as binary
 cog/toon). For a model kept by 'toonvision compare', crops of the data it was compared on
@@ -13,6 +14,7 @@ examples:
   toonvision predict runs/article/best_optimized.keras data/unsorted/toon
   toonvision predict model.h5 screenshots/sample_img0.png --draw predicted/
   toonvision predict model.keras crops/ --format csv > predictions.csv
+  toonvision predict model.keras new_shots/ --save-voc new_shots/   # then fix in labelImg
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--draw", type=Path, metavar="DIR",
                         help="also write each screenshot with its boxes, predicted classes and "
                              "confidences drawn, as DIR/<name>_predicted.png (default: off)")
+    parser.add_argument("--save-voc", type=Path, metavar="DIR",
+                        help="also write one labelImg XML per screenshot to DIR (DIR/<name>.xml) "
+                             "with the same boxes, each named with its predicted class, and "
+                             "DIR/predictions.csv with the confidences: open the screenshots in "
+                             "labelImg with DIR as save folder, fix the names, extract; an "
+                             "existing XML is never overwritten (default: off)")
     parser.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE,
                         help="crops per forward pass (default: %(default)s)")
 
@@ -59,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         predictions_csv,
         predictions_table,
         write_drawings,
+        write_voc,
     )
     from toonvision.model_utils.training.model_io import load_model
 
@@ -90,4 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.draw is not None:
         for path in write_drawings(results.predictions, args.draw):
             print(f"drawn: {path}", file=sys.stderr)
+    if args.save_voc is not None:
+        for path in write_voc(results.predictions, args.save_voc):
+            print(f"saved: {path}", file=sys.stderr)
     return 0 if results.predictions else 1

@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     written = write_balance_figures(table, labels, args.out)
     write_text_atomic(args.out / "counts.csv", table.to_csv())
     print(f"{len(paths)} images for task {task.name!r} from {dataset.source}")
+    if dataset.corrected:
+        print(f"{dataset.corrected} labels corrected by {args.data_dir}/corrections.csv "
+              "('toonvision relabel'; delete a line there to undo it)")
     print(table.to_string())
     for path in [*written, args.out / "counts.csv"]:
         print(f"wrote {path}")

@@ -1,6 +1,10 @@
 """data_processing: labelled screenshots in, arrays per split out.
 
-    voc.py         labelImg Pascal VOC XML, parsed without trusting it; image-XML pairing
+    voc.py         labelImg Pascal VOC XML, parsed without trusting it; image-XML pairing;
+                   the one box type and rounding rule of every format
+    annotations.py every tool's export: format detection, paths kept inside the folder
+    voc_pairs.py, yolo.py, coco.py, labelme.py, labelstudio.py, cvat.py   one reader each
+    corrections.py label corrections as data (corrections.csv), applied by from_crops
     images.py      decoding by content, resizing, labelled boxes drawn on screenshots
     extract.py     every labelled box cropped into a dataset that only grows (the run)
     extractor.py   one screenshot at a time: plan in the manifest, write crops, move, draw
@@ -28,6 +32,7 @@ from toonvision import lazy_exports
 _EXPORTS = {
     "parse_annotation": "voc",
     "read_image": "images",
+    "find_annotated": "annotations",
     "extract_screenshots": "extract",
     "read_manifest": "manifest",
     "find_inputs": "inputs",

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from toonvision import MissingFileError, ToonvisionError, defaults
+from toonvision.data_processing.corrections import read_corrections
 from toonvision.data_processing.images import ImageReadError, is_image_file, read_image, resize
 from toonvision.labels import Task
 
@@ -37,12 +38,15 @@ class Dataset:
         labels: the raw label of each file (e.g. `cog_sb_coldcaller`, `king`, `Water`).
         source: a human-readable description of where the data came from.
         skipped: one-line messages for files or rows left out, each naming the file and why.
+        corrected: how many labels come from the data folder's corrections file
+            (`corrections`) rather than from the crops' names.
     """
 
     paths: list[Path]
     labels: list[str]
     source: str
     skipped: list[str] = field(default_factory=list)
+    corrected: int = 0
 
     def __post_init__(self) -> None:
         if len(self.paths) != len(self.labels):
@@ -68,7 +72,8 @@ def label_from_crop_name(path: Path) -> str:
 
 
 def from_crops(data_dir: str | os.PathLike) -> Dataset:
-    """Collects every crop under `<data_dir>/unsorted/`, labelled by its file name.
+    """Collects every crop under `<data_dir>/unsorted/`, labelled by its file name, or by
+    `<data_dir>/corrections.csv` where a correction names it (see `corrections`).
 
     Args:
         data_dir: the data root that `toonvision extract` writes to.
@@ -89,7 +94,17 @@ def from_crops(data_dir: str | os.PathLike) -> Dataset:
         path for path in crops_dir.rglob("*")
         if path.is_file() and is_image_file(path) and not path.name.startswith(".")
     )
-    return Dataset(paths, [label_from_crop_name(path) for path in paths], str(crops_dir))
+    corrections = read_corrections(data_dir)
+    root = Path(data_dir)
+    labels = [label_from_crop_name(path) for path in paths]
+    corrected = 0
+    if corrections:
+        for position, path in enumerate(paths):
+            correction = corrections.get(path.relative_to(root).as_posix())
+            if correction is not None:
+                labels[position] = correction.corrected
+                corrected += 1
+    return Dataset(paths, labels, str(crops_dir), corrected=corrected)
 
 
 def from_csv(

@@ -1,7 +1,8 @@
 """Extraction: labelled screenshots in, a growing folder of crops plus a manifest out.
 
-`toonvision extract` walks a folder of screenshots, each with its labelImg Pascal VOC XML
-beside it, and crops every labelled box into `<data_dir>/unsorted/<prefix>/<label>_<index>.png`
+`toonvision extract` walks a folder of screenshots with their boxes (labelImg Pascal VOC XML
+beside each, or a YOLO, COCO, labelme, Label Studio or CVAT export: see `annotations`), and
+crops every labelled box into `<data_dir>/unsorted/<prefix>/<label>_<index>.png`
 (`<prefix>` is `cog`, `toon`, or the label itself for labels outside the ToonTown taxonomy).
 
 Three promises shape the code:
@@ -20,8 +21,8 @@ Three promises shape the code:
   folder the user named).
 
 This module finds the screenshots and drives a run; `extractor` extracts each screenshot,
-`extract_results` holds what a run reports, `manifest` the manifest, and `voc.pair_files`
-the rule that pairs an image with its XML.
+`extract_results` holds what a run reports, `manifest` the manifest, and `annotations` the
+readers of every format.
 """
 
 from __future__ import annotations
@@ -33,18 +34,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from toonvision import MissingFileError, ToonvisionError
-from toonvision.data_processing import voc
+from toonvision import ToonvisionError
+from toonvision.data_processing.annotations import ScreenshotPair, find_annotated
 from toonvision.data_processing.dataset import CROPS_FOLDER
-from toonvision.data_processing.extract_results import (
-    AMBIGUOUS_PAIR,
-    IMAGE_WITHOUT_XML,
-    XML_WITHOUT_IMAGE,
-    Problem,
-    ScreenshotResult,
-)
-from toonvision.data_processing.extractor import Extractor, ScreenshotPair, read_screenshot
-from toonvision.data_processing.images import IMAGE_EXTENSIONS
+from toonvision.data_processing.extract_results import Problem, ScreenshotResult
+from toonvision.data_processing.extractor import Extractor, read_screenshot
 from toonvision.data_processing.manifest import PROCESSED_FOLDER
 from toonvision.fileio import exclusive_lock, remove_temporary_files
 
@@ -58,55 +52,32 @@ LOCK_NAME = ".extract.lock"
 
 
 def find_screenshots(
-    root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = ()
+    root: str | os.PathLike, exclude: Iterable[str | os.PathLike] = (), format: str | None = None
 ) -> tuple[list[ScreenshotPair], list[Problem]]:
-    """Finds every screenshot with its XML below `root`, recursively.
+    """Finds every screenshot with its boxes below `root`, recursively, in any format.
 
-    An image and its XML pair by `voc.pair_files`' rule, the one `predict` and `report`
-    follow too: same folder and file stem (`shot.png` + `shot.xml`), with the XML's
-    `<filename>` settling which of several same-stem images it describes, or naming its image
-    when the XML's own stem has none.
+    The format is detected from what the folder holds, or forced (see
+    `annotations.find_annotated`). For labelImg VOC an image and its XML pair by
+    `voc.pair_files`' rule, the one `predict` and `report` follow too: same folder and file
+    stem (`shot.png` + `shot.xml`), with the XML's `<filename>` settling which of several
+    same-stem images it describes, or naming its image when the XML's own stem has none.
 
     Args:
         root: the folder to search.
         exclude: folders not to descend into (the data folder, the drawing folder).
+        format: one of `annotations.FORMATS`, or None to detect it.
 
     Returns:
-        The pairs, folder by folder and by stem within a folder, and one problem per file
-        that cannot be paired: an image without XML, an XML without image, or several files
-        that cannot be told apart. Both lists are empty for a folder without images or XML.
+        The pairs and one problem per file that cannot be used: for VOC an image without
+        XML, an XML without image, or several files that cannot be told apart. Both lists
+        are empty for a folder without images or annotations.
 
     Raises:
         FileNotFoundError: if `root` does not exist.
-        ValueError: if `root` is not a folder.
+        ValueError: if `root` is not a folder, or its format cannot be told.
     """
-    root = Path(root)
-    if not root.exists():
-        raise MissingFileError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise ToonvisionError(f"{root}: not a folder")
-    excluded = {Path(folder).resolve() for folder in exclude}
-    pairs: list[ScreenshotPair] = []
-    problems: list[Problem] = []
-    for folder_name, subfolders, file_names in os.walk(root):
-        folder = Path(folder_name)
-        subfolders[:] = sorted(name for name in subfolders
-                               if (folder / name).resolve() not in excluded)
-        pairing = voc.pair_files(folder / name for name in file_names)
-        pairs += [ScreenshotPair(image, xml, image.relative_to(root))
-                  for image, xml in pairing.pairs]
-        found = [Problem(image, IMAGE_WITHOUT_XML, f"expected {image.stem}.xml beside it")
-                 for image in pairing.images_without_annotation]
-        found += [Problem(xml, XML_WITHOUT_IMAGE,
-                          f"expected {xml.stem}{', '.join(IMAGE_EXTENSIONS[:-1])} or "
-                          f"{IMAGE_EXTENSIONS[-1]} beside it")
-                  for xml in pairing.annotations_without_image]
-        for group in pairing.ambiguous:
-            names = ", ".join(path.name for path in group)
-            found += [Problem(path, AMBIGUOUS_PAIR, f"cannot tell apart {names}")
-                      for path in group]
-        problems += sorted(found, key=lambda problem: problem.path.stem)
-    return pairs, problems
+    found = find_annotated(root, exclude, format)
+    return found.pairs, found.problems
 
 
 def output_folders(
@@ -128,25 +99,69 @@ def extract(
     data_dir: str | os.PathLike,
     move: bool = False,
     draw_dir: str | os.PathLike | None = None,
+    format: str | None = None,
+    dry_run: bool = False,
 ) -> Iterator[ScreenshotResult]:
     """Finds the screenshots below `screenshots_dir` and extracts them into `data_dir`.
 
-    Files that cannot be paired come first, as results with only `skipped` filled in; then
-    one result per screenshot, as `extract_screenshots` produces them.
+    Files that cannot be used come first, as results with only `skipped` filled in, then
+    facts about files that hold nothing to extract (a YOLO background image), as results
+    with only `notes`; then one result per screenshot, as `extract_screenshots` produces them.
 
     Args:
-        screenshots_dir: the folder of screenshots and their VOC XML, searched recursively.
+        screenshots_dir: the folder of screenshots and their annotations, searched
+            recursively.
         data_dir: the data folder; crops go to `<data_dir>/unsorted/`.
-        move: move each fully extracted screenshot and its XML to `<data_dir>/raw/processed/`.
+        move: move each fully extracted screenshot and its XML to `<data_dir>/raw/processed/`
+            (labelImg VOC only: the other formats keep many images' boxes in shared files).
         draw_dir: if given, write a copy of each screenshot with its boxes drawn there.
+        format: one of `annotations.FORMATS`, or None to detect it from the folder.
+        dry_run: read everything and report what would be extracted, writing nothing.
 
     Yields:
         One `ScreenshotResult` per file or screenshot (see `ExtractionSummary` to add them up).
+
+    Raises:
+        ToonvisionError: if `move` is asked for a format other than VOC.
     """
-    pairs, problems = find_screenshots(screenshots_dir, exclude=output_folders(data_dir, draw_dir))
-    for problem in problems:
+    found = find_annotated(screenshots_dir, output_folders(data_dir, draw_dir), format)
+    check_move(move, found.format)
+    for problem in found.problems:
         yield ScreenshotResult(problem.path, skipped=[problem])
-    yield from extract_screenshots(pairs, data_dir, move=move, draw_dir=draw_dir)
+    for note in found.notes:
+        yield ScreenshotResult(note.path, notes=[note])
+    if dry_run:
+        yield from dry_run_screenshots(found.pairs, data_dir)
+    else:
+        yield from extract_screenshots(found.pairs, data_dir, move=move, draw_dir=draw_dir)
+
+
+def check_move(move: bool, format: str) -> None:
+    """Refuses `move` for exports other than VOC, whose files describe many images.
+
+    Raises:
+        ToonvisionError: if `move` is set and `format` is not `voc`.
+    """
+    if move and format != "voc":
+        raise ToonvisionError(f"--move moves each screenshot with its own labelImg XML; a "
+                              f"{format} export keeps its boxes elsewhere, so nothing would "
+                              "be left consistent: leave --move out")
+
+
+def dry_run_screenshots(
+    pairs: Iterable[ScreenshotPair], data_dir: str | os.PathLike
+) -> Iterator[ScreenshotResult]:
+    """What `extract_screenshots` would do, without writing anything anywhere.
+
+    Every screenshot is read (annotation parsed, image decoded, boxes checked); each result
+    lists the crops that would be written, under the names they would get now; objects an
+    earlier run extracted count as `already_extracted`. No folder, lock, crop or manifest
+    is created or changed.
+    """
+    with ThreadPoolExecutor(WORKERS) as pool:
+        extractor = Extractor(Path(data_dir), False, None, pool, dry_run=True)
+        for screenshot in _read_ahead(pool, read_screenshot, pairs, READ_AHEAD):
+            yield extractor.extract(screenshot)
 
 
 def extract_screenshots(

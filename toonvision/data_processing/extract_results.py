@@ -89,13 +89,14 @@ class ExtractionSummary:
         >>> print(summary.format())                    # doctest: +SKIP
     """
 
-    screenshots_read: int = 0
+    screenshots_read: int = 0  # with `dry_run`, crops are those that would be written
     crops_per_label: Counter = field(default_factory=Counter)
     already_extracted: int = 0
     moved: int = 0
     drawn: int = 0
     skipped: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    dry_run: bool = False
 
     def add(self, result: ScreenshotResult) -> None:
         """Adds one screenshot's result to the totals."""
@@ -123,8 +124,10 @@ class ExtractionSummary:
         Args:
             examples_per_reason: how many skipped files to list under each reason.
         """
+        written = "crops that would be written (dry run, nothing written)" if self.dry_run \
+            else "crops written"
         lines = [f"screenshots read: {self.screenshots_read}",
-                 f"crops written: {self.crops_written}"]
+                 f"{written}: {self.crops_written}"]
         width = max((len(label) for label in self.crops_per_label), default=0)
         lines += [f"  {label:<{width}}  {count}"
                   for label, count in sorted(self.crops_per_label.items())]

@@ -20,6 +20,7 @@ import numpy as np
 
 from toonvision import ToonvisionError
 from toonvision.data_processing import voc
+from toonvision.data_processing.annotations import BOUNDING_BOX_OF, NO_BOXES, ScreenshotPair
 from toonvision.data_processing.dataset import CROPS_FOLDER
 from toonvision.data_processing.extract_results import (
     BOX_CLIPPED,
@@ -36,9 +37,11 @@ from toonvision.data_processing.extract_results import (
 )
 from toonvision.data_processing.images import (
     ImageReadError,
+    apply_orientation,
+    decode_image,
     draw_labelled_box,
+    exif_orientation,
     is_image_file,
-    read_image,
     write_image_atomic,
 )
 from toonvision.data_processing.manifest import (
@@ -56,15 +59,6 @@ from toonvision.labels import label_prefix, safe_label
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ScreenshotPair:
-    """A screenshot and its annotation; `relative` is the image's path below the search root."""
-
-    image: Path
-    xml: Path
-    relative: Path
-
-
 @dataclass
 class Screenshot:
     """A screenshot as read from disk: its annotation, hash and pixels, or why not."""
@@ -76,20 +70,51 @@ class Screenshot:
     problem: Problem | None = None
 
 
+EXIF_TURNED = "turned by its EXIF orientation, as the labelling tool showed it"
+
+
 def read_screenshot(pair: ScreenshotPair) -> Screenshot:
-    """Parses the XML, hashes and decodes the image; no side effects, so it can run ahead."""
+    """Parses the annotation, hashes and decodes the image; no side effects, so it can run
+    ahead. Relative boxes (YOLO, Label Studio) become pixels here, with the decoded size.
+
+    An image with an EXIF orientation is turned as the labelling tool showed it: as the
+    annotation's recorded size says when only one of the two orientations matches it, else
+    as the format's tool does (labelImg shows the stored pixels, the other tools turn them).
+    """
+    annotation = pair.annotation
     try:
-        annotation = voc.parse_annotation(pair.xml)
+        if annotation is None:
+            annotation = voc.parse_annotation(pair.xml)
     except voc.VocError as error:
         return Screenshot(pair, problem=Problem(pair.xml, UNUSABLE_XML, _reason(error, pair.xml)))
+    source = pair.xml if pair.embedded else pair.image
     try:
-        with pair.image.open("rb") as handle:
-            content_hash = hashlib.file_digest(handle, "sha256").hexdigest()
-        image = read_image(pair.image)
-    except (OSError, ImageReadError) as error:
-        return Screenshot(pair, problem=Problem(pair.image, UNREADABLE_IMAGE,
-                                                _reason(error, pair.image)))
-    return Screenshot(pair, annotation, content_hash, image)
+        if pair.embedded:
+            from toonvision.data_processing.labelme import embedded_image
+
+            content = embedded_image(pair.xml)
+        else:
+            content = pair.image.read_bytes()
+        if not content:
+            raise ImageReadError("file is empty")
+        image = decode_image(content)
+    except OSError as error:
+        return Screenshot(pair, problem=Problem(source, UNREADABLE_IMAGE,
+                                                error.strerror or str(error)))
+    except ToonvisionError as error:
+        return Screenshot(pair, problem=Problem(source, UNREADABLE_IMAGE,
+                                                _reason(error, source)))
+    orientation = exif_orientation(content)
+    if orientation != 1:
+        turned = apply_orientation(image, orientation)
+        sizes = {(item.shape[1], item.shape[0]) for item in (image, turned)}
+        if (annotation.size in sizes and len(sizes) == 2
+                and annotation.size == (turned.shape[1], turned.shape[0])) or (
+                (annotation.size not in sizes or len(sizes) == 1) and pair.oriented):
+            image = turned
+            annotation.notes.append((EXIF_TURNED, f"orientation {orientation}"))
+    annotation = annotation.in_pixels(image.shape[1], image.shape[0])
+    return Screenshot(pair, annotation, hashlib.sha256(content).hexdigest(), image)
 
 
 class Extractor:
@@ -103,11 +128,15 @@ class Extractor:
         move: move each fully extracted screenshot to `<data_dir>/raw/processed/`.
         draw_dir: where to write each screenshot with its boxes drawn, or None.
         pool: the threads that write a screenshot's crops.
+        dry_run: plan every crop (names included) but write, move and draw nothing, and
+            leave the manifest as it is.
     """
 
     def __init__(
-        self, data_dir: Path, move: bool, draw_dir: Path | None, pool: ThreadPoolExecutor
+        self, data_dir: Path, move: bool, draw_dir: Path | None, pool: ThreadPoolExecutor,
+        dry_run: bool = False,
     ) -> None:
+        self.dry_run = dry_run
         self.data_dir = data_dir
         self.pool = pool
         self.crops_root = (data_dir / CROPS_FOLDER).resolve()
@@ -145,7 +174,7 @@ class Extractor:
 
     def save_if_changed(self) -> None:
         """Writes the manifest (whole, atomically) if anything changed since it was written."""
-        if not self.changed:
+        if not self.changed or self.dry_run:
             return
         write_text_atomic(self.manifest_path, self.text.format(self.records))
         self.changed = False
@@ -159,16 +188,26 @@ class Extractor:
             return result
         result.read = True
         height, width = image.shape[:2]
-        if annotation.size != (width, height):
+        if annotation.size != (width, height) and (annotation.records_size
+                                                   or annotation.size is not None):
             written = "missing" if annotation.size is None else "x".join(map(str, annotation.size))
             result.notes.append(Problem(pair.xml, SIZE_MISMATCH,
-                                        f"XML says {written}, image is {width}x{height}"))
+                                        f"annotation says {written}, image is {width}x{height}"))
         result.skipped += [Problem(pair.xml, UNUSABLE_OBJECT, problem)
                            for problem in annotation.object_problems]
+        result.notes += [Problem(pair.xml, kind, detail) for kind, detail in annotation.notes]
+        result.notes += [Problem(pair.xml, f"{shape} {BOUNDING_BOX_OF}",
+                                 f"object {item.index} ({item.label!r})")
+                         for item in annotation.objects if (shape := item.shape) != voc.BOX_SHAPE]
+        if not annotation.objects and not annotation.object_problems and pair.annotation:
+            result.notes.append(Problem(pair.xml, NO_BOXES, f"no boxes for {pair.image.name}"))
 
         to_write = self._plan(pair, annotation, screenshot.content_hash, (height, width), result)
         crops = [(self._inside_data_dir(record.crop),
                   image[record.ymin:record.ymax, record.xmin:record.xmax]) for record in to_write]
+        if self.dry_run:
+            result.crops += to_write
+            return result
         for _ in self.pool.map(lambda crop: write_image_atomic(*crop), crops):
             pass
         result.crops += to_write

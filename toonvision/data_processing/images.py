@@ -158,3 +158,39 @@ def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> None:
     except ToonvisionError as error:
         raise ToonvisionError(f"{path}: {error}") from None
     write_bytes_atomic(path, data)
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of encoded image bytes; 1 when there is none.
+
+    Pillow reads only the header; it is imported only when the bytes hold an EXIF block.
+    """
+    head = data[:131072]
+    if b"Exif\x00\x00" not in head and b"eXIf" not in head:
+        return 1
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = image.getexif().get(0x0112, 1)
+    except (OSError, ValueError, SyntaxError):
+        return 1
+    return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """`image` turned as a viewer shows it for EXIF `orientation` (Pillow's `exif_transpose`).
+    """
+    transposed = np.swapaxes(image, 0, 1)
+    turned = {
+        2: lambda: image[:, ::-1],
+        3: lambda: image[::-1, ::-1],
+        4: lambda: image[::-1],
+        5: lambda: transposed,
+        6: lambda: transposed[:, ::-1],
+        7: lambda: transposed[::-1, ::-1],
+        8: lambda: transposed[::-1],
+    }.get(orientation)
+    return image if turned is None else np.ascontiguousarray(turned())

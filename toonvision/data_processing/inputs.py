@@ -6,7 +6,9 @@
   `voc.pair_files`' rule, the one `extract` follows: same folder and stem, the XML's
   `<filename>` settling which of several same-stem images it describes;
 - any other image is a crop labelled by its file name (`toon_dog_3.png` is a `toon_dog`);
-- a folder stands for every image and XML file under it (recursively, sorted).
+- a folder stands for every image and XML file under it (recursively, sorted); a folder
+  that holds another tool's export (YOLO, COCO, labelme, Label Studio, CVAT: see
+  `annotations.find_annotated`) stands for the screenshots with boxes that export describes.
 
 Problems with one input (an unreadable image, broken XML, a box outside its image) are
 collected as messages that name the file, and the rest goes on.
@@ -23,6 +25,7 @@ import numpy as np
 
 from toonvision import MissingFileError, ToonvisionError
 from toonvision.data_processing import voc
+from toonvision.data_processing.annotations import ScreenshotPair, find_annotated
 from toonvision.data_processing.dataset import label_from_crop_name
 from toonvision.data_processing.extract_results import AMBIGUOUS_PAIR
 from toonvision.data_processing.images import (
@@ -62,17 +65,23 @@ def _is_input_file(path: Path) -> bool:
     return is_image_file(path) or voc.is_annotation_file(path)
 
 
-def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expands the given files and folders into image and XML files, in order.
+def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ScreenshotPair | str]:
+    """Expands the given files and folders into image and XML files, in order; a folder
+    holding another tool's export becomes its screenshots with their boxes.
 
     Raises:
         FileNotFoundError: if a path does not exist.
         ValueError: if a file is neither an image nor an XML, or a folder holds neither.
     """
     kinds = f"{', '.join(IMAGE_EXTENSIONS)} or {voc.ANNOTATION_SUFFIX}"
-    found: list[Path] = []
+    found: list[Path | ScreenshotPair | str] = []
     for path in map(Path, paths):
         if path.is_dir():
+            export = find_annotated(path)
+            if export.format != "voc":
+                found.extend(export.pairs)
+                found.extend(f"{problem}" for problem in export.problems)
+                continue
             files = sorted(item for item in path.rglob("*")
                            if item.is_file() and not item.name.startswith(".")
                            and _is_input_file(item))
@@ -90,16 +99,23 @@ def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
-def iter_crops(files: Sequence[Path], image_size: tuple[int, int],
+def iter_crops(files: Sequence[Path | ScreenshotPair | str], image_size: tuple[int, int],
                skipped: list[str]) -> Iterator[Crop]:
     """Yields every crop that `files` (from `find_inputs`) hold, resized to `image_size`.
 
     A screenshot named twice (its image and its XML, or both through a folder) is read once.
-    What cannot be used is described in `skipped`, naming the file and the reason.
+    What cannot be used is described in `skipped`, naming the file and the reason (a text
+    among `files` is such a message from reading an export).
     """
     pairings: dict[Path, voc.Pairing] = {}   # each folder is listed and paired once
     done: set[Path] = set()
     for path in files:
+        if isinstance(path, str):
+            skipped.append(path)
+            continue
+        if isinstance(path, ScreenshotPair):
+            yield from _pair_crops(path, image_size, skipped)
+            continue
         if path.parent not in pairings:
             pairings[path.parent] = voc.pair_folder(path.parent)
         pairing = pairings[path.parent]
@@ -138,3 +154,23 @@ def iter_crops(files: Sequence[Path], image_size: tuple[int, int],
                 continue
             yield Crop(image_path, (xmin, ymin, xmax, ymax), voc_object.index, voc_object.label,
                        resize(screenshot[ymin:ymax, xmin:xmax], image_size))
+
+
+def _pair_crops(pair: ScreenshotPair, image_size: tuple[int, int],
+                skipped: list[str]) -> Iterator[Crop]:
+    """The crops of one screenshot of an export, read as extraction reads it."""
+    from toonvision.data_processing.extractor import read_screenshot
+
+    screenshot = read_screenshot(pair)
+    if screenshot.problem is not None:
+        skipped.append(str(screenshot.problem))
+        return
+    skipped.extend(f"{pair.xml}: {problem}" for problem in screenshot.annotation.object_problems)
+    for item in screenshot.annotation.objects:
+        try:
+            xmin, ymin, xmax, ymax = item.clipped_box(screenshot.image.shape[:2])
+        except voc.UnusableBox as error:
+            skipped.append(f"{pair.xml}: object {item.index} ({item.label}): {error}")
+            continue
+        yield Crop(pair.image, (xmin, ymin, xmax, ymax), item.index, item.label,
+                   resize(screenshot.image[ymin:ymax, xmin:xmax], image_size))

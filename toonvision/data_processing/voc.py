@@ -32,6 +32,9 @@ BOX_FIELDS: tuple[str, ...] = ("xmin", "ymin", "xmax", "ymax")
 ANNOTATION_SUFFIX = ".xml"
 
 
+BOX_SHAPE = "box"
+
+
 class VocError(ToonvisionError):
     """An annotation file cannot be used; the message names the file and the reason."""
 
@@ -58,6 +61,9 @@ class VocObject:
         label: the `<name>` text with surrounding white space removed (not yet made safe).
         xmin, ymin, xmax, ymax: the box corners in pixels, rounded to integers; they may lie
             outside the image or describe an empty box.
+        shape: `box`, or what the box bounds when the annotation drew something else
+            (`polygon`, `rotated box`, `ellipse`, `mask`): such objects are cropped by their
+            bounding box, and extraction counts them.
     """
 
     index: int
@@ -66,6 +72,7 @@ class VocObject:
     ymin: int
     xmax: int
     ymax: int
+    shape: str = BOX_SHAPE
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -100,6 +107,15 @@ class Annotation:
         objects: the usable objects, in file order.
         object_problems: one message per `<object>` that could not be read, e.g.
             "object 2: no <bndbox>"; such objects are absent from `objects`.
+        relative: boxes in fractions of the image's width and height (YOLO, Label Studio),
+            turned into `objects` by `in_pixels` once the image's size is known.
+        notes: (kind, detail) for objects left out on purpose (a COCO crowd region) or
+            facts worth knowing; nothing the user wanted is lost.
+        records_size: whether the format records the image's size at all (YOLO does not),
+            so that a missing size is worth a note.
+
+    Every reader of every format (see `annotations`) returns this one type, with the one
+    rounding rule of `box_in_pixels`, so the same box gives the same crop in any format.
     """
 
     path: Path
@@ -107,6 +123,58 @@ class Annotation:
     size: tuple[int, int] | None
     objects: list[VocObject] = field(default_factory=list)
     object_problems: list[str] = field(default_factory=list)
+    relative: list[RelativeBox] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    records_size: bool = True
+
+    def in_pixels(self, width: int, height: int) -> Annotation:
+        """This annotation with its relative boxes turned into pixel `objects`, in index order.
+
+        Args:
+            width, height: the decoded image's size.
+        """
+        if not self.relative:
+            return self
+        objects = list(self.objects)
+        for box in self.relative:
+            objects.append(box_in_pixels(box.index, box.label, box.x0 * width, box.y0 * height,
+                                         box.x1 * width, box.y1 * height, box.shape))
+        objects.sort(key=lambda item: item.index)
+        return Annotation(self.path, self.filename, self.size, objects, self.object_problems,
+                          [], self.notes, self.records_size)
+
+
+@dataclass(frozen=True)
+class RelativeBox:
+    """A box in fractions (0..1) of the image's width and height, corners (x0, y0, x1, y1)."""
+
+    index: int
+    label: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    shape: str = BOX_SHAPE
+
+
+def box_in_pixels(index: int, label: str, x0: float, y0: float, x1: float, y1: float,
+                  shape: str = BOX_SHAPE) -> VocObject:
+    """The one rule that turns any format's box into pixels: each corner rounded to the
+    nearest whole pixel (Python's `round`, halves to even), the box being the half-open
+    range [xmin, xmax) x [ymin, ymax) of pixel columns and rows, so a crop is
+    `image[ymin:ymax, xmin:xmax]`. Corners are kept in the order given (a box whose
+    xmax is not above its xmin is empty, as in VOC).
+
+    Raises:
+        ToonvisionError: if a corner is not a finite number.
+    """
+    corners = []
+    for name, value in (("xmin", x0), ("ymin", y0), ("xmax", x1), ("ymax", y1)):
+        if not isinstance(value, int | float) or isinstance(value, bool) \
+                or not math.isfinite(value):
+            raise ToonvisionError(f"{label!r} box: {name} is {value!r}, not a finite number")
+        corners.append(round(value))
+    return VocObject(index, label, *corners, shape)
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -136,9 +204,33 @@ def parse_annotation(xml_path: str | os.PathLike) -> Annotation:
             entity declarations, or its root element is not `<annotation>`.
     """
     path = Path(xml_path)
+    root = parse_xml_safely(path)
+    if root.tag != "annotation":
+        raise VocError(f"{path}: root element is <{root.tag}>, expected <annotation>")
+
+    annotation = Annotation(
+        path=path,
+        filename=(root.findtext("filename") or "").strip(),
+        size=_read_size(root),
+    )
+    for index, element in enumerate(root.findall("object")):
+        try:
+            annotation.objects.append(_read_object(index, element))
+        except ValueError as error:
+            annotation.object_problems.append(f"object {index}: {error}")
+    return annotation
+
+
+def parse_xml_safely(path: Path, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
+    """Parses any annotation XML (VOC, CVAT) without trusting it; returns the root element.
+
+    Raises:
+        VocError: if the file cannot be read, is larger than MAX_XML_BYTES, is not
+            well-formed XML, or has a DOCTYPE, entity declarations or entity references.
+    """
     try:
-        if path.stat().st_size > MAX_XML_BYTES:
-            raise VocError(f"{path}: larger than {MAX_XML_BYTES} bytes, not an annotation")
+        if path.stat().st_size > max_bytes:
+            raise VocError(f"{path}: larger than {max_bytes} bytes, not an annotation")
         content = path.read_bytes()
     except OSError as error:
         raise VocError(f"{path}: cannot read file ({error.strerror or error})") from error
@@ -155,20 +247,7 @@ def parse_annotation(xml_path: str | os.PathLike) -> Annotation:
         raise VocError(f"{path}: has a DOCTYPE or entity declarations, which are not allowed")
     if any(isinstance(node, etree._Entity) for node in root.iter()):
         raise VocError(f"{path}: uses entity references, which are not allowed")
-    if root.tag != "annotation":
-        raise VocError(f"{path}: root element is <{root.tag}>, expected <annotation>")
-
-    annotation = Annotation(
-        path=path,
-        filename=(root.findtext("filename") or "").strip(),
-        size=_read_size(root),
-    )
-    for index, element in enumerate(root.findall("object")):
-        try:
-            annotation.objects.append(_read_object(index, element))
-        except ValueError as error:
-            annotation.object_problems.append(f"object {index}: {error}")
-    return annotation
+    return root
 
 
 def _read_size(root: etree._Element) -> tuple[int, int] | None:
@@ -193,10 +272,10 @@ def _read_object(index: int, element: etree._Element) -> VocObject:
     corners = []
     for name in BOX_FIELDS:
         try:
-            corners.append(round(_number(box.findtext(name))))
+            corners.append(_number(box.findtext(name)))
         except ValueError as error:
             raise ToonvisionError(f"{label!r} box: <{name}> {error}") from None
-    return VocObject(index, label, *corners)
+    return box_in_pixels(index, label, *corners)
 
 
 def _number(text: str | None) -> float:

@@ -434,11 +434,43 @@ def duplicates_table(diagnosis: Diagnosis) -> Any:
 
 
 def write_tables(diagnosis: Diagnosis, out_dir: str | os.PathLike) -> list[Path]:
-    """Writes `label_issues.csv` and `duplicates.csv` into `out_dir`, atomically."""
+    """Writes `label_issues.csv`, `duplicates.csv` and `relabel.csv` into `out_dir`,
+    atomically."""
     from toonvision.fileio import write_text_atomic
 
     written = []
     for name, table in (("label_issues.csv", label_issues_table(diagnosis)),
-                        ("duplicates.csv", duplicates_table(diagnosis))):
+                        ("duplicates.csv", duplicates_table(diagnosis)),
+                        ("relabel.csv", relabel_table(diagnosis))):
         written.append(write_text_atomic(Path(out_dir) / name, table.to_csv(index=False)))
     return written
+
+
+def relabel_table(diagnosis: Diagnosis) -> Any:
+    """`relabel.csv`: the crops cleanlab flags whose suggested class differs from the given
+    one, most suspicious first, for `toonvision relabel` (`data_processing.corrections`).
+
+    Columns: crop (the file), given_label (its raw label), suggested_label (the task's
+    class: edit it to a full label where the task merges labels), confidence (the
+    out-of-sample probability of the suggestion), doctor_run (the comparison folder),
+    doctor_at (when this table was made).
+    """
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from toonvision.data_processing.corrections import RELABEL_COLUMNS
+
+    suggested = diagnosis.suggested
+    order = [index for index in diagnosis.ranking if diagnosis.is_issue[index]
+             and suggested[index] >= 0 and suggested[index] != diagnosis.y[index]]
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    return pd.DataFrame({
+        "crop": [str(diagnosis.paths[index]) for index in order],
+        "given_label": [diagnosis.raw_labels[index] for index in order],
+        "suggested_label": [diagnosis.class_names[diagnosis.suggested[index]] for index in order],
+        "confidence": [round(float(diagnosis.oos.probabilities[index, diagnosis.suggested[index]]),
+                             4) for index in order],
+        "doctor_run": [str(diagnosis.run_dir)] * len(order),
+        "doctor_at": [stamp] * len(order),
+    }, columns=list(RELABEL_COLUMNS))

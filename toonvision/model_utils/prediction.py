@@ -246,3 +246,64 @@ def write_drawings(predictions: Sequence[Prediction], out_dir: str | os.PathLike
         write_image_atomic(target, draw_predictions(read_image(source), items))
         written.append(target)
     return written
+
+
+def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> list[Path]:
+    """Writes one labelImg XML per screenshot: its boxes, named with the predicted classes.
+
+    Open the screenshots in labelImg with `out_dir` as its save folder ("Change Save Dir"),
+    correct the few wrong names, and extract. The confidences go to `out_dir/predictions.csv`
+    (`predictions_csv`). An XML that exists already (perhaps corrected by hand) is never
+    overwritten: that screenshot's file is left out and not in the returned list.
+
+    Args:
+        predictions: predictions with boxes (crop files are ignored).
+        out_dir: the folder for `<stem>.xml` (`<stem>_2.xml`... when stems repeat).
+
+    Returns:
+        The XML files written, then the CSV.
+    """
+    from lxml import etree
+
+    from toonvision.fileio import write_text_atomic
+
+    out_dir = Path(out_dir)
+    by_source: dict[Path, list[Prediction]] = {}
+    for item in predictions:
+        if item.box is not None:
+            by_source.setdefault(item.source, []).append(item)
+    written: list[Path] = []
+    used: set[str] = set()
+    for source, items in by_source.items():
+        name, counter = f"{source.stem}.xml", 1
+        while name in used:
+            counter += 1
+            name = f"{source.stem}_{counter}.xml"
+        used.add(name)
+        target = out_dir / name
+        if target.exists():
+            logger.warning("%s exists and is left as it is", target)
+            continue
+        height, width, depth = read_image(source).shape
+        root = etree.Element("annotation")
+        for tag, text in (("folder", source.parent.name), ("filename", source.name),
+                          ("path", str(source.absolute()))):
+            etree.SubElement(root, tag).text = text
+        etree.SubElement(etree.SubElement(root, "source"), "database").text = "Unknown"
+        size = etree.SubElement(root, "size")
+        for tag, value in (("width", width), ("height", height), ("depth", depth)):
+            etree.SubElement(size, tag).text = str(value)
+        etree.SubElement(root, "segmented").text = "0"
+        for item in items:
+            element = etree.SubElement(root, "object")
+            for tag, text in (("name", item.predicted), ("pose", "Unspecified"),
+                              ("truncated", "0"), ("difficult", "0")):
+                etree.SubElement(element, tag).text = text
+            box = etree.SubElement(element, "bndbox")
+            for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), item.box, strict=True):
+                etree.SubElement(box, tag).text = str(value)
+        text = etree.tostring(root, pretty_print=True, encoding="unicode")
+        written.append(write_text_atomic(target, text))
+    boxed = [item for source in by_source for item in by_source[source]]
+    written.append(write_text_atomic(out_dir / "predictions.csv", predictions_csv(boxed)))
+    return written
