@@ -12,20 +12,22 @@ even the best map explains better than a random one.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from toonvision.data_visualization import figures
 from toonvision.data_visualization.evaluation import Evaluation, LabelledImages
-from toonvision.data_visualization.explanations import METHOD_TITLES
-from toonvision.data_visualization.faithfulness import SANITY_THRESHOLD, MethodComparison
 from toonvision.data_visualization.report_page import Page, note_html, table_html
 from toonvision.fileio import write_text_atomic
+
+if TYPE_CHECKING:  # the explanation modules import Keras: only when a section is drawn
+    from toonvision.data_visualization.faithfulness import MethodComparison
 
 FAITHFULNESS_FILE = "faithfulness.csv"
 SANITY_FILE = "sanity.csv"
 SCORE_COLUMNS = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence")
-INTRO = (
+INTRO_TEMPLATE = (
     "A heatmap is only evidence if it shows what the model uses. Each method's maps are "
     "scored by perturbing the image: <b>deletion AUC</b> (blur away the pixels the map ranks "
     "first and watch the probability fall; lower is better), <b>insertion AUC</b> (start "
@@ -34,7 +36,7 @@ INTRO = (
     "better) and <b>increase in confidence</b> (share of images whose probability rises "
     "then). A random map is the floor every method must beat. The <b>sanity check</b> "
     "re-initialises the model's weights: a method whose maps stay alike (Spearman "
-    f"&ge; {SANITY_THRESHOLD}) explains the image, not the model.")
+    "&ge; {threshold}) explains the image, not the model.")
 
 
 def explanations_section(page: Page, model: object, data: LabelledImages, evaluation: Evaluation,
@@ -47,11 +49,12 @@ def explanations_section(page: Page, model: object, data: LabelledImages, evalua
         The comparison, or None when `note` says why there are no heatmaps (no
         convolution, no gradients) or no image is chosen.
     """
-    from toonvision.data_visualization.faithfulness import compare_methods
+    from toonvision.data_visualization.faithfulness import SANITY_THRESHOLD, compare_methods
 
+    intro = INTRO_TEMPLATE.format(threshold=SANITY_THRESHOLD)
     title = "Which heatmaps to trust"
     if note is not None or not chosen:
-        page.section("explanations", title, INTRO,
+        page.section("explanations", title, intro,
                      note_html(note or "No image was chosen to explain (--explain 0)."))
         return None
     images = data.images[chosen]
@@ -73,12 +76,14 @@ def explanations_section(page: Page, model: object, data: LabelledImages, evalua
             f'{FAITHFULNESS_FILE}</a>; the sanity check: <a href="{SANITY_FILE}">{SANITY_FILE}'
             f"</a>. Removed pixels become the {html.escape(baseline)} baseline; {steps} steps."
             "</p>"]
-    page.section("explanations", title, INTRO, "\n".join(body))
+    page.section("explanations", title, intro, "\n".join(body))
     return comparison
 
 
 def verdict_text(comparison: MethodComparison, names: list[str]) -> str:
     """The sentence: which method and layer explain best, and which images none explains."""
+    from toonvision.data_visualization.explanations import METHOD_TITLES
+
     method, layer = comparison.best
     merit = _means(comparison)
     best = merit.loc[(method, layer)]
@@ -107,6 +112,8 @@ def _means(comparison: MethodComparison) -> object:
 
 
 def _summary_table(comparison: MethodComparison) -> str:
+    from toonvision.data_visualization.explanations import METHOD_TITLES
+
     means = _means(comparison)
     sanity = {(row.method, row.layer): row for row in comparison.sanity.itertuples()}
     rows = []
@@ -128,6 +135,8 @@ def _summary_table(comparison: MethodComparison) -> str:
 
 
 def _maps_figure(comparison: MethodComparison, images: np.ndarray, names: list[str]) -> object:
+    from toonvision.data_visualization.explanations import METHOD_TITLES
+
     shown = list(comparison.chosen.items())
     tiles, titles = [], []
     for index, (image, name) in enumerate(zip(images, names, strict=True)):
