@@ -63,6 +63,8 @@ ABLATION_SEEDS = 3
 BATCH_SIZE = 32                         # images per forward pass in predict and report
 REPORT_SAMPLES = 8                      # Grad-CAM sample images in a report
 REPORT_FILTERS = 8                      # filter patterns per layer in a report
+REPORT_EXPLAIN = 8                      # images every explanation method is scored on
+EXPLAIN_STEPS = 16                      # deletion/insertion steps of a heatmap's scores
 REPORTS_DIR = Path("reports")
 # A kept model's confidence rule (`model_utils.training.confidence`, docs/compare.md):
 NOVELTY_SCORE = "nearest_neighbour"     # or max_probability (measured: benchmarks/README.md)

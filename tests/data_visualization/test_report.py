@@ -185,7 +185,8 @@ def written_report(tmp_path_factory: pytest.TempPathFactory,
     data = evaluation.load_inputs([crops], CLASSES, IMAGE_SIZE, make_task("binary"))
     steps = []
     page = report.write_report(model, data, root / "out", "model: tiny\ntask: binary",
-                               samples=4, run_dir=run_dir, filters=2, progress=steps.append)
+                               samples=4, run_dir=run_dir, filters=2, progress=steps.append,
+                               explain=4, explain_steps=4)
     assert steps == list(report.REPORT_STEPS)
     return page, evaluation.evaluate(model, data)
 
@@ -199,8 +200,8 @@ def test_report_page_links_every_figure_with_a_caption(written_report) -> None:
         assert (page.parent / source).is_file(), source
         assert read_image(page.parent / source).shape[0] > 10
     assert text.count("<figure>") == text.count("<figcaption>") == len(sources)
-    for section in ("metrics", "mistakes", "gradcam", "activations", "filters", "architecture",
-                    "comparison"):
+    for section in ("metrics", "mistakes", "gradcam", "explanations", "activations", "filters",
+                    "architecture", "comparison"):
         assert f'<section id="{section}">' in text
     assert "run_boxplots.png" in sources and "run_learning_curves.png" not in sources
     assert '<td>optimized</td><td class="number">3</td><td class="number">0.9781</td>' in text
@@ -209,6 +210,23 @@ def test_report_page_links_every_figure_with_a_caption(written_report) -> None:
     assert f"{wrong} of 10 images misclassified" in text
     assert ("wrong_predictions.png" in sources) == (wrong > 0)
     assert "http://" not in text and "https://" not in text  # opens offline
+    assert "explanations.png" in sources and "explains this model best" in text
+
+
+def test_report_writes_the_scores_of_every_explanation_beside_the_page(written_report) -> None:
+    import pandas as pd
+
+    page, _ = written_report
+    scores = pd.read_csv(page.parent / "faithfulness.csv")
+    for column in ("image", "method", "layer", "deletion_auc", "insertion_auc", "average_drop",
+                   "increase_in_confidence"):
+        assert column in scores.columns
+    assert {"gradcam", "gradcam++", "saliency", "random"} == set(scores["method"])
+    # --samples 4 images are explained by every method (CAMs on both convolutions).
+    assert len(set(scores["image"])) == 4 and len(scores) == 4 * 6
+    sanity = pd.read_csv(page.parent / "sanity.csv")
+    assert list(sanity.columns[:3]) == ["method", "layer", "spearman"]
+    assert set(sanity["method"]) == {"gradcam", "gradcam++", "saliency", "random"}
 
 
 def test_report_page_loads_every_image_in_chromium(written_report, tmp_path: Path) -> None:
@@ -238,8 +256,10 @@ def test_report_without_gradients_says_what_is_left_out(tmp_path: Path, monkeypa
     page = report.write_report(tiny_model(), data, tmp_path / "out", samples=2, filters=2)
     text = page.read_text(encoding="utf-8")
     sources = re.findall(r'<img src="([^"]+)"', text)
-    # Said in the Grad-CAM and filters sections, and under the mistakes grid when there is one.
-    assert text.count("need the TensorFlow backend") == 2 + ("wrong_predictions.png" in sources)
+    # Said in the Grad-CAM, explanation scores and filters sections, and under the mistakes
+    # grid when there is one.
+    assert text.count("need the TensorFlow backend") == 3 + ("wrong_predictions.png" in sources)
+    assert not (tmp_path / "out" / "faithfulness.csv").exists()
     assert "gradcam_samples.png" not in sources and "confusion_matrix.png" in sources
     assert "confident_mistakes_gradcam.png" not in sources
     assert not any(source.startswith("filters_0") for source in sources)

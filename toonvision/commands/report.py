@@ -64,6 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filters", type=int, default=defaults.REPORT_FILTERS,
                         help="filters drawn per convolution layer by gradient ascent "
                              "(default: %(default)s)")
+    parser.add_argument("--explain", type=int, default=defaults.REPORT_EXPLAIN, metavar="N",
+                        help="images on which every explanation method (Grad-CAM, Grad-CAM++, "
+                             "saliency, a random map) is scored by deletion/insertion AUC, "
+                             "average drop and increase in confidence, with the "
+                             "weight-randomisation sanity check; writes faithfulness.csv and "
+                             "sanity.csv beside the page; 0: skip (default: %(default)s)")
+    parser.add_argument("--explain-steps", type=int, default=defaults.EXPLAIN_STEPS, metavar="N",
+                        help="deletion and insertion steps per image, each removing 1/N of the "
+                             "pixels (default: %(default)s)")
+    parser.add_argument("--explain-baseline", choices=("blur", "mean"), default="blur",
+                        help="what a removed pixel becomes in those scores: the pixel of a "
+                             "blurred copy of the image, or the image's mean colour "
+                             "(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE,
                         help="images per forward pass (default: %(default)s)")
 
@@ -77,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.model_utils.comparison.provenance import grouping_of_model, split_of_model
     from toonvision.model_utils.training import model_io
 
-    if args.samples < 1 or args.filters < 1 or args.batch_size < 1:
-        raise ToonvisionError("--samples, --filters and --batch-size must be at least 1")
+    if args.samples < 1 or args.filters < 1 or args.batch_size < 1 or args.explain_steps < 1:
+        raise ToonvisionError("--samples, --filters, --batch-size and --explain-steps must be "
+                              "at least 1")
+    if args.explain < 0:
+        raise ToonvisionError(f"--explain must be 0 or more; got {args.explain}")
     model, info = model_io.load_model(args.model)
     task_spec = args.task or info.task
     description = [f"model: {args.model} ({model.count_params():,} parameters)",
@@ -127,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         page = report.write_report(
             model, data, args.out, model_description="\n".join(description),
             samples=args.samples, run_dir=args.run_dir, filters=args.filters,
-            batch_size=args.batch_size, progress=progress,
+            batch_size=args.batch_size, progress=progress, explain=args.explain,
+            explain_steps=args.explain_steps, explain_baseline=args.explain_baseline,
             split=None if args.inputs else split.to_dict(),
         )
     print(f"report on {len(data)} images written to {page}")

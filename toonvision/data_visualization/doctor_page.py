@@ -5,7 +5,8 @@ report page (`report_page`): a one-paragraph summary on top (how many of each, w
 then the likely label errors, the crops that are always wrong, and the near duplicates. Each
 flagged crop shows the crop, its source screenshot with the box (from the extraction
 manifest), its given and suggested labels, its error history per configuration, and its
-Grad-CAM heatmap under the comparison's best model when one is saved in the folder. Pictures
+heatmap under the comparison's best model when one is saved in the folder, drawn by the
+explanation method that scores best on those crops (`faithfulness.compare_methods`). Pictures
 are PNG files beside `index.html`; the page needs no server and no network.
 """
 
@@ -238,29 +239,38 @@ def _screenshot(record: Any, crop_path: Path, out_dir: Path, crop: int) -> str:
 
 def _gradcams(model_path: str | os.PathLike | None, diagnosis: Diagnosis, crops: list[int],
               out_dir: Path, notes: list[str]) -> dict[int, str]:
-    """Grad-CAM overlays of `crops` under the model, as `<img>` HTML per crop."""
+    """Heatmap overlays of `crops` under the model, by the method that explains it best
+    (`faithfulness.compare_methods`), as `<img>` HTML per crop."""
     if model_path is None or not crops:
         if crops:
             notes.append("No best model is saved in the comparison folder: no Grad-CAM.")
         return {}
+    from toonvision.data_visualization.explanations import METHOD_TITLES
+    from toonvision.data_visualization.faithfulness import compare_methods
     from toonvision.data_visualization.figures import overlay_heatmap
-    from toonvision.data_visualization.gradcam import GradCam
     from toonvision.model_utils.training.model_io import load_model
 
     try:
         model, info = load_model(model_path)
         images = np.stack([resize(read_image(diagnosis.paths[crop]), tuple(info.image_size))
                            for crop in crops])
-        heatmaps, _ = GradCam(model)(images, class_indices=diagnosis.y[crops])
+        # The heatmaps of the method that explains this model best on these crops.
+        comparison = compare_methods(model, images, diagnosis.y[crops])
     except (ValueError, ImageReadError) as error:
-        notes.append(f"Grad-CAM left out: {error}")
+        notes.append(f"Heatmaps left out: {error}")
         return {}
+    heatmaps = comparison.maps[comparison.best]
     result = {}
     for crop, image, heatmap in zip(crops, images, heatmaps, strict=True):
         target = out_dir / f"gradcam_{crop:05d}.png"
         result[crop] = _picture(target, target, 200, overlay_heatmap(image, heatmap))
-    notes.append(f"Grad-CAM heatmaps (evidence for the given class) are of "
-                 f"{Path(model_path).name}.")
+    method, layer = comparison.best
+    notes.append(
+        f"The heatmaps (evidence for the given class) are {METHOD_TITLES[method]}"
+        + (f" at layer {layer}" if layer else "") + f" of {Path(model_path).name}: of "
+        "Grad-CAM and Grad-CAM++ on the last convolutions and gradient saliency, the one "
+        "whose maps scored best on these crops (insertion minus deletion AUC, passing the "
+        "weight-randomisation sanity check; see the report's \"Which heatmaps to trust\").")
     return result
 
 

@@ -23,7 +23,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from toonvision import ToonvisionError
+from toonvision import ToonvisionError, defaults
+from toonvision.data_visualization import report_explanations
 from toonvision.data_visualization import report_sections as sections
 from toonvision.data_visualization.evaluation import (
     LabelledImages,
@@ -38,8 +39,8 @@ from toonvision.fileio import write_text_atomic
 REPORT_FILE = "index.html"
 METRICS_FILE = "metrics.json"
 REPORT_STEPS: tuple[str, ...] = (
-    "evaluating", "metrics", "wrong predictions", "Grad-CAM samples", "activations",
-    "filters", "architecture", "comparison run", "writing page",
+    "evaluating", "metrics", "wrong predictions", "Grad-CAM samples", "explanation scores",
+    "activations", "filters", "architecture", "comparison run", "writing page",
 )
 NO_GRADIENTS_NOTE = ("Grad-CAM heatmaps and filter patterns need the TensorFlow backend of Keras "
                      "(set KERAS_BACKEND=tensorflow); they are left out.")
@@ -58,6 +59,9 @@ def write_report(
     batch_size: int = 32,
     progress: Callable[[str], None] | None = None,
     split: dict | None = None,
+    explain: int = defaults.REPORT_EXPLAIN,
+    explain_steps: int = defaults.EXPLAIN_STEPS,
+    explain_baseline: str = "blur",
 ) -> Path:
     """Evaluates `model` on `data` and writes the report page with its figures.
 
@@ -78,6 +82,11 @@ def write_report(
         progress: called with each step's name (`REPORT_STEPS`) as it starts.
         split: where `data` came from, for `metrics.json` (`provenance.ModelSplit.to_dict`);
             None: the given inputs.
+        explain: how many images (spread over the true classes) every explanation method
+            is scored on (`report_explanations`; writes `faithfulness.csv` and `sanity.csv`);
+            0: none.
+        explain_steps: deletion and insertion steps of those scores.
+        explain_baseline: what a removed pixel becomes: "blur" or "mean".
 
     Returns:
         The path of `index.html`.
@@ -120,6 +129,10 @@ def write_report(
     step("Grad-CAM samples")
     chosen = choose_samples(evaluation, samples)
     sections.gradcam_section(page, data, evaluation, grad_cam, note, chosen, batch_size)
+    step("explanation scores")
+    report_explanations.explanations_section(
+        page, model, data, evaluation, choose_samples(evaluation, explain) if explain else [],
+        note, explain_steps, explain_baseline, batch_size)
     step("activations")
     sections.activations_section(page, model, data, evaluation, chosen[0])
     step("filters")
