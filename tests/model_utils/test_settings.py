@@ -123,7 +123,7 @@ def test_the_record_keys_of_a_comparison_json_are_accepted_and_not_used(tmp_path
 def test_the_stopping_rule_comes_from_a_file_and_defaults_to_a_fixed_number_of_runs(tmp_path):
     plan = plan_comparison()
     assert (plan.until_decided, plan.look_every, plan.equivalence) == (
-        defaults.UNTIL_DECIDED, defaults.LOOK_EVERY, defaults.EQUIVALENCE) == (False, 10, 0.0)
+        defaults.UNTIL_DECIDED, defaults.LOOK_EVERY, defaults.EQUIVALENCE) == (False, 5, 0.0)
     settings_file = write(tmp_path / "auto.toml", "until_decided = true\nruns = 100\n"
                                                   "look_every = 5\nequivalence = 0.03\n")
     plan = plan_comparison(settings_file=settings_file)
@@ -161,7 +161,7 @@ def test_every_setting_has_its_help_flag_and_check_in_the_schema():
     stored = [item.name for item in dataclasses.fields(ComparisonSettings)]
     assert set(stored) == set(STORED_KEYS) | set(RECORD_KEYS)
     assert not set(ENGINE_KEYS) & set(STORED_KEYS)
-    assert "(default: 10)" in option("look_every")[1]["help"]
+    assert "(default: 5)" in option("look_every")[1]["help"]
 
 
 def test_a_plan_checks_every_setting_by_its_schema_check():

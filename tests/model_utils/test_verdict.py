@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from toonvision import defaults
 from toonvision.defaults import ALPHA
 from toonvision.model_utils.statistics.paired import (
     Interval,
@@ -59,10 +60,11 @@ def overlapping_runs(effect: float, comparisons: int, runs: int, seed: int) -> n
 
 
 def run_until_stopped(differences: np.ndarray, **plan) -> tuple[np.ndarray, np.ndarray]:
-    """What `compare --runs auto` would do: look every 10 runs until the rule stops."""
+    """What `compare --runs auto` would do: look every `LOOK_EVERY` runs until the rule stops."""
     states, runs = [], []
+    every = plan.get("look_every", defaults.LOOK_EVERY)
     for row in differences:
-        for count in range(10, len(row) + 1, 10):
+        for count in range(every, len(row) + 1, every):
             decision = sequential_decision(row[:count], N_TEST, N_TRAIN, **plan)
             if decision.stopped:
                 break
@@ -328,9 +330,12 @@ def test_author_runs_naive_interval_excludes_zero_corrected_includes_it(author_r
     assert row["ci_low"] < 0 < row["resplit_ci_low"] and row["state"] == "undecidable"
 
 
-def test_author_runs_would_have_stopped_after_ten_runs(author_runs):
+def test_author_runs_would_have_stopped_after_five_runs(author_runs):
     differences = author_runs["optimized_1e-5"]["accuracy"] - author_runs["baseline"]["accuracy"]
-    decision = sequential_decision(differences[:10], N_TEST, N_TRAIN)
+    decision = sequential_decision(differences[:5], N_TEST, N_TRAIN)
+    assert (decision.state, decision.runs) == ("undecidable", 5)
+    # Under the previous schedule (a look every 10 runs) the same answer came at 10.
+    decision = sequential_decision(differences[:10], N_TEST, N_TRAIN, look_every=10)
     assert (decision.state, decision.runs) == ("undecidable", 10)
 
 

@@ -31,7 +31,7 @@ A settings file holds the keys of `SETTING_KEYS`, for example:
     select = "test"
     balance = "none"
     until_decided = false                   # true: stop at a look that decides; runs = the cap
-    look_every = 10
+    look_every = 5
     equivalence = 0.0                       # practical-difference margin in accuracy
     cv = 5                                  # K-fold cross-validation, `runs` repetitions
     group_by = "screenshot"                 # keep groups whole: none, screenshot, duplicates,
