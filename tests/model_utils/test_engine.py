@@ -123,6 +123,13 @@ def test_without_workers_ray_is_chosen_only_where_the_measured_gain_pays(two_cpu
     assert isinstance(engine_, SerialEngine) and engine_.threads is None   # all the cores
     assert reason.startswith("training in this process: 2 1-thread processes measured 1.10x")
     assert "under 1.25x" in reason
+    # Measured while other programs held the cores: the line says so, and how to redo it.
+    busy = Calibration(machine="test CPU", cpus=2, workers=2, threads=1, one_process=12.2,
+                       together=30.3, load=9.0)
+    reason = choose.choose_engine(None, runs=6, configs=2, calibration=busy)[1]
+    assert reason.endswith("(30 against 12 images/s; measured at load 9: delete "
+                           f"{calibration.calibration_path()} on an idle machine to "
+                           "measure again)")
 
 
 def test_too_few_runs_train_in_this_process_whatever_the_gain(two_cpus_with_ray):

@@ -66,6 +66,10 @@ class Calibration:
         together: images/s of the `workers` processes together.
         seconds: how long the measurement took.
         measured_at: when (ISO 8601, UTC).
+        load: the 1-minute load average just before (0: unknown). Threads of one process
+            wait for each other when other programs hold the cores, processes do not: on a
+            busy machine the gain comes out too high (2.5x measured at load 9 on 2 cores
+            where the idle figure is 1.1-1.3x).
     """
 
     machine: str
@@ -76,12 +80,18 @@ class Calibration:
     together: float
     seconds: float = 0.0
     measured_at: str = ""
+    load: float = 0.0
 
     @property
     def gain(self) -> float:
         """The workers' throughput together over one process's (1.0: a second one gains
         nothing)."""
         return self.together / self.one_process if self.one_process > 0 else 0.0
+
+    @property
+    def busy(self) -> bool:
+        """Whether other programs held more than half the CPUs when it was measured."""
+        return self.load > self.cpus / 2
 
 
 def machine_key() -> str:
@@ -158,6 +168,7 @@ def measure_calibration(workers: int, threads: int = 1, steps: int = CALIBRATION
         ToonvisionError: when a measuring process fails or takes too long.
     """
     start = time.monotonic()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     one = _measure([workers * threads], steps, rounds)
     together = _measure([threads] * workers, steps, rounds)
     return Calibration(
@@ -166,7 +177,8 @@ def measure_calibration(workers: int, threads: int = 1, steps: int = CALIBRATION
         together=round(statistics.median(sum(values) for values in zip(*together,
                                                                          strict=True)), 1),
         seconds=round(time.monotonic() - start, 1),
-        measured_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+        measured_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        load=round(load, 2))
 
 
 def _measure(thread_counts: Sequence[int], steps: int, rounds: int) -> list[list[float]]:

@@ -28,6 +28,7 @@ from toonvision import ToonvisionError, defaults
 from toonvision.model_utils.engine.calibration import (
     Calibration,
     cached_calibration,
+    calibration_path,
     measure_calibration,
     store_calibration,
 )
@@ -166,7 +167,7 @@ def choose_engine(workers: int | None, threads_per_worker: int | None = None,
     effective = gain * tasks / (count * math.ceil(tasks / count))
     measured = (f"measured {gain:.2f}x one process on this CPU "
                 f"({calibration.together:.0f} against {calibration.one_process:.0f} "
-                f"images/s)")
+                f"images/s{_busy_note(calibration)})")
     if effective < defaults.RAY_MIN_GAIN:
         return serial(f"{count} {threads}-thread processes {measured}; under "
                       f"{defaults.RAY_MIN_GAIN:g}x Ray's start-up and scheduling eat the gain")
@@ -177,3 +178,10 @@ def choose_engine(workers: int | None, threads_per_worker: int | None = None,
 
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _busy_note(calibration: Calibration) -> str:
+    if not calibration.busy:
+        return ""
+    return (f"; measured at load {calibration.load:g}: delete {calibration_path()} on an "
+            "idle machine to measure again")
