@@ -31,12 +31,17 @@ EQUIVALENCE = 0.0                       # practical-difference margin in accurac
 CV: int | None = None                   # K-fold cross-validation (None: a fresh split per run)
 
 # --- where comparison runs train (`model_utils.engine`, docs/parallel.md) ---------------------
-# Measured (benchmarks/README.md): the article's CNN does not scale over threads but
-# independent runs do, so by default one single-thread Ray worker per CPU (2 cores: 2 x 1).
-WORKERS: int | None = None              # None: one per CPU with Ray installed, else 1 (serial)
+# Whether a second process pays depends on the CPU (GUIDE: 1.75-1.85x on an Intel AMX machine,
+# 1.13-1.29x on an AMD EPYC, where Ray's start-up ate the gain). So without --workers the
+# engine chooses (`engine.choose.choose_engine`): Ray's one-thread workers, one per CPU, only
+# where the bare step measured on this machine gains RAY_MIN_GAIN and the comparison has
+# RAY_MIN_TASKS_PER_WORKER tasks per worker; else this process.
+WORKERS: int | None = None              # None: choose (above); 1: this process; N: N Ray workers
 THREADS_PER_WORKER: int | None = None   # None: 1 on Ray workers; the process's own when serial
 RAY_ADDRESS: str | None = None          # a Ray cluster to join ("auto", HOST:PORT); None: local
 GPUS_PER_WORKER = 0.0                   # GPU share each Ray worker asks for
+RAY_MIN_GAIN = 1.25                     # measured speed-up (workers together / one process)
+RAY_MIN_TASKS_PER_WORKER = 2            # runs x configurations per worker, at least
 
 # --- hyperparameter search (`search`, `model_utils.search`) ----------------------------------
 SEARCH_TRIALS = 20                      # trials finished (complete or pruned) per search

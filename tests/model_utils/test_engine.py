@@ -32,6 +32,7 @@ from conftest import (
     write_easy_crops as write_crops,
 )
 
+import toonvision.model_utils.engine.calibration as calibration
 import toonvision.model_utils.engine.choose as choose
 import toonvision.model_utils.engine.serial as engine
 from toonvision import ToonvisionError
@@ -39,6 +40,7 @@ from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log, select_
 from toonvision.model_utils.comparison.runner import Comparison
 from toonvision.model_utils.comparison.settings import plan_comparison
 from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE
+from toonvision.model_utils.engine.calibration import Calibration
 from toonvision.model_utils.engine.choose import make_engine
 from toonvision.model_utils.engine.ray_engine import RayEngine
 from toonvision.model_utils.engine.serial import SerialEngine
@@ -93,6 +95,97 @@ def test_one_worker_is_the_serial_engine_and_more_need_the_parallel_extra(monkey
         make_engine(2)
     with pytest.raises(ToonvisionError, match="--workers must be at least 1; got 0"):
         make_engine(0)
+
+
+def _measured(gain: float, workers: int = 2) -> Calibration:
+    return Calibration(machine="test CPU", cpus=workers, workers=workers, threads=1,
+                       one_process=100.0, together=100.0 * gain)
+
+
+@pytest.fixture
+def two_cpus_with_ray(monkeypatch, tmp_path):
+    """A 2-CPU machine with Ray installed, whose calibration is never measured for real."""
+    monkeypatch.setattr(choose.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(choose, "ray_available", lambda: True)
+    monkeypatch.setenv("TOONVISION_CACHE", str(tmp_path / "cache"))
+
+    def no_measuring(*_args, **_kwargs):
+        raise AssertionError("the test measured the CPU")
+
+    monkeypatch.setattr(choose, "measure_calibration", no_measuring)
+
+
+def test_without_workers_ray_is_chosen_only_where_the_measured_gain_pays(two_cpus_with_ray):
+    engine_, reason = choose.choose_engine(None, runs=6, configs=2, calibration=_measured(1.6))
+    assert isinstance(engine_, RayEngine) and (engine_.workers, engine_.threads) == (2, 1)
+    assert reason == ("2 Ray workers x 1 thread(s): measured 1.60x one process on this CPU "
+                      "(160 against 100 images/s)")
+
+    engine_, reason = choose.choose_engine(None, runs=6, configs=2, calibration=_measured(1.1))
+    assert isinstance(engine_, SerialEngine) and engine_.threads is None   # all the cores
+    assert reason.startswith("training in this process: 2 1-thread processes measured 1.10x")
+    assert "under 1.25x" in reason
+    # Measured while other programs held the cores: the line says so, and how to redo it.
+    busy = Calibration(machine="test CPU", cpus=2, workers=2, threads=1, one_process=12.2,
+                       together=30.3, load=9.0)
+    reason = choose.choose_engine(None, runs=6, configs=2, calibration=busy)[1]
+    assert reason.endswith("(30 against 12 images/s; measured at load 9: delete "
+                           f"{calibration.calibration_path()} on an idle machine to "
+                           "measure again)")
+
+
+def test_too_few_runs_train_in_this_process_whatever_the_gain(two_cpus_with_ray):
+    engine_, reason = choose.choose_engine(None, runs=1, configs=2, calibration=_measured(1.9))
+    assert isinstance(engine_, SerialEngine)
+    assert reason == ("training in this process: 1 run x 2 configurations are too few tasks "
+                      "to pay for starting 2 Ray workers")
+    # 5 tasks on 2 workers: the last round leaves one idle, 1.3 x 5/6 is under 1.25.
+    engine_, _ = choose.choose_engine(None, runs=5, configs=1, calibration=_measured(1.3))
+    assert isinstance(engine_, SerialEngine)
+    engine_, _ = choose.choose_engine(None, runs=6, configs=1, calibration=_measured(1.3))
+    assert isinstance(engine_, RayEngine)
+
+
+def test_the_calibration_is_measured_once_then_read_from_the_cache(two_cpus_with_ray,
+                                                                    monkeypatch, tmp_path):
+    measured, told = [], []
+
+    def measure(workers, threads):
+        measured.append((workers, threads))
+        return Calibration(machine=calibration.machine_key(), cpus=2, workers=workers,
+                           threads=threads, one_process=200.0, together=340.0)
+
+    monkeypatch.setattr(choose, "measure_calibration", measure)
+    first = choose.choose_engine(None, runs=10, configs=2, on_measure=lambda: told.append(1))
+    second = choose.choose_engine(None, runs=10, configs=2, on_measure=lambda: told.append(1))
+    assert measured == [(2, 1)] and told == [1]
+    assert first[1] == second[1] == ("2 Ray workers x 1 thread(s): measured 1.70x one process "
+                                     "on this CPU (340 against 200 images/s)")
+    assert calibration.cached_calibration(2, 1).gain == pytest.approx(1.7)
+    assert calibration.calibration_path() == tmp_path / "cache" / calibration.CALIBRATION_FILE
+    calibration.calibration_path().write_text("not json")     # a broken file: measured again
+    choose.choose_engine(None, runs=10, configs=2)
+    assert measured == [(2, 1), (2, 1)]
+
+
+def test_the_choice_explains_itself_when_nothing_is_measured(two_cpus_with_ray, monkeypatch):
+    assert choose.choose_engine(1, runs=200, configs=2)[1] == (
+        "training in this process (--workers 1)")
+    engine_, reason = choose.choose_engine(2, runs=1, configs=1)
+    assert isinstance(engine_, RayEngine) and engine_.workers == 2
+    assert reason == ("training on Ray, 2 worker(s) x 1 thread(s) on a local Ray instance "
+                      "(--workers 2)")
+    engine_, reason = choose.choose_engine(None, address="127.0.0.1:6379", runs=1, configs=1)
+    assert isinstance(engine_, RayEngine) and reason.endswith("(--address 127.0.0.1:6379)")
+    monkeypatch.setattr(choose.os, "cpu_count", lambda: 1)
+    assert choose.choose_engine(None, runs=200, configs=2)[1] == (
+        "training in this process: 1 CPU(s) leave no room for a second 1-thread worker")
+    monkeypatch.setattr(choose, "ray_available", lambda: False)
+    assert choose.choose_engine(None, runs=200, configs=2)[1] == (
+        "training in this process: Ray is not installed (pip install 'toonvision[parallel]' "
+        "to train runs side by side)")
+    with pytest.raises(ToonvisionError, match="--threads-per-worker must be at least 1"):
+        choose.choose_engine(None, 0, runs=2, configs=2)
 
 
 def test_the_default_is_one_single_thread_worker_per_cpu():
@@ -160,6 +253,38 @@ def test_ray_workers_finish_out_of_order_and_a_killed_worker_is_retried(tmp_path
     assert {record.worker for record in records} == {"0", "1"}
     assert {record.threads for record in records} == {1}
     assert all(record.host for record in records)
+
+
+QUIET_DRIVER = """
+import sys
+from pathlib import Path
+from test_compare import CONFIGS, TASK_DATA, FakeTrainer, fake_settings
+from toonvision.model_utils.comparison.runner import Comparison
+from toonvision.model_utils.engine.ray_engine import RAY_LOG_FILE, RayEngine
+
+out = Path(sys.argv[1])
+comparison = Comparison.start(out, fake_settings(4))
+engine = RayEngine(workers=2, log_file=out / RAY_LOG_FILE)
+print(sum(1 for _ in comparison.run(TASK_DATA, CONFIGS, trainer_factory=FakeTrainer,
+                                    engine=engine)))
+"""
+
+
+@needs_ray
+def test_ray_says_nothing_on_the_terminal_and_its_notices_go_to_the_run_folder(tmp_path):
+    # Its own process and its own local Ray: the lines Ray writes when it starts, from
+    # Python and from C++, reach the file descriptors this test reads.
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith("RAY_AUTH")}   # Ray's default: token auth, noticed
+    environment["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *sys.path])
+    done = subprocess.run([sys.executable, "-c", QUIET_DRIVER, str(tmp_path / "out")],
+                          env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (done.stdout, done.stderr) == ("4\n", "")
+    ray_log = (tmp_path / "out" / "ray.log").read_text()
+    assert "Token authentication is enabled" in ray_log
+    assert "core_worker" not in ray_log and "53727" not in ray_log
+    assert len(read_log(tmp_path / "out" / LOG_FILE)[0]) == 8
 
 
 @needs_ray

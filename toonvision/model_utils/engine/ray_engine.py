@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3            # a task is tried at most this often when its worker dies
 RESTART_SECONDS = 300       # how long a dead worker may take to be restarted by Ray
+RAY_LOG_FILE = "ray.log"    # Ray's own log lines, in the run folder (`RayEngine(log_file=)`)
 
 
 class ModelFile:
@@ -56,13 +57,19 @@ class ModelFile:
 
 class _Worker:
     """A Ray actor: holds the data and the trainers of the configurations it trained last
-    (`Trainers`), trains task after task; each task brings its configuration (`spec`)."""
+    (`Trainers`), trains task after task; each task brings its configuration (`spec`).
 
-    def __init__(self, index: int, images: np.ndarray, y: np.ndarray,
-                 trainer_factory: Callable, num_classes: int, image_size: tuple[int, int],
-                 threads: int, keep_trainers: int) -> None:
-        # The arrays come from the object store: read-only, shared by the machine's workers.
-        self.index, self.images, self.y = index, images, y
+    The data comes with every task as the object references of the images and labels (in a
+    list, so Ray does not resolve them), and is read from the object store on the first
+    task only. Constructor arguments in the object store would make Ray print an error line
+    for every restartable actor (ray-project/ray#53727, #57733), though nothing is wrong.
+    """
+
+    def __init__(self, index: int, trainer_factory: Callable, num_classes: int,
+                 image_size: tuple[int, int], threads: int, keep_trainers: int) -> None:
+        self.index = index
+        self.images: np.ndarray | None = None
+        self.y: np.ndarray | None = None
         self.num_classes, self.threads = num_classes, threads
         # Pinned again once a trainer is built: its imports are in then, no op has run yet.
         self.trainers = Trainers(trainer_factory, num_classes, image_size, keep_trainers,
@@ -73,9 +80,20 @@ class _Worker:
         """Host, process id and threads of this worker."""
         return {"host": socket.gethostname(), "pid": os.getpid(), "threads": self.threads}
 
-    def train(self, task: RunTask) -> dict[str, Any]:
+    def train(self, task: RunTask, data: list[Any]) -> dict[str, Any]:
         """Trains one task; returns its result, confusion matrix, probabilities and model bytes
-        (None when the task does not keep its model)."""
+        (None when the task does not keep its model).
+
+        Args:
+            task: the task.
+            data: the object references of the images and the labels; read once. The
+                arrays come from the object store: read-only, shared by the machine's
+                workers.
+        """
+        if self.images is None:
+            import ray
+
+            self.images, self.y = ray.get(data)
         trainer = self.trainers.get(task.spec)
         result, confusion, probabilities = train_task(trainer, self.images, self.y, task,
                                                       self.num_classes)
@@ -109,6 +127,10 @@ class RayEngine:
             local Ray instance sized to this machine, stopped at the end.
         gpus_per_worker: the share of a GPU each worker asks Ray for (0: none).
         max_attempts: tries of a task whose worker dies under it.
+        log_file: where Ray's own log lines in this process go (its notices, warnings; a
+            run folder's `RAY_LOG_FILE`), appended, instead of the terminal; None: where
+            Ray sends them. The workers' output never reaches the terminal (it stays in
+            Ray's session logs, `/tmp/ray/session_latest/logs`).
 
     Example:
         >>> comparison.run(task_data, configs, engine=RayEngine(workers=2))  # doctest: +SKIP
@@ -119,7 +141,8 @@ class RayEngine:
 
     def __init__(self, workers: int | None = None, threads_per_worker: int = 1,
                  address: str | None = None, gpus_per_worker: float = 0.0,
-                 max_attempts: int = MAX_ATTEMPTS) -> None:
+                 max_attempts: int = MAX_ATTEMPTS,
+                 log_file: str | os.PathLike | None = None) -> None:
         if workers is not None and workers < 1:
             raise ToonvisionError(f"workers must be at least 1; got {workers}")
         if threads_per_worker < 1:
@@ -132,6 +155,8 @@ class RayEngine:
         self.address = address
         self.gpus = gpus_per_worker
         self.max_attempts = max_attempts
+        self.log_file = None if log_file is None else Path(log_file)
+        self._restore_logging: Callable[[], None] | None = None
         self.actors: list[Any] = []
         self.worker_info: list[dict[str, Any]] = []
         self.started = 0   # workers started by the last `run`
@@ -171,9 +196,14 @@ class RayEngine:
         if self._owns_ray:
             ray.shutdown()
         self._owns_ray = None
+        if self._restore_logging is not None:
+            self._restore_logging()
+            self._restore_logging = None
 
     def _connect(self, ray: Any) -> bool:
         """Joins or starts Ray; returns whether this engine started it (and must stop it)."""
+        if self.log_file is not None and self._restore_logging is None:
+            self._restore_logging = divert_ray_logging(self.log_file)
         if ray.is_initialized():
             return False
         options = {"configure_logging": False, "log_to_driver": False}
@@ -226,11 +256,12 @@ class RayEngine:
         actor_class = ray.remote(_Worker).options(
             num_cpus=self.threads, num_gpus=self.gpus, max_restarts=self.max_attempts,
             max_task_retries=0, runtime_env={"env_vars": environment})
-        # Kept referenced while the actors live: a restarted actor reads them again.
-        self._data = images, y = ray.put(np.asarray(job.images)), ray.put(np.asarray(job.y))
-        self.actors = [actor_class.remote(index, images, y, job.trainer_factory,
-                                          job.num_classes, tuple(job.image_size),
-                                          self.threads, job.trainer_limit)
+        # Sent with every task and kept referenced while the actors live: a restarted actor
+        # reads them again.
+        self._data = (ray.put(np.asarray(job.images)), ray.put(np.asarray(job.y)))
+        self.actors = [actor_class.remote(index, job.trainer_factory, job.num_classes,
+                                          tuple(job.image_size), self.threads,
+                                          job.trainer_limit)
                        for index in range(count)]
         self._job = job
         self.worker_info = ray.get([actor.describe.remote() for actor in self.actors])
@@ -269,7 +300,8 @@ class RayEngine:
                     task, upcoming = upcoming, None
                     unfinished[task.run] += 1
                     worker = idle.popleft()
-                in_flight[self.actors[worker].train.remote(task)] = (worker, task)
+                in_flight[self.actors[worker].train.remote(task, list(self._data))] = (
+                    worker, task)
                 self._busy[worker] = WorkerActivity(
                     str(worker), task.run, task.config, time.monotonic(),
                     epochs=getattr(job.config_for(task), "epochs", None))
@@ -316,3 +348,40 @@ class RayEngine:
                              None if payload["model"] is None else ModelFile(payload["model"]),
                              payload["host"], str(worker), int(payload["threads"]),
                              payload["finished"])
+
+
+class _RayRecords(logging.Handler):
+    """Sends the records of Ray's loggers to `target` and every other to `fallback`."""
+
+    def __init__(self, target: logging.Handler, fallback: logging.Handler | None) -> None:
+        super().__init__()
+        self.target, self.fallback = target, fallback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "ray" or record.name.startswith("ray."):
+            self.target.handle(record)
+        elif self.fallback is not None and record.levelno >= self.fallback.level:
+            self.fallback.handle(record)
+
+
+def divert_ray_logging(path: str | os.PathLike) -> Callable[[], None]:
+    """Sends the log records of Ray's Python loggers in this process to the file `path`
+    (appended) instead of the terminal; returns the function that undoes it.
+
+    Ray's logger "ray" does not pass its records on to the root logger. `ray.init(
+    configure_logging=False)` removes its handlers and then warns (`Token authentication is
+    enabled ...`), so the record would reach Python's handler of last resort (the terminal):
+    the file is that handler too, for Ray's records only, and the handler of "ray".
+    """
+    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ray_logger = logging.getLogger("ray")
+    saved = (ray_logger.handlers[:], ray_logger.propagate, logging.lastResort)
+    ray_logger.handlers, ray_logger.propagate = [handler], False
+    logging.lastResort = _RayRecords(handler, saved[2])
+
+    def undo() -> None:
+        ray_logger.handlers, ray_logger.propagate, logging.lastResort = saved
+        handler.close()
+
+    return undo
