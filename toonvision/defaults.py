@@ -42,6 +42,8 @@ RAY_ADDRESS: str | None = None          # a Ray cluster to join ("auto", HOST:PO
 GPUS_PER_WORKER = 0.0                   # GPU share each Ray worker asks for
 RAY_MIN_GAIN = 1.25                     # measured speed-up (workers together / one process)
 RAY_MIN_TASKS_PER_WORKER = 2            # runs x configurations per worker, at least
+RAY_MEASURE_MIN_TASKS = 40              # fewer tasks, nothing kept: this process, unmeasured
+                                        # (the ~30 s measurement would cost more than it saves)
 
 # --- hyperparameter search (`search`, `model_utils.search`) ----------------------------------
 SEARCH_TRIALS = 20                      # trials finished (complete or pruned) per search

@@ -32,16 +32,16 @@ from conftest import (
     write_easy_crops as write_crops,
 )
 
-import toonvision.model_utils.engine.calibration as calibration
 import toonvision.model_utils.engine.choose as choose
+import toonvision.model_utils.engine.measurement as calibration
 import toonvision.model_utils.engine.serial as engine
 from toonvision import ToonvisionError
 from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log, select_best
 from toonvision.model_utils.comparison.runner import Comparison
 from toonvision.model_utils.comparison.settings import plan_comparison
 from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE
-from toonvision.model_utils.engine.calibration import Calibration
 from toonvision.model_utils.engine.choose import make_engine
+from toonvision.model_utils.engine.measurement import Calibration
 from toonvision.model_utils.engine.ray_engine import RayEngine
 from toonvision.model_utils.engine.serial import SerialEngine
 
@@ -156,16 +156,26 @@ def test_the_calibration_is_measured_once_then_read_from_the_cache(two_cpus_with
                            threads=threads, one_process=200.0, together=340.0)
 
     monkeypatch.setattr(choose, "measure_calibration", measure)
-    first = choose.choose_engine(None, runs=10, configs=2, on_measure=lambda: told.append(1))
-    second = choose.choose_engine(None, runs=10, configs=2, on_measure=lambda: told.append(1))
+    first = choose.choose_engine(None, runs=20, configs=2, on_measure=lambda: told.append(1))
+    second = choose.choose_engine(None, runs=20, configs=2, on_measure=lambda: told.append(1))
     assert measured == [(2, 1)] and told == [1]
     assert first[1] == second[1] == ("2 Ray workers x 1 thread(s): measured 1.70x one process "
                                      "on this CPU (340 against 200 images/s)")
     assert calibration.cached_calibration(2, 1).gain == pytest.approx(1.7)
     assert calibration.calibration_path() == tmp_path / "cache" / calibration.CALIBRATION_FILE
     calibration.calibration_path().write_text("not json")     # a broken file: measured again
-    choose.choose_engine(None, runs=10, configs=2)
+    choose.choose_engine(None, runs=20, configs=2)
     assert measured == [(2, 1), (2, 1)]
+
+
+def test_a_short_comparison_never_waits_for_a_first_measurement(two_cpus_with_ray):
+    # 6 paired runs of 2 configurations: 12 tasks, under RAY_MEASURE_MIN_TASKS; no
+    # measurement is kept, so it trains in this process at once (the fixture forbids measuring).
+    engine_, reason = choose.choose_engine(None, runs=6, configs=2)
+    assert isinstance(engine_, SerialEngine)
+    assert reason == ("training in this process: no engine measurement is kept for this CPU "
+                      "yet, and 12 tasks are too few to pay for one (about 30 s); --workers N "
+                      "chooses Ray")
 
 
 def test_the_choice_explains_itself_when_nothing_is_measured(two_cpus_with_ray, monkeypatch):

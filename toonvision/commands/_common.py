@@ -216,6 +216,11 @@ def engine_from_args(args: argparse.Namespace, configs: Sequence[Any], num_class
             cannot be built.
     """
     from toonvision.model_utils.comparison.run import prepare_engine
+    from toonvision.model_utils.engine.choose import make_engine
 
+    # A study's run count is not known up front, so it keeps the --workers rule of
+    # `make_engine` (one worker per CPU with Ray); only compare chooses by measurement.
+    engine = make_engine(args.workers, args.threads_per_worker, args.address,
+                         args.gpus_per_worker)
     return prepare_engine(args.workers, args.threads_per_worker, args.address,
-                          args.gpus_per_worker, configs, num_classes, image_size)
+                          args.gpus_per_worker, configs, num_classes, image_size, engine)[0]

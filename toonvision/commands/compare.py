@@ -62,6 +62,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -134,8 +135,12 @@ def run(args: argparse.Namespace) -> int:
     plan = schema.plan_comparison(typed_settings(args), args.settings)
     progress, close = decode_bar()
     try:
-        session = start_comparison(plan, source_from_args(args), args.out, resume=args.resume,
-                                   tracking=not args.no_tracking, decode_progress=progress)
+        session = start_comparison(
+            plan, source_from_args(args), args.out, resume=args.resume,
+            tracking=not args.no_tracking, decode_progress=progress,
+            ray_log=not logging.getLogger().isEnabledFor(logging.DEBUG),
+            on_measure=lambda: print("measuring once whether a second process pays on this "
+                                     "CPU (about 30 s; kept for next time)", file=sys.stderr))
     except ExistingFileError as error:
         raise ExistingFileError(f"{str(error).split(';')[0]}; add --resume to continue the "
                                 "comparison there, or choose another --out (nothing was "
@@ -147,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         raise ResumeError(f"{error} ({hint})", error.differences) from None
     finally:
         close()
+    print(session.engine_reason, file=sys.stderr)
     print_skipped(session.task_data.skipped)
     print(describe_session(session), file=sys.stderr)
     train(session)

@@ -15,7 +15,7 @@ and the doctor; statistics stands alone and does no I/O):
         ray_engine.py      runs at once on Ray workers (--workers N)
         trainer_cache.py   the trainers an engine keeps between runs
         choose.py          which engine, and why: `choose_engine`, `make_engine`
-        calibration.py     does a second process pay on this CPU (measured once, cached)
+        measurement.py     does a second process pay on this CPU (measured once, kept)
     statistics/    numbers in, numbers out (no files)
         paired.py          paired differences: corrected intervals, win rate, floor
         sequential.py      when to stop: group-sequential boundaries

@@ -78,6 +78,7 @@ class ComparisonSession:
         tracker: where every run is recorded, or None.
         trainer_factory: builds a trainer per configuration.
         done: runs already in the log when the session began.
+        engine_reason: which engine trains and why, in one line.
     """
 
     plan: ComparisonPlan
@@ -88,6 +89,7 @@ class ComparisonSession:
     tracker: Tracker | None
     trainer_factory: TrainerFactory
     done: int
+    engine_reason: str = ""
 
     @property
     def out_dir(self) -> Path:
@@ -127,9 +129,14 @@ def default_out_dir(task: str, config_names: Sequence[str]) -> Path:
 
 def prepare_engine(workers: int | None, threads_per_worker: int | None, address: str | None,
                    gpus_per_worker: float, configs: Sequence[Any], num_classes: int,
-                   image_size: Sequence[int], engine: Engine | None = None) -> Engine:
-    """The engine the values name (`engine.make_engine`), with `configs` checked first.
+                   image_size: Sequence[int], engine: Engine | None = None, *,
+                   runs: int | None = None, log_dir: Path | None = None,
+                   on_measure: Callable[[], None] | None = None) -> tuple[Engine, str]:
+    """The engine for these runs, with the reason it was chosen, and `configs` checked first.
 
+    Without `workers` (and without a cluster address or GPUs) the engine chooses itself
+    (`engine.choose.choose_engine`): Ray workers only where a second process was measured
+    to pay on this CPU and there are enough runs to keep them busy; otherwise this process.
     The serial engine pins this process's threads first (TensorFlow takes its thread counts
     when it runs its first operation). Every configuration's model is then built once, so a
     configuration that cannot train on this data (an image too small for its pooling, say)
@@ -141,22 +148,32 @@ def prepare_engine(workers: int | None, threads_per_worker: int | None, address:
         num_classes: the number of classes.
         image_size: (height, width).
         engine: an engine to use instead of the one the values name (still checked).
+        runs: the runs to train (the choice weighs them; None: many).
+        log_dir: where Ray's own log lines go (`ray.log`); None: to the terminal.
+        on_measure: called before this machine's one-time engine measurement (~30 s).
+
+    Returns:
+        (engine, the one line that says which engine and why).
 
     Raises:
         ToonvisionError: for a bad engine setting, Ray missing, or a configuration that
             cannot be built.
     """
-    from toonvision.model_utils.engine.choose import make_engine
+    from toonvision.model_utils.engine.choose import choose_engine
     from toonvision.model_utils.engine.serial import SerialEngine, pin_threads
     from toonvision.model_utils.training.models import make_model
 
     if engine is None:
-        engine = make_engine(workers, threads_per_worker, address, gpus_per_worker)
+        engine, reason = choose_engine(workers, threads_per_worker, address, gpus_per_worker,
+                                       runs=runs or defaults.RUNS, configs=configs,
+                                       log_dir=log_dir, on_measure=on_measure)
+    else:
+        reason = f"training {engine.describe()} (the engine given)"
     if isinstance(engine, SerialEngine):
         pin_threads(engine.threads)
     for config in configs:
         make_model(config, num_classes, tuple(image_size))
-    return engine
+    return engine, reason
 
 
 def start_comparison(plan: ComparisonPlan, source: DataSource, out_dir: Path | None = None, *,
@@ -164,6 +181,8 @@ def start_comparison(plan: ComparisonPlan, source: DataSource, out_dir: Path | N
                      engine: Engine | None = None,
                      trainer_factory: TrainerFactory | None = None,
                      decode_progress: Callable[[int, int], None] | None = None,
+                     ray_log: bool = True,
+                     on_measure: Callable[[], None] | None = None,
                      ) -> ComparisonSession:
     """Everything before training: folder, data, groups, settings, engine, tracker.
 
@@ -177,6 +196,8 @@ def start_comparison(plan: ComparisonPlan, source: DataSource, out_dir: Path | N
         engine: where the runs train (default: the plan's engine settings).
         trainer_factory: builds trainers (default: `training.trainer.Trainer`).
         decode_progress: called as `(done, total)` while images are decoded.
+        ray_log: send Ray's own log lines to `ray.log` in `out_dir` (False: the terminal).
+        on_measure: called before this machine's one-time engine measurement (~30 s).
 
     Returns:
         The session, its comparison holding the runs already done.
@@ -199,16 +220,17 @@ def start_comparison(plan: ComparisonPlan, source: DataSource, out_dir: Path | N
     # fails here, not after the folder was created. Trainers are built and traced when they
     # first train (one per configuration, kept for every run), so tracing is spread over the
     # runs and TensorFlow's retracing warning does not mistake the builds for a loop.
-    engine = prepare_engine(plan.workers, plan.threads_per_worker, plan.address,
-                            plan.gpus_per_worker, plan.configs, len(task_data.class_names),
-                            settings.image_size, engine)
+    engine, engine_reason = prepare_engine(
+        plan.workers, plan.threads_per_worker, plan.address, plan.gpus_per_worker,
+        plan.configs, len(task_data.class_names), settings.image_size, engine,
+        runs=settings.run_count, log_dir=out_dir if ray_log else None, on_measure=on_measure)
     comparison = Comparison.start(out_dir, settings, resume=resume)
     if trainer_factory is None:
         from toonvision.model_utils.training.trainer import Trainer as trainer_factory
     return ComparisonSession(plan, task_data, settings, comparison, engine,
                              make_tracker(out_dir, tracking, f"compare-{out_dir.name}"),
                              trainer_factory,
-                             len(comparison.completed_runs()))
+                             len(comparison.completed_runs()), engine_reason)
 
 
 def run_comparison(plan: ComparisonPlan, source: DataSource, out_dir: Path | None = None, *,

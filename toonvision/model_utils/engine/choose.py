@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from toonvision import ToonvisionError, defaults
-from toonvision.model_utils.engine.calibration import (
+from toonvision.model_utils.engine.measurement import (
     Calibration,
     cached_calibration,
     calibration_path,
@@ -157,6 +157,9 @@ def choose_engine(workers: int | None, threads_per_worker: int | None = None,
                       f" are too few tasks to pay for starting {count} Ray workers")
     if calibration is None:
         calibration = cached_calibration(count, threads, cpus=cpus)
+    if calibration is None and tasks < defaults.RAY_MEASURE_MIN_TASKS:
+        return serial(f"no engine measurement is kept for this CPU yet, and {tasks} tasks are "
+                      "too few to pay for one (about 30 s); --workers N chooses Ray")
     if calibration is None:
         if on_measure is not None:
             on_measure()

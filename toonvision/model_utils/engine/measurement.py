@@ -18,7 +18,7 @@ steps the whole measurement takes about 30 s on 2 cores, once: the result is kep
 `~/.cache/toonvision`), one entry per CPU model, CPU count, workers, threads and Keras
 backend. Delete the file to measure again (after a hardware or TensorFlow change).
 
-Run as a module (`python -m toonvision.model_utils.engine.calibration THREADS`), it is one
+Run as a module (`python -m toonvision.model_utils.engine.measurement THREADS`), it is one
 measuring process: it pins itself to THREADS threads, traces the step, prints `ready`, waits
 for a line on stdin, times its rounds and prints their images/s as JSON.
 """
