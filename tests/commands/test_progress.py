@@ -186,3 +186,21 @@ def test_compare_in_a_log_writes_one_line_per_run_and_no_redraws(tmp_path, monke
     assert all(re.fullmatch(r"done in \d+ s: baseline acc 0\.\d{3}, optimized acc 0\.\d{3} "
                             r"\(medians 0\.\d{3}/0\.\d{3}\)", item["text"]) for item in parsed)
     assert parsed[-1]["eta"] == "0 s"
+
+
+def test_a_log_gets_a_few_plain_lines_and_never_a_redraw(capsys):
+    from toonvision.commands._progress import progress_bar
+
+    with progress_bar(range(100), total=100, desc="extracting", unit="screenshot") as bar:
+        for _ in bar:
+            pass
+    lines = capsys.readouterr().err.splitlines()
+    assert "\r" not in "".join(lines)
+    assert [line.split(" in ")[0] for line in lines] == [
+        "extracting: 25/100 screenshot", "extracting: 50/100 screenshot",
+        "extracting: 75/100 screenshot", "extracting: 100/100 screenshot"]
+    # Without a total (predict counts crops as they come): one line at the end.
+    with progress_bar(desc="classifying", unit="crop") as bar:
+        bar.update(7)
+        bar.update(12 - bar.n)
+    assert capsys.readouterr().err.splitlines()[0].startswith("classifying: 12 crop in ")

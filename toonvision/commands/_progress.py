@@ -227,3 +227,78 @@ class RunProgress:
             with self._lock:
                 if self._bar is not None:
                     self._draw()
+
+
+class LogBar:
+    """A progress bar for a log: at most `lines` plain lines (every quarter), never a redraw.
+
+    The same calls as the part of tqdm the commands use (`update`, `n`, `set_postfix_str`,
+    `write`, iteration, `with`), so a command takes `progress_bar(...)` and does not care
+    where its stderr goes.
+    """
+
+    def __init__(self, iterable: Iterable[Any] | None = None, total: int | None = None,
+                 desc: str = "", unit: str = "it", file: TextIO | None = None,
+                 lines: int = 4) -> None:
+        self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
+        self.file = file or sys.stderr
+        self.n = 0
+        self.postfix = ""
+        self._marks = ([] if not total else
+                       sorted({max(1, round(total * part / lines)) for part in range(1, lines)}))
+        self._start = time.monotonic()
+        self._closed = False
+
+    def __iter__(self):
+        for item in self.iterable or ():
+            yield item
+            self.update(1)
+
+    def __enter__(self) -> LogBar:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def update(self, count: int = 1) -> None:
+        """Counts `count` more items; prints a line when a quarter mark is passed."""
+        before, self.n = self.n, self.n + count
+        if any(before < mark <= self.n for mark in self._marks):
+            self._line()
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
+    def write(self, text: str, file: TextIO | None = None) -> None:
+        print(text, file=file or self.file)
+
+    def close(self) -> None:
+        """Prints the last line (once), if anything was done."""
+        if not self._closed and self.n:
+            self._line()
+        self._closed = True
+
+    def _line(self) -> None:
+        of = f"/{self.total}" if self.total else ""
+        extra = f" ({self.postfix})" if self.postfix else ""
+        print(f"{self.desc + ': ' if self.desc else ''}{self.n}{of} {self.unit} in "
+              f"{duration(time.monotonic() - self._start)}{extra}", file=self.file, flush=True)
+
+
+def progress_bar(iterable: Iterable[Any] | None = None, total: int | None = None,
+                 desc: str = "", unit: str = "it", leave: bool = True) -> Any:
+    """One live tqdm bar on a terminal; a few plain lines (`LogBar`) in a log or CI.
+
+    Args:
+        iterable: what to iterate over, counting each item (or None: call `update`).
+        total: the number of items, when known.
+        desc: what is counted, shown first.
+        unit: the items' name (`crop`, `screenshot`).
+        leave: keep the finished terminal bar on screen.
+    """
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(iterable, total=total, desc=desc or None, unit=unit, file=sys.stderr,
+                    leave=leave)
+    return LogBar(iterable, total, desc, unit)

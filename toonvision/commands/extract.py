@@ -25,9 +25,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from toonvision import defaults
+from toonvision.commands._progress import progress_bar
 from toonvision.data_processing.annotations import FORMATS, find_annotated
 from toonvision.data_processing.extract import (
     check_move,
@@ -83,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         results = extract_screenshots(found.pairs, args.data_dir, move=args.move, draw_dir=draw)
     try:
-        with tqdm(results, total=len(found.pairs), unit="screenshot", file=sys.stderr,
-                  disable=None) as progress:
+        with progress_bar(results, total=len(found.pairs), desc="extracting",
+                          unit="screenshot") as progress:
             for result in progress:
                 summary.add(result)
                 for problem in result.skipped:

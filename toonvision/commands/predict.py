@@ -59,8 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from toonvision.commands._progress import progress_bar
     from toonvision.model_utils.comparison.provenance import parts_by_file
     from toonvision.model_utils.prediction import (
         predict_paths,
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ToonvisionError(f"--batch-size must be at least 1; got {args.batch_size}")
     model, info = load_model(args.model)
-    with tqdm(desc="classifying", unit="crop", file=sys.stderr, leave=False) as bar:
+    with progress_bar(desc="classifying", unit="crop", leave=False) as bar:
         results = predict_paths(model, info, args.paths, args.task, args.batch_size,
                                 progress=lambda done: bar.update(done - bar.n),
                                 parts=parts_by_file(info, args.model))

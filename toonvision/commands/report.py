@@ -83,8 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Loads the model and the images, writes the report, prints the page's path."""
-    from tqdm import tqdm
-
+    from toonvision.commands._progress import progress_bar
     from toonvision.data_visualization import evaluation, report
     from toonvision.labels import make_task
     from toonvision.model_utils.comparison.provenance import grouping_of_model, split_of_model
@@ -134,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
             description.append(f"WARNING: {warning}")
     print_skipped(data.skipped)
-    with tqdm(total=len(report.REPORT_STEPS), desc="report", unit="step",
-              file=sys.stderr) as bar:
+    with progress_bar(total=len(report.REPORT_STEPS), desc="report", unit="step") as bar:
         def progress(step: str) -> None:
             bar.set_postfix_str(step)
             bar.update(1)
