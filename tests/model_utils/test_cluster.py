@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_compare import write_crops
+from conftest import write_easy_crops
 from test_engine import _descendants, _metrics
 
 from toonvision.model_utils.comparison.runlog import LOG_FILE, read_log
@@ -94,7 +94,7 @@ def two_node_cluster():
 
 def test_a_two_node_cluster_trains_the_serial_engines_comparison(tmp_path, two_node_cluster):
     address, environment = two_node_cluster
-    write_crops(tmp_path / "data", per_class=8)
+    write_easy_crops(tmp_path / "data", per_class=8)
     common = ["compare", "--data-dir", str(tmp_path / "data"), "--image-size", "48", "48",
               "--runs", "2", "--epochs", "1", "--cache-dir", str(tmp_path / "cache"),
               "--no-tracking", "--threads-per-worker", "1"]
