@@ -24,7 +24,11 @@ Each engine runs in its own process (TensorFlow's thread pools are fixed once it
 - with `--ceiling`, the bare training step's scaling on this CPU, the most any engine can
   gain here: `fit` of the article's CNN on pre-pooled random images (bfloat16 where the CPU
   has it, batch 32, no augmentation, no evaluation) in one process with 2 threads, then in 2
-  processes with 1 thread each at the same time (the GUIDE's "threads against processes").
+  processes with 1 thread each at the same time (the GUIDE's "threads against processes");
+  then each configuration's trainer against its own bare step (same model, batch,
+  precision, 2 threads): steady training images/s over 4 epochs (6 epochs timed minus 2)
+  against `fit` alone on in-memory arrays, ending with the line
+  `trainer/step: B baseline, O optimized`.
 
 Usage:
     python benchmarks/bench_engine.py [--crops 684] [--image-size 600 200] [--runs 2]
@@ -188,6 +192,74 @@ def bare_step(threads: int, image_size: tuple[int, int], steps: int) -> dict:
     return {"threads": threads, "images_per_second": rounds}
 
 
+def trainer_against_step(config_name: str, crops: int, image_size: tuple[int, int],
+                         steps: int, threads: int = 2) -> dict:
+    """The trainer's steady training images/s against the bare step of the same model.
+
+    Same model, batch, precision and threads: the bare step is `fit` of the configuration's
+    training model on in-memory (pooled) arrays, no feed, no validation; the trainer is
+    `Trainer.run` on `crops` synthetic crops (60/20/20), timed at 2 and at 6 epochs, so the
+    difference is 4 steady epochs with everything the trainer does around them (the
+    augmentation feed, validation each epoch), and no per-run costs.
+    """
+    from toonvision.model_utils.engine.serial import pin_threads
+
+    pin_threads(threads)
+    import keras
+
+    from toonvision.data_processing.splits import stratified_split
+    from toonvision.model_utils.training.augment import max_pool_2x2
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.model_utils.training.trainer import Trainer, targets_for
+
+    config = BUILTIN_CONFIGS[config_name]
+    data = task_data(crops, image_size)
+    split = stratified_split(data.y, seed=0)
+    timings = {}
+    for epochs in (2, 6):
+        trainer = Trainer(config.replace(epochs=epochs), 2, image_size)
+        trainer.run(data.images[:64], data.y[:64], stratified_split(data.y[:64], seed=1),
+                    seed=1)   # build and trace outside the timing
+        start = time.perf_counter()
+        trainer.run(data.images, data.y, split, seed=0)
+        timings[epochs] = time.perf_counter() - start
+    trainer_rate = len(split["train"]) * 4 / (timings[6] - timings[2])
+    # The bare step of this very training model (pooled input where the trainer pools).
+    model = trainer.training_model
+    inputs = max_pool_2x2(data.images) if trainer.pools_input else data.images
+    x = inputs[np.asarray(split["train"])][: config.batch_size * 8]
+    y = np.asarray(data.y)[np.asarray(split["train"])][: len(x)]
+    trainer_targets = targets_for(y, 2)
+    model.fit(x, trainer_targets, batch_size=config.batch_size, epochs=1, verbose=0)
+    rounds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.fit(x, trainer_targets, batch_size=config.batch_size,
+                  epochs=max(1, steps // 8), verbose=0)
+        rounds.append(len(x) * max(1, steps // 8) / (time.perf_counter() - start))
+    keras.backend.clear_session()
+    return {"config": config_name, "trainer": trainer_rate,
+            "step": statistics.median(rounds), "seconds": timings}
+
+
+def trainer_line(crops: int, image_size: tuple[int, int], steps: int) -> None:
+    """Prints each configuration's trainer and bare step, then the `trainer/step:` line."""
+    ratios = {}
+    for name in ("baseline", "optimized"):
+        child = subprocess.run(
+            [sys.executable, __file__, "--trainer-step", name, "--crops", str(crops),
+             "--image-size", *map(str, image_size), "--steps", str(steps)],
+            capture_output=True, text=True, cwd=REPOSITORY, check=False)
+        if child.returncode:
+            sys.exit(f"the trainer measurement failed:\n{child.stderr[-3000:]}")
+        figures = json.loads(child.stdout.strip().splitlines()[-1])
+        ratios[name] = figures["trainer"] / figures["step"]
+        print(f"{name}: trainer {figures['trainer']:.0f} training images/s in steady epochs "
+              f"(2 epochs {figures['seconds']['2']:.1f} s, 6 epochs "
+              f"{figures['seconds']['6']:.1f} s), bare step {figures['step']:.0f} images/s")
+    print(f"trainer/step: {ratios['baseline']:.2f} baseline, {ratios['optimized']:.2f} optimized")
+
+
 def ceiling(image_size: tuple[int, int], steps: int) -> None:
     """Prints the bare step's throughput: 1 process x 2 threads, then 2 x 1 at once."""
     def start(threads: int) -> subprocess.Popen:
@@ -243,10 +315,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=64, help="steps per --ceiling round")
     parser.add_argument("--part", help=argparse.SUPPRESS)   # one part, in a child process
     parser.add_argument("--step", type=int, help=argparse.SUPPRESS)   # bare step, in a child
+    parser.add_argument("--trainer-step", help=argparse.SUPPRESS)     # trainer vs step, child
     args = parser.parse_args()
     size = tuple(args.image_size)
     if args.step:
         print(json.dumps(bare_step(args.step, size, args.steps)))
+        return
+    if args.trainer_step:
+        print(json.dumps(trainer_against_step(args.trainer_step, args.crops, size,
+                                              args.steps)))
         return
     if args.part:
         print(json.dumps(run_part(args.part, args.crops, size, args.runs, args.epochs)))
@@ -260,6 +337,7 @@ def main() -> None:
           f"{args.epochs} epochs of baseline + optimized per engine")
     if args.ceiling:
         ceiling(size, args.steps)
+        trainer_line(args.crops, size, args.steps)
     results = {}
     for part in filter(None, args.parts.split(",")):
         start = time.perf_counter()
