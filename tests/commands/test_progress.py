@@ -204,3 +204,6 @@ def test_a_log_gets_a_few_plain_lines_and_never_a_redraw(capsys):
         bar.update(7)
         bar.update(12 - bar.n)
     assert capsys.readouterr().err.splitlines()[0].startswith("classifying: 12 crop in ")
+    with progress_bar(["one"], total=1, desc="extracting", unit="screenshot") as bar:
+        list(bar)
+    assert len(capsys.readouterr().err.splitlines()) == 1      # never the same line twice

@@ -268,7 +268,7 @@ def test_ray_workers_finish_out_of_order_and_a_killed_worker_is_retried(tmp_path
 QUIET_DRIVER = """
 import sys
 from pathlib import Path
-from test_compare import CONFIGS, TASK_DATA, FakeTrainer, fake_settings
+from conftest import CONFIGS, TASK_DATA, FakeTrainer, fake_settings
 from toonvision.model_utils.comparison.runner import Comparison
 from toonvision.model_utils.engine.ray_engine import RAY_LOG_FILE, RayEngine
 
@@ -286,7 +286,7 @@ def test_ray_says_nothing_on_the_terminal_and_its_notices_go_to_the_run_folder(t
     # Python and from C++, reach the file descriptors this test reads.
     environment = {key: value for key, value in os.environ.items()
                    if not key.startswith("RAY_AUTH")}   # Ray's default: token auth, noticed
-    environment["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *sys.path])
+    environment["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])
     done = subprocess.run([sys.executable, "-c", QUIET_DRIVER, str(tmp_path / "out")],
                           env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -265,10 +265,10 @@ def test_look_schedule():
 
 
 def test_a_clear_difference_is_decided_at_the_first_look():
-    differences = 0.03 + np.tile([-0.005, 0.0, 0.005], 4)[:10]
+    differences = 0.03 + np.tile([-0.005, 0.0, 0.005], 4)[:5]
     decision = sequential_decision(differences, N_TEST, N_TRAIN)
-    assert (decision.state, decision.runs, decision.look, decision.looks) == ("different", 10, 1,
-                                                                              20)
+    assert (decision.state, decision.runs, decision.look, decision.looks) == ("different", 5, 1,
+                                                                              40)
     assert decision.interval.low > 0 and "excludes zero" in decision.reason
 
 

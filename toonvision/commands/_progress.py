@@ -248,6 +248,7 @@ class LogBar:
                        sorted({max(1, round(total * part / lines)) for part in range(1, lines)}))
         self._start = time.monotonic()
         self._closed = False
+        self._printed_at = 0
 
     def __iter__(self):
         for item in self.iterable or ():
@@ -274,11 +275,12 @@ class LogBar:
 
     def close(self) -> None:
         """Prints the last line (once), if anything was done."""
-        if not self._closed and self.n:
+        if not self._closed and self.n and self._printed_at != self.n:
             self._line()
         self._closed = True
 
     def _line(self) -> None:
+        self._printed_at = self.n
         of = f"/{self.total}" if self.total else ""
         extra = f" ({self.postfix})" if self.postfix else ""
         print(f"{self.desc + ': ' if self.desc else ''}{self.n}{of} {self.unit} in "
