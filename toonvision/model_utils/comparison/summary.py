@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 SUMMARY_FILE = "summary.csv"
 PER_CLASS_FILE = "per_class.csv"
 # Brier score and ECE (`calibration.calibration_scores`) are in the records written since
-# issue 23; a log without them is summarised on the others.
+# issue 23; a log without them in every run is summarised on the others.
 SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "loss", "macro_f1", "ece", "brier")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"loss", "ece", "brier"})
 PRIMARY_METRIC = "accuracy"  # the metric of the verdict sentences and of the stopping rule
@@ -288,8 +288,13 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
     best = select_best(records, select)
     rows, verdicts, sentences, kept = [], {}, [], {}
     few_runs = False
+    logged = {name: {int(record.run) for record in records if record.config == name}
+              for name in config_names}
+    # A metric some runs lack (`ece` in a log begun before it was recorded) is left out.
     for metric in [metric for metric in SUMMARY_METRICS
-                   if all(metric_values(records, name, metric) for name in config_names)]:
+                   if all(logged[name]
+                          and set(metric_values(records, name, metric)) == logged[name]
+                          for name in config_names)]:
         higher_is_better = metric not in LOWER_IS_BETTER
         values = {name: metric_values(records, name, metric) for name in config_names}
         for name in config_names:
