@@ -14,7 +14,8 @@ A model kept by 'toonvision compare' has a confidence rule beside it
 (MODEL.confidence.npz): its probabilities are then calibrated, each crop gets a novelty score
 (column novelty: how much it looks like the model's training crops) and a crop the model
 does not recognise is answered 'unknown' (column accepted = 0; grey in --draw, named unknown
-in --save-voc). --accept sets how many such crops are let through. Models without the file
+in --save-voc). --accept sets the share of the model's own validation crops that must pass
+(the rest of crops like them are called unknown too: the rule's price). Models without the file
 (older comparisons, legacy .h5) answer with their raw probabilities and never 'unknown'.
 
 examples:
