@@ -110,3 +110,14 @@ def test_nearest_neighbour_scores_find_what_the_softmax_misses():
     assert separation_auroc(sure, sure) == 0.5
     threshold = acceptance_threshold(nearest_neighbour_scores(reference, held_out), 0.95)
     assert (unknown_scores < threshold).all()
+
+
+def test_a_run_records_ece_and_brier_of_each_part_and_nothing_for_an_empty_one():
+    from toonvision.model_utils.statistics.calibration import calibration_scores
+
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    y = np.array([0, 1, 1])
+    # ECE by hand: bins (0.8, 0.867] and (0.867, 0.933] right, (0.6] wrong: |0 - 0.6| / 3
+    # + |1 - 0.8| / 3 + |1 - 0.9| / 3 = 0.3; Brier: (0.02 + 0.08 + 0.72) / 3
+    assert calibration_scores(p, y) == pytest.approx({"ece": 0.3, "brier": 0.82 / 3})
+    assert calibration_scores(np.zeros((0, 2)), np.zeros(0, np.int64)) == {}

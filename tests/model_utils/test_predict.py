@@ -78,8 +78,10 @@ def test_author_model_gets_every_box_of_the_annotated_screenshots_right(author_m
     rows = list(csv.reader(io.StringIO(predictions_csv(results.predictions))))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[0] == ["source", "xmin", "ymin", "xmax", "ymax", "label", "predicted",
-                       "confidence", "part"]
+                       "confidence", "part", "novelty", "accepted"]
     assert len(rows) == 8 and all(row[1].isdigit() and float(row[7]) > 0.5 for row in rows[1:])
+    # the author's model has no confidence rule: no novelty, every crop accepted
+    assert all(row[9:] == ["", "1"] for row in rows[1:])
 
 
 @pytest.mark.slow

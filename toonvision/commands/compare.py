@@ -4,11 +4,15 @@ The ToonVision article's protocol (there: baseline vs optimized, 200 runs x 25 e
 draws a stratified split with seed SEED + r and trains every configuration from fresh weights on
 that same split, so the configurations are compared on the same images. After each run one
 record per configuration is appended to OUT/runs.jsonl and synced; the best model of each
-configuration is kept as OUT/best_<config>.keras (with best_<config>.json, its run record).
+configuration is kept as OUT/best_<config>.keras (with best_<config>.json, its run record, and
+best_<config>.keras.confidence.npz, its confidence rule: the temperature that calibrates its
+probabilities and the threshold under which 'predict' answers 'unknown', fitted on that run's
+own train and validate crops; see docs/compare.md, "Unknown crops").
 
 A stopped comparison loses at most the run in progress: run the same command again with
 --resume. At the end: one verdict sentence per pair of configurations, then summary.csv (per
-configuration, and per pair B - A on test accuracy, loss and macro F1: the mean difference
+configuration, and per pair B - A on test accuracy, loss, macro F1, expected calibration
+error (ece) and Brier score: the mean difference
 with its interval corrected for overlapping splits and the re-split interval, P(B > A), effect
 size, detectable difference and floor), per_class.csv, learning_curves.png,
 best_run_curves.png, boxplots.png and forest.png. See docs/compare.md, "Reading the verdict".

@@ -10,11 +10,20 @@ cog/toon). For a model kept by 'toonvision compare', crops of the data it was co
 get a part column (train, validate or test of the model's own split), and a warning says how
 many it trained on: only validate and test crops show how it does on new ones.
 
+A model kept by 'toonvision compare' has a confidence rule beside it
+(MODEL.confidence.npz): its probabilities are then calibrated, each crop gets a novelty score
+(column novelty: how much it looks like the model's training crops) and a crop the model
+does not recognise is answered 'unknown' (column accepted = 0; grey in --draw, named unknown
+in --save-voc). --accept sets the share of the model's own validation crops that must pass
+(the rest of crops like them are called unknown too: the rule's price). Models without the file
+(older comparisons, legacy .h5) answer with their raw probabilities and never 'unknown'.
+
 examples:
   toonvision predict runs/article/best_optimized.keras data/unsorted/toon
   toonvision predict model.h5 screenshots/sample_img0.png --draw predicted/
   toonvision predict model.keras crops/ --format csv > predictions.csv
   toonvision predict model.keras new_shots/ --save-voc new_shots/   # then fix in labelImg
+  toonvision predict runs/article/best_optimized.keras shots/ --accept 0.99  # fewer unknown
 """
 
 from __future__ import annotations
@@ -43,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=("table", "csv"), default="table",
                         help="table: aligned text with right/wrong marks; csv: columns "
-                             "source,xmin,ymin,xmax,ymax,label,predicted,confidence,part "
-                             "(default: %(default)s)")
+                             "source,xmin,ymin,xmax,ymax,label,predicted,confidence,part,"
+                             "novelty,accepted (default: %(default)s)")
     parser.add_argument("--draw", type=Path, metavar="DIR",
                         help="also write each screenshot with its boxes, predicted classes and "
                              "confidences drawn, as DIR/<name>_predicted.png (default: off)")
@@ -54,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "DIR/predictions.csv with the confidences: open the screenshots in "
                              "labelImg with DIR as save folder, fix the names, extract; an "
                              "existing XML is never overwritten (default: off)")
+    parser.add_argument("--accept", type=float, default=defaults.ACCEPT, metavar="SHARE",
+                        help="for a model with a confidence rule: the share of its own "
+                             "validation crops it must recognise; crops less familiar than the "
+                             "least familiar of those are answered 'unknown'. Higher: fewer "
+                             "'unknown' answers, more wrong ones on crops unlike the training "
+                             "data; 1.0 accepts all but the strangest (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE,
                         help="crops per forward pass (default: %(default)s)")
 
@@ -68,15 +83,25 @@ def run(args: argparse.Namespace) -> int:
         write_drawings,
         write_voc,
     )
+    from toonvision.model_utils.training.confidence import UNKNOWN, load_confidence
     from toonvision.model_utils.training.model_io import load_model
 
     if args.batch_size < 1:
         raise ToonvisionError(f"--batch-size must be at least 1; got {args.batch_size}")
+    if not 0 < args.accept <= 1:
+        raise ToonvisionError(f"--accept must be in (0, 1], e.g. 0.95; got {args.accept}")
     model, info = load_model(args.model)
+    rule = load_confidence(args.model)
+    if rule is None:
+        print(f"note: {args.model.name} has no confidence rule (no "
+              f"{args.model.name}.confidence.npz): raw probabilities, never unknown",
+              file=sys.stderr)
+    else:
+        rule = rule.with_accept(args.accept)
     with progress_bar(desc="classifying", unit="crop", leave=False) as bar:
         results = predict_paths(model, info, args.paths, args.task, args.batch_size,
                                 progress=lambda done: bar.update(done - bar.n),
-                                parts=parts_by_file(info, args.model))
+                                parts=parts_by_file(info, args.model), confidence=rule)
     for message in results.skipped:
         print(f"skipped: {message}", file=sys.stderr)
     if args.format == "csv":
@@ -84,12 +109,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(predictions_table(results.predictions))
     counts = Counter(item.predicted for item in results.predictions)
-    summary = ", ".join(f"{counts[name]} {name}" for name in info.class_names if counts[name])
+    summary = ", ".join(f"{counts[name]} {name}"
+                        for name in (*info.class_names, UNKNOWN) if counts[name])
     accuracy = results.accuracy()
     known = sum(item.correct is not None for item in results.predictions)
     line = f"{len(results.predictions)} predictions ({summary or 'none'})"
     if accuracy is not None:
-        line += f"; {accuracy:.1%} correct of the {known} with a known label"
+        accepted = " accepted" if counts[UNKNOWN] else ""
+        line += f"; {accuracy:.1%} correct of the {known}{accepted} with a known label"
     print(line, file=sys.stderr)
     trained = sum(item.part == "train" for item in results.predictions)
     if trained:

@@ -9,7 +9,10 @@ with PNG figures beside it: metrics and confusion matrix, confidence histograms,
 predictions ranked by error, Grad-CAM heatmaps, intermediate activations, convnet filters
 and the architecture; with --run-dir also the comparison's curves, box plots and summary
 table. The page opens from disk. OUT/metrics.json holds accuracy, loss, macro F1, per-class
-scores, every crop's prediction and where the split came from.
+scores, every crop's prediction and where the split came from, and calibration: ECE raw and
+after the model's temperature, Brier score, and the share of crops its confidence rule
+(MODEL.confidence.npz, kept by 'compare') recognises, with the accuracy among those; the page
+shows the reliability diagram.
 
 Examples:
   toonvision report models/best.keras --data-dir data --run-dir runs/compare --out reports/best
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.labels import make_task
     from toonvision.model_utils.comparison.provenance import grouping_of_model, split_of_model
     from toonvision.model_utils.training import model_io
+    from toonvision.model_utils.training.confidence import load_confidence
 
     if args.samples < 1 or args.filters < 1 or args.batch_size < 1 or args.explain_steps < 1:
         raise ToonvisionError("--samples, --filters, --batch-size and --explain-steps must be "
@@ -144,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, progress=progress, explain=args.explain,
             explain_steps=args.explain_steps, explain_baseline=args.explain_baseline,
             split=None if args.inputs else split.to_dict(),
+            confidence=load_confidence(args.model),
         )
     print(f"report on {len(data)} images written to {page}")
     return 0

@@ -8,8 +8,9 @@ image, the first-layer kernels and deeper filters, the architecture, and, when g
 curves, verdict, forest plot and summary of the comparison that trained the model. Figures
 are PNG files beside `index.html`, each with a caption saying what it shows and how to read
 it; the page needs no server and no network. `metrics.json` beside it holds the scores, every
-crop's prediction and where the split came from (`evaluation.metrics_record`). The sections
-are in `report_sections`, the page's HTML in `report_page`.
+crop's prediction and where the split came from (`evaluation.metrics_record`), and the
+calibration and coverage under the model's confidence rule (`report_calibration`). The
+sections are in `report_sections`, the page's HTML in `report_page`.
 
 The images come either as arrays (e.g. a test split, see `data_processing.splits`) or from files
 (`load_inputs`: crops named `<label>_<index>.png`, folders of them, or screenshots with their
@@ -22,9 +23,10 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toonvision import ToonvisionError, defaults
-from toonvision.data_visualization import report_explanations
+from toonvision.data_visualization import report_calibration, report_explanations
 from toonvision.data_visualization import report_sections as sections
 from toonvision.data_visualization.evaluation import (
     LabelledImages,
@@ -35,6 +37,9 @@ from toonvision.data_visualization.evaluation import (
 )
 from toonvision.data_visualization.report_page import Page, page_html
 from toonvision.fileio import write_text_atomic
+
+if TYPE_CHECKING:
+    from toonvision.model_utils.training.confidence import ConfidenceRule
 
 REPORT_FILE = "index.html"
 METRICS_FILE = "metrics.json"
@@ -62,6 +67,7 @@ def write_report(
     explain: int = defaults.REPORT_EXPLAIN,
     explain_steps: int = defaults.EXPLAIN_STEPS,
     explain_baseline: str = "blur",
+    confidence: ConfidenceRule | None = None,
 ) -> Path:
     """Evaluates `model` on `data` and writes the report page with its figures.
 
@@ -87,6 +93,8 @@ def write_report(
             0: none.
         explain_steps: deletion and insertion steps of those scores.
         explain_baseline: what a removed pixel becomes: "blur" or "mean".
+        confidence: the model's confidence rule (`confidence.load_confidence`): the page
+            shows calibration and coverage under it; None: the page says the model has none.
 
     Returns:
         The path of `index.html`.
@@ -120,10 +128,15 @@ def write_report(
     evaluation = evaluate(model, data, batch_size)
     step("metrics")
     scores = metrics(evaluation)
+    judgement = (None if confidence is None
+                 else confidence.judge(model, data.images, evaluation.probabilities))
+    calibration = report_calibration.calibration_record(evaluation, judgement, confidence)
     # The machine-readable scores beside the page (`evaluation.metrics_record`).
     write_text_atomic(out_dir / METRICS_FILE,
-                      json.dumps(metrics_record(evaluation, data, split), indent=2))
+                      json.dumps({**metrics_record(evaluation, data, split), **calibration},
+                                 indent=2))
     sections.metrics_section(page, evaluation, scores)
+    report_calibration.calibration_section(page, evaluation, judgement, calibration)
     step("wrong predictions")
     sections.mistakes_section(page, data, evaluation, grad_cam, note, samples, batch_size)
     step("Grad-CAM samples")

@@ -14,6 +14,12 @@ the report reads them):
 Crops are resized to the model's `ModelInfo.image_size` and fed as 0..255 float RGB, which is
 what our models and the ToonVision author's legacy model expect. `draw_predictions` draws the
 boxes, predicted classes and confidences onto a screenshot.
+
+A model kept by `compare` has a confidence rule beside it (`training.confidence`,
+`<model>.confidence.npz`): with it the probabilities are calibrated, every crop gets a
+novelty score, and a crop the model does not recognise is answered `unknown`
+(`confidence.UNKNOWN`). Without it (older models, legacy HDF5 ones) the probabilities are
+the model's own and the answer is never `unknown`.
 """
 
 from __future__ import annotations
@@ -25,23 +31,29 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from toonvision.data_processing.images import draw_labelled_box, read_image
 from toonvision.data_processing.inputs import Crop, find_inputs, iter_crops
 from toonvision.labels import Task, task_for_classes
+from toonvision.model_utils.training.confidence import UNKNOWN
+
+if TYPE_CHECKING:
+    from toonvision.model_utils.training.confidence import ConfidenceRule
 
 logger = logging.getLogger(__name__)
 
 CSV_COLUMNS: tuple[str, ...] = (
     "source", "xmin", "ymin", "xmax", "ymax", "label", "predicted", "confidence", "part",
+    "novelty", "accepted",
 )
 BATCH_SIZE = 32
 CORRECT_COLOR = (40, 200, 40)
 WRONG_COLOR = (230, 30, 30)
-UNKNOWN_COLOR = (255, 190, 0)
+UNKNOWN_COLOR = (255, 190, 0)     # the true class is not known
+REJECTED_COLOR = (150, 150, 150)  # the model answered unknown
 
 
 @dataclass(frozen=True)
@@ -53,10 +65,15 @@ class Prediction:
         box: (xmin, ymin, xmax, ymax) in the screenshot, clipped to it; None for a crop.
         label: the true raw label (from the XML, or the crop's file name), or '' if unknown.
         true_class: the class of `label` under the task, or None if unknown or not covered.
-        predicted: the predicted class.
-        confidence: the predicted class's probability.
+        predicted: the predicted class, or `unknown` when the model's confidence rule
+            rejects the crop.
+        confidence: the (calibrated, when the model has a rule) probability of the most
+            probable class.
         part: for a crop of the data the model was trained on, its part of the model's
             split (`train`, `validate`, `test`; `provenance.parts_by_file`), else ''.
+        novelty: the crop's novelty score under the rule (higher: more like the training
+            crops); None without a rule.
+        accepted: False when the rule answers `unknown`.
     """
 
     source: Path
@@ -66,11 +83,16 @@ class Prediction:
     predicted: str
     confidence: float
     part: str = ""
+    novelty: float | None = None
+    accepted: bool = True
 
     @property
     def correct(self) -> bool | None:
-        """Whether the prediction matches the true class; None when the truth is unknown."""
-        return None if self.true_class is None else self.true_class == self.predicted
+        """Whether the prediction matches the true class; None when the truth is unknown or
+        the model answered `unknown` (it abstained: neither right nor wrong)."""
+        if self.true_class is None or not self.accepted:
+            return None
+        return self.true_class == self.predicted
 
 
 @dataclass
@@ -86,7 +108,7 @@ class PredictionResults:
     skipped: list[str] = field(default_factory=list)
 
     def accuracy(self) -> float | None:
-        """The share of correct predictions among those with a known true class."""
+        """The share of correct predictions among the accepted ones with a known true class."""
         known = [item.correct for item in self.predictions if item.correct is not None]
         return float(np.mean(known)) if known else None
 
@@ -113,6 +135,7 @@ def predict_paths(
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
     parts: dict[Path, str] | None = None,
+    confidence: ConfidenceRule | None = None,
 ) -> PredictionResults:
     """Classifies every crop and screenshot box that `paths` name.
 
@@ -126,6 +149,9 @@ def predict_paths(
         progress: called with the number of crops classified so far, after each batch.
         parts: the part of the model's split of each of its data's files (resolved paths,
             `provenance.parts_by_file`), to say which crops it trained on.
+        confidence: the model's confidence rule (`confidence.load_confidence`): calibrated
+            probabilities, novelty scores and `unknown` answers; None: the raw
+            probabilities, never `unknown`.
 
     Returns:
         The predictions and the skipped inputs.
@@ -142,18 +168,26 @@ def predict_paths(
     batch: list[Crop] = []
 
     def flush() -> None:
-        probabilities = predict_probabilities(
-            model, np.stack([crop.image for crop in batch]).astype(np.float32), batch_size)
-        for crop, row in zip(batch, probabilities, strict=True):
+        images = np.stack([crop.image for crop in batch]).astype(np.float32)
+        probabilities = predict_probabilities(model, images, batch_size)
+        scores, accepted = np.full(len(batch), np.nan), np.ones(len(batch), dtype=bool)
+        if confidence is not None:
+            judgement = confidence.judge(model, images, probabilities)
+            probabilities, scores, accepted = (judgement.probabilities, judgement.scores,
+                                               judgement.accepted)
+        for crop, row, score, known in zip(batch, probabilities, scores, accepted,
+                                           strict=True):
             index = int(np.argmax(row))
             true_class = mapping.class_of(crop.label) if mapping is not None else None
             # A crop's file name is a label only when the task knows it; a box's always is.
             label = crop.label if crop.box is not None or true_class is not None else ""
             results.predictions.append(Prediction(
                 source=crop.source, box=crop.box, label=label, true_class=true_class,
-                predicted=info.class_names[index], confidence=float(row[index]),
+                predicted=info.class_names[index] if known else UNKNOWN,
+                confidence=float(row[index]),
                 part=(parts or {}).get(Path(crop.source).resolve(), "") if crop.box is None
                 else "",
+                novelty=None if confidence is None else float(score), accepted=bool(known),
             ))
         batch.clear()
         if progress is not None:
@@ -176,7 +210,9 @@ def predictions_csv(predictions: Sequence[Prediction]) -> str:
     for item in predictions:
         box = item.box if item.box is not None else ("", "", "", "")
         writer.writerow([item.source, *box, item.label, item.predicted,
-                         f"{item.confidence:.4f}", item.part])
+                         f"{item.confidence:.4f}", item.part,
+                         "" if item.novelty is None else f"{item.novelty:.4f}",
+                         int(item.accepted)])
     return buffer.getvalue()
 
 
@@ -193,6 +229,7 @@ def predictions_table(predictions: Sequence[Prediction]) -> str:
         "confidence": f"{item.confidence:.3f}",
         "": marks[item.correct],
         **({"part": item.part} if any(other.part for other in predictions) else {}),
+        **({"novelty": f"{item.novelty:.3f}"} if item.novelty is not None else {}),
     } for item in predictions]
     return pd.DataFrame(rows).to_string(index=False) if rows else "(no predictions)"
 
@@ -206,11 +243,15 @@ def draw_predictions(image: np.ndarray, predictions: Sequence[Prediction]) -> np
 
     Returns:
         A copy of the image with the boxes drawn: green when right, red when wrong, amber
-        when the true class is unknown.
+        when the true class is unknown, grey (with the word `unknown`) when the model did
+        not recognise the crop.
     """
     drawn = image.copy()
     for item in predictions:
         if item.box is None:
+            continue
+        if not item.accepted:
+            draw_labelled_box(drawn, item.box, UNKNOWN, REJECTED_COLOR)
             continue
         color = {True: CORRECT_COLOR, False: WRONG_COLOR, None: UNKNOWN_COLOR}[item.correct]
         text = f"{item.predicted} {item.confidence:.2f}"
@@ -251,6 +292,7 @@ def write_drawings(predictions: Sequence[Prediction], out_dir: str | os.PathLike
 def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> list[Path]:
     """Writes one labelImg XML per screenshot: its boxes, named with the predicted classes.
 
+    A box the model did not recognise is named `unknown` (rename or delete it in labelImg).
     Open the screenshots in labelImg with `out_dir` as its save folder ("Change Save Dir"),
     correct the few wrong names, and extract. The confidences go to `out_dir/predictions.csv`
     (`predictions_csv`). An XML that exists already (perhaps corrected by hand) is never

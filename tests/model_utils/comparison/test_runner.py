@@ -58,6 +58,7 @@ from toonvision.model_utils.comparison.summary import (
     SUMMARY_FILE,
     class_scores,
 )
+from toonvision.model_utils.training.confidence import load_confidence
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -198,8 +199,10 @@ def test_outputs_are_written_from_the_log(tmp_path):
     table = pd.read_csv(comparison.summary_path)
     assert comparison.summary_path == tmp_path / "out" / SUMMARY_FILE
     assert list(table.columns) == list(SUMMARY_COLUMNS)
-    # accuracy, loss and macro F1 (from the test confusion matrices): two configs, one pair
-    assert len(table) == 3 * 3
+    # accuracy, loss, macro F1 (from the test confusion matrices), and ECE and Brier score
+    # (from the engine's test probabilities): two configs, one pair
+    assert len(table) == 5 * 3
+    assert list(dict.fromkeys(table.metric)) == ["accuracy", "loss", "macro_f1", "ece", "brier"]
     assert list(summary.table.config[:3]) == ["baseline", "optimized", "optimized - baseline"]
     assert table.verdict[2] == summary.sentences[0]
     assert table.verdict[2].startswith("optimized vs baseline: ")
@@ -219,7 +222,8 @@ def test_forest_plot_draws_a_line_per_pair_and_metric(tmp_path):
     figure = forest_figure(summary.table)
     axes = figure.get_axes()
     assert [axis.get_title() for axis in axes] == [
-        "test accuracy: B - A", "test loss: B - A", "test macro_f1: B - A"]
+        "test accuracy: B - A", "test loss: B - A", "test macro_f1: B - A",
+        "test ece: B - A", "test brier: B - A"]
     pair = summary.table[summary.table.config == "optimized - baseline"].iloc[0]
     corrected = axes[0].get_lines()[0].get_xdata()
     assert list(corrected) == pytest.approx([pair.ci_low * 100, pair.ci_high * 100])
@@ -383,9 +387,19 @@ def test_a_killed_comparison_resumes_to_exactly_n_runs(tmp_path):
         assert info.extra["run"] == best[name].run and info.config == name
         assert info.class_names == ("cog", "toon") and info.image_size == (48, 48)
         assert model.inputs[0].shape[1:] == (48, 48, 3)
+        # its confidence rule, fitted on its own run's train and validate crops
+        rule = load_confidence(out_dir / f"best_{name}.keras")
+        sizes = best[name].split_sizes
+        assert rule is not None and rule.accept == 0.95 and rule.temperature > 0
+        assert len(rule.reference) == sizes["train"]
+        assert len(rule.validation_scores) == sizes["validate"]
+    for record in records:   # calibration of every run, from the engine's probabilities
+        for metrics in (record.validation_metrics, record.test_metrics):
+            assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["brier"] <= 2
     for name in (LEARNING_CURVES_FILE, BEST_RUN_CURVES_FILE, BOXPLOTS_FILE, FOREST_FILE):
         assert (out_dir / name).read_bytes().startswith(PNG_SIGNATURE)
-    assert len(pd.read_csv(out_dir / SUMMARY_FILE)) == 9   # accuracy, loss, macro F1
+    # accuracy, loss, macro F1, ECE, Brier score; two configurations and their pair
+    assert len(pd.read_csv(out_dir / SUMMARY_FILE)) == 15
     assert len(list((out_dir / "epochs").glob("*.csv"))) == 4
 
 

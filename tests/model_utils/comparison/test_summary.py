@@ -93,3 +93,26 @@ def test_one_run_gives_its_metrics_and_says_intervals_need_two():
     text = format_summary(summary)
     assert ONE_RUN_NOTE in text
     assert "kept best optimized (run 0): test accuracy 0.8750, its only run" in text
+
+
+def test_a_log_resumed_across_versions_is_summarised_without_the_metrics_old_runs_lack():
+    """Runs logged before issue 23 have no `ece`/`brier`; a resumed comparison adds runs that
+    have them: the summary leaves those two out rather than fail on the old best run."""
+    from types import SimpleNamespace
+
+    from toonvision.model_utils.comparison.summary import summarize
+
+    def record(config: str, run: int, accuracy: float, new: bool):
+        extra = {"ece": 0.1, "brier": 0.2} if new else {}
+        return SimpleNamespace(config=config, run=run, seed=run, test_confusion=[],
+                               split_sizes={"train": 60, "validate": 20, "test": 20},
+                               validation_metrics={"loss": 0.5, "accuracy": accuracy},
+                               test_metrics={"loss": 0.5, "accuracy": accuracy, **extra})
+
+    records = [record(config, run, 0.8 + 0.01 * run + (0.05 if config == "b" else 0),
+                      new=run == 2) for run in range(3) for config in ("a", "b")]
+    table = summarize(records, ["a", "b"]).table
+    assert set(table.metric) == {"accuracy", "loss"}
+    for item in records:
+        item.test_metrics.update(ece=0.1, brier=0.2)
+    assert {"ece", "brier"} <= set(summarize(records, ["a", "b"]).table.metric)

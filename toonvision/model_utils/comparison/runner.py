@@ -13,7 +13,8 @@ Everything lives in one folder per comparison (`runs/NAME/`):
   first; `resume` refuses to continue with different settings.
 - `runs.jsonl`: one `runlog.RunRecord` per configuration and finished run, appended when the
   whole run is finished, synced before the next run starts.
-- `best_<config>.keras` (with its `ModelInfo` sidecar `best_<config>.keras.json`) and
+- `best_<config>.keras` (with its `ModelInfo` sidecar `best_<config>.keras.json` and its
+  confidence rule `best_<config>.keras.confidence.npz`) and
   `best_<config>.json` (the run record of that model), kept in step with the log by
   `best_models.BestModels`.
 - `epochs/<config>_run<NNNN>.csv`: the per-epoch history of every run.
@@ -138,6 +139,7 @@ class Comparison:
         self.predictions = PredictionStore(out_dir)
         self._paths: list[Path] = []
         self._y = np.zeros(0, dtype=np.int64)
+        self._images: np.ndarray | None = None   # for the kept models' confidence rules
         self._ids: np.ndarray | None = None
 
     def _crop_ids(self) -> np.ndarray | None:
@@ -335,6 +337,7 @@ class Comparison:
         # Per-crop predictions need the crops' files for their ids; arrays alone go without.
         self._paths = list(getattr(task_data, "paths", None) or [])
         self._y = np.asarray(task_data.y)
+        self._images = task_data.images
         job = EngineJob(images=task_data.images, y=task_data.y, configs=list(configs),
                         trainer_factory=trainer_factory,
                         num_classes=len(self.settings.class_names),
@@ -385,7 +388,9 @@ class Comparison:
             record.host, record.worker, record.threads = (outcome.host, outcome.worker,
                                                           outcome.threads)
             if is_better(record, best.get(record.config), self.settings.select):
-                self.best_models.save_pending(outcome.model, record, self.settings)
+                self.best_models.save_pending(
+                    outcome.model, record, self.settings,
+                    None if self._images is None else (self._images, self._y, parts))
                 new_best.append(record.config)
             _write_epochs_csv(self._epochs_path(record.config, run), record.history)
             run_records.append(record)

@@ -4,11 +4,12 @@ Everything here reads run records (`runlog.RunRecord`, the lines of `runs.jsonl`
 `runlog.evaluation_records` of the article's results) and returns numbers, text or pandas
 DataFrames; only `write_summary_files` writes files (summary.csv,
 per_class.csv). `summarize` gives the `Summary`: the table of
-`summary.csv` (per configuration and per pair B - A, on test accuracy, loss and macro F1, with
-the corrected and the re-split intervals in named columns, see `verdict.Verdict.row`), one
-verdict sentence per pair, per-class precision, recall and F1, and the optimism of the kept
-best models. `stopping_decision` is the look of `compare --until-decided`. The figures drawn
-from the same records are in `data_visualization.comparison_figures`.
+`summary.csv` (per configuration and per pair B - A, on test accuracy, loss, macro F1, ECE
+and Brier score, with the corrected and the re-split intervals in named columns, see
+`verdict.Verdict.row`), one verdict sentence per pair, per-class precision, recall and F1,
+and the optimism of the kept best models. `stopping_decision` is the look of
+`compare --until-decided`. The figures drawn from the same records are in
+`data_visualization.comparison_figures`.
 
 Example:
     >>> summary = summarize(records, ["baseline", "optimized"])     # doctest: +SKIP
@@ -44,7 +45,10 @@ if TYPE_CHECKING:
 
 SUMMARY_FILE = "summary.csv"
 PER_CLASS_FILE = "per_class.csv"
-SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "loss", "macro_f1")
+# Brier score and ECE (`calibration.calibration_scores`) are in the records written since
+# issue 23; a log without them in every run is summarised on the others.
+SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "loss", "macro_f1", "ece", "brier")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"loss", "ece", "brier"})
 PRIMARY_METRIC = "accuracy"  # the metric of the verdict sentences and of the stopping rule
 CI_METHOD = "corrected t (Nadeau-Bengio)"
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -284,9 +288,14 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
     best = select_best(records, select)
     rows, verdicts, sentences, kept = [], {}, [], {}
     few_runs = False
+    logged = {name: {int(record.run) for record in records if record.config == name}
+              for name in config_names}
+    # A metric some runs lack (`ece` in a log begun before it was recorded) is left out.
     for metric in [metric for metric in SUMMARY_METRICS
-                   if all(metric_values(records, name, metric) for name in config_names)]:
-        higher_is_better = metric != "loss"
+                   if all(logged[name]
+                          and set(metric_values(records, name, metric)) == logged[name]
+                          for name in config_names)]:
+        higher_is_better = metric not in LOWER_IS_BETTER
         values = {name: metric_values(records, name, metric) for name in config_names}
         for name in config_names:
             runs = np.array(list(values[name].values()))
@@ -341,7 +350,7 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
 def _one_run_sentence(differences: np.ndarray, first: str, second: str, metric: str) -> str:
     """The sentence of a pair with a single paired run: its difference, and no verdict."""
     difference = float(np.mean(differences))
-    shown = (f"{difference:+.4f} {metric}" if metric == "loss"
+    shown = (f"{difference:+.4f} {metric}" if metric in LOWER_IS_BETTER
              else f"{difference * 100:+.1f} {metric} points")
     return (f"{second} vs {first}: {shown} in "
             f"{len(differences)} run; no interval or verdict (they need at least two runs).")

@@ -263,12 +263,20 @@ def train_task(trainer: Any, images: np.ndarray, y: np.ndarray, task: RunTask,
 
     Returns:
         Its `RunResult`, the test confusion matrix, and the validate and test probabilities
-        (one prediction pass over the out-of-sample images serves both).
+        (one prediction pass over the out-of-sample images serves both). The result's
+        validation and test metrics gain `ece` and `brier` (`calibration.calibration_scores`
+        of those probabilities: no other pass).
     """
+    from toonvision.model_utils.statistics.calibration import calibration_scores
     from toonvision.model_utils.training.models import predict_parts
 
     result = trainer.run(images, y, task.split, seed=task.seed, epoch_callback=epoch_callback)
     probabilities = predict_parts(trainer.model, images, task.split)
+    for part, metrics in (("validate", result.validation_metrics),
+                          ("test", result.test_metrics)):
+        if part in probabilities:
+            indices = np.asarray(task.split[part], dtype=np.int64)
+            metrics.update(calibration_scores(probabilities[part], np.asarray(y)[indices]))
     test = np.asarray(task.split["test"], dtype=np.int64)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     if len(test):

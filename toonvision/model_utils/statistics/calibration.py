@@ -131,6 +131,19 @@ def brier_score(probabilities: np.ndarray, y: Sequence[int] | np.ndarray) -> flo
     return float(((probabilities - truth) ** 2).sum(axis=1).mean())
 
 
+def calibration_scores(probabilities: np.ndarray, y: Sequence[int] | np.ndarray
+                       ) -> dict[str, float]:
+    """`{"ece": ..., "brier": ...}` of some probabilities: what a run records per part.
+
+    Returns:
+        Both scores (lower is better); an empty dict for no images.
+    """
+    if not len(y):
+        return {}
+    return {"ece": expected_calibration_error(probabilities, y),
+            "brier": brier_score(probabilities, y)}
+
+
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """Tempered probabilities: `softmax(log(p) / temperature)` per image (see the module notes).
 
