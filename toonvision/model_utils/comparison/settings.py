@@ -3,8 +3,8 @@
 Two structures, one before the data is loaded and one after:
 
 - `ComparisonPlan`: what the user asks for (task, configurations, runs, image size and
-  resize mode, ratios,
-  seed, selection rule, balancing, grouping, stopping rule). `plan_comparison` builds it from
+  resize mode, ratios, seed, selection rule, balancing, grouping, stopping rule).
+  `plan_comparison` builds it from
   three layers: the defaults of `toonvision.defaults`, then a settings file, then explicit
   overrides (the flags the user typed); a later layer wins.
 - `stored_settings.ComparisonSettings`: the plan resolved against the loaded data (class
