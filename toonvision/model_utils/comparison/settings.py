@@ -4,9 +4,8 @@ Two structures, one before the data is loaded and one after:
 
 - `ComparisonPlan`: what the user asks for (task, configurations, runs, image size and
   resize mode, ratios, seed, selection rule, balancing, grouping, stopping rule).
-  `plan_comparison` builds it from
-  three layers: the defaults of `toonvision.defaults`, then a settings file, then explicit
-  overrides (the flags the user typed); a later layer wins.
+  `plan_comparison` builds it from three layers: the defaults of `toonvision.defaults`, then
+  a settings file, then explicit overrides (the flags the user typed); a later layer wins.
 - `stored_settings.ComparisonSettings`: the plan resolved against the loaded data (class
   names, a fingerprint of the images), stored as `comparison.json` in the comparison's
   folder. `resume` refuses to continue with different settings.
