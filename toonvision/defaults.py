@@ -13,6 +13,7 @@ from pathlib import Path
 DATA_DIR = Path("data")                 # where `extract` writes crops and everything reads them
 TASK = "binary"                         # cog vs toon
 IMAGE_SIZE: tuple[int, int] = (600, 200)  # (height, width) the article resizes crops to
+RESIZE = "stretch"                      # stretch (the article's) | letterbox (keep aspect, pad)
 RATIOS: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / validate / test shares
 SEED = 0                                # split seed; run r of a comparison uses SEED + r
 BALANCE = "none"                        # none | undersample | oversample (training split only)

@@ -234,3 +234,57 @@ def test_only_typed_flags_override_a_settings_file():
         "until_decided": True}
     assert typed_settings(parser.parse_args(["compare", "--group-column", "scene"])) == {
         "group_by": "column:scene"}
+
+
+@pytest.mark.slow
+def test_compare_letterbox_keeps_a_model_that_predicts_and_reports_letterboxed(tmp_path,
+                                                                              capsys):
+    """`compare --resize letterbox` trains on letterboxed crops, its kept model's sidecar says
+    so, and predict and report feed that model letterboxed crops: predict's probabilities
+    are the model's own on the letterboxed crops, not on stretched ones."""
+    from toonvision.cli import main
+    from toonvision.data_processing.images import read_image, resize
+    from toonvision.model_utils.prediction import predict_paths
+    from toonvision.model_utils.training.model_io import load_model
+    from toonvision.model_utils.training.models import predict_probabilities
+
+    write_easy_crops(tmp_path / "data", per_class=10, size=(24, 48))   # wide: padded rows
+    out_dir = tmp_path / "out"
+    assert main(["compare", "--data-dir", str(tmp_path / "data"), "--cache-dir",
+                 str(tmp_path / "cache"), "--image-size", "48", "48", "--resize", "letterbox",
+                 "--configs", "baseline", "--runs", "1", "--epochs", "1", "--workers", "1",
+                 "--no-tracking", "--out", str(out_dir)]) == 0, capsys.readouterr().err
+    assert "48x48 letterboxed" in capsys.readouterr().err
+    assert json.loads((out_dir / SETTINGS_FILE).read_text())["resize"] == "letterbox"
+    model_path = out_dir / "best_baseline.keras"
+    assert json.loads((out_dir / "best_baseline.keras.json").read_text())["resize"] == \
+        "letterbox"
+
+    model, info = load_model(model_path)
+    assert info.resize == "letterbox"
+    crops = sorted((tmp_path / "data" / "unsorted").rglob("*.png"))[:6]
+    predictions = predict_paths(model, info, crops).predictions
+    originals = [read_image(path) for path in crops]
+    letterboxed = np.stack([resize(image, (48, 48), "letterbox") for image in originals])
+    assert (letterboxed[:, :12] == 0).all()          # 24 of 48 rows: 12 black above
+    expected = predict_probabilities(model, letterboxed.astype(np.float32))
+    np.testing.assert_allclose([item.confidence for item in predictions],
+                               expected.max(axis=1), rtol=1e-6)
+    stretched = predict_probabilities(model, np.stack(
+        [resize(image, (48, 48)) for image in originals]).astype(np.float32))
+    assert not np.allclose(stretched, expected, rtol=1e-6)   # the check can tell them apart
+
+    assert main(["predict", str(model_path), *map(str, crops), "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [float(row.split(",")[7]) for row in rows] == pytest.approx(
+        expected.max(axis=1), abs=1e-4)
+    for inputs in ([], ["--inputs", str(tmp_path / "data" / "unsorted")]):
+        report = tmp_path / f"report{len(inputs)}"
+        assert main(["report", str(model_path), "--data-dir", str(tmp_path / "data"),
+                     "--cache-dir", str(tmp_path / "cache"), "--out", str(report),
+                     "--samples", "1", "--filters", "1", "--explain", "0", *inputs]) == 0
+        assert "48x48 (height x width, letterbox)" in (report / "index.html").read_text()
+        metrics = json.loads((report / "metrics.json").read_text())
+        if not inputs:   # the kept run's test split, letterboxed as it was trained
+            record = json.loads((out_dir / "best_baseline.json").read_text())
+            assert metrics["loss"] == pytest.approx(record["test_metrics"]["loss"], rel=1e-5)

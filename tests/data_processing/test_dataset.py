@@ -85,6 +85,32 @@ def test_cache_is_hit_and_invalidated_by_content(tmp_path, write_crops):
     assert len(names) == 6 and all(name.startswith("images-") for name in names)  # no temporary
 
 
+def test_the_cache_keeps_stretched_and_letterboxed_images_apart(tmp_path, write_crops):
+    """The same files at the same size in the two modes are two cache entries, each served
+    back as it was decoded; stretch keeps the key it had before letterbox existed."""
+    import hashlib
+
+    from toonvision.data_processing.images import letterbox, read_image, resize
+
+    paths = write_crops(tmp_path, [("cog_bb_flunky", 90), ("toon_dog", 200)], size=(30, 12))
+    cache = tmp_path / "cache"
+    stretched, _ = load_images(paths, (32, 32), cache)
+    boxed, _ = load_images(paths, (32, 32), cache, resize_mode="letterbox")
+    assert len(list(cache.glob("images-*.npy"))) == 2
+    np.testing.assert_array_equal(stretched[1], resize(read_image(paths[1]), (32, 32)))
+    np.testing.assert_array_equal(boxed[1], letterbox(read_image(paths[1]), (32, 32))[0])
+    assert (boxed[:, :, :9] == 0).all() and (stretched > 0).all()   # 12 of 30 wide: padded
+    calls = []
+    again, _ = load_images(paths, (32, 32), cache, lambda done, total: calls.append(done),
+                           "letterbox")
+    assert calls == [] and np.array_equal(again, boxed)
+    digest = hashlib.blake2b(b"v1:32x32", digest_size=20)
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(hashlib.blake2b(path.read_bytes(), digest_size=16).digest())
+    assert (cache / f"images-{digest.hexdigest()}.npy").is_file()   # an old cache still hits
+
+
 def test_an_unwritable_cache_only_costs_the_next_run_its_speed(tmp_path, write_crops):
     paths = write_crops(tmp_path, [("toon_dog", 200)] * 2, size=(30, 12))
     cache = tmp_path / "cache"

@@ -170,13 +170,18 @@ def test_the_wrong_data_for_a_comparison_is_an_error(generated, tmp_path, write_
 
 
 @pytest.mark.slow
-def test_page_shows_grad_cam_under_the_best_model(generated, tmp_path, tiny_model):
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+def test_page_shows_grad_cam_under_the_best_model(generated, tmp_path, tiny_model, resize):
+    """The heatmap is drawn over the crop itself, at the crop's shape, whichever way the
+    model's input was resized."""
+    from toonvision.data_processing.images import read_image
     from toonvision.data_visualization.doctor_page import write_doctor_page
     from toonvision.model_utils.training.model_io import ModelInfo, save_model_atomic
 
     make_comparison(tmp_path / "run", generated, "binary", brightness_predictor, runs=4)
-    save_model_atomic(tiny_model((48, 48)), tmp_path / "run" / "best_baseline.keras",
-                      ModelInfo(class_names=("cog", "toon"), image_size=(48, 48)))
+    save_model_atomic(tiny_model((48, 96)), tmp_path / "run" / "best_baseline.keras",
+                      ModelInfo(class_names=("cog", "toon"), image_size=(48, 96),
+                                resize=resize))
     (tmp_path / "run" / "best_baseline.json").write_text(json.dumps(
         {"test_metrics": {"accuracy": 0.9}}))
     crops = comparison_crops(tmp_path / "run")
@@ -186,6 +191,8 @@ def test_page_shows_grad_cam_under_the_best_model(generated, tmp_path, tiny_mode
     heatmap = f"gradcam_{crops.names.index('unsorted/toon/toon_dog_60.png'):05d}.png"
     assert heatmap in page and (tmp_path / "page" / heatmap).is_file()
     assert "best_baseline.keras" in page
+    crop = read_image(crops.paths[crops.names.index("unsorted/toon/toon_dog_60.png")])
+    assert read_image(tmp_path / "page" / heatmap).shape == crop.shape
 
 
 # ------------------------------------------------------------------------------------------

@@ -179,3 +179,24 @@ def test_a_plan_checks_every_setting_by_its_schema_check():
                                 ("cv", 1, "cv must be a whole number of folds")):
         with pytest.raises(ToonvisionError, match=message):
             ComparisonPlan(**{key: value})
+
+
+def test_resize_is_a_setting_and_an_old_comparison_json_or_sidecar_means_stretch(tmp_path):
+    from toonvision import ToonvisionError
+    from toonvision.model_utils.comparison.stored_settings import ComparisonSettings
+    from toonvision.model_utils.training.model_io import ModelInfo
+
+    assert plan_comparison().resize == "stretch" == SETTING_DEFAULTS["resize"]
+    settings_file = write(tmp_path / "study.toml", 'resize = "letterbox"\n')
+    assert plan_comparison(settings_file=settings_file).resize == "letterbox"
+    assert plan_comparison({"resize": "stretch"}, settings_file).resize == "stretch"
+    with pytest.raises(ToonvisionError, match="did you mean 'letterbox'"):
+        plan_comparison({"resize": "letterbx"})
+    old = Path(__file__).resolve().parents[1] / "data" / "compare_v1" / "comparison"
+    stored = ComparisonSettings.from_json((old / "comparison.json").read_text())
+    assert "resize" not in (old / "comparison.json").read_text() and stored.resize == "stretch"
+    letterboxed = ComparisonSettings.from_json(
+        (old / "comparison.json").read_text().replace('"task"', '"resize": "letterbox", "task"'))
+    assert letterboxed.differences(stored) == ['resize: "stretch" there, "letterbox" now']
+    sidecar = (old / "best_baseline.keras.json").read_text()
+    assert "resize" not in sidecar and ModelInfo.from_json(sidecar).resize == "stretch"

@@ -177,7 +177,8 @@ def task_data_from_args(args: argparse.Namespace, show_progress: bool = True) ->
     progress, close = decode_bar(show_progress)
     try:
         return source_from_args(args).load(
-            args.task, tuple(getattr(args, "image_size", defaults.IMAGE_SIZE)), progress)
+            args.task, tuple(getattr(args, "image_size", defaults.IMAGE_SIZE)), progress,
+            getattr(args, "resize", defaults.RESIZE))
     finally:
         close()
 

@@ -177,7 +177,8 @@ def describe_session(session: ComparisonSession) -> str:
     if task_data.groups is not None:
         runs += f", {describe_groups(plan.group_by, task_data.groups)}"
     return (f"comparing {', '.join(plan.config_names)} on {len(task_data)} images ({counts}), "
-            f"{settings.image_size[0]}x{settings.image_size[1]}, {runs}; {session.done} "
+            f"{settings.image_size[0]}x{settings.image_size[1]}"
+            f"{' letterboxed' if settings.resize == 'letterbox' else ''}, {runs}; {session.done} "
             f"already done; writing to {session.out_dir}; training {session.engine.describe()}")
 
 

@@ -102,17 +102,19 @@ def run(args: argparse.Namespace) -> int:
     task_spec = args.task or info.task
     description = [f"model: {args.model} ({model.count_params():,} parameters)",
                    f"task: {task_spec}, classes {', '.join(info.class_names)}, input "
-                   f"{info.image_size[0]}x{info.image_size[1]} (height x width)"]
+                   f"{info.image_size[0]}x{info.image_size[1]} (height x width, "
+                   f"{info.resize})"]
     if args.inputs:
         task = make_task(task_spec, info.class_names)
         _check_classes(task.classes, info.class_names, task_spec)
-        data = evaluation.load_inputs(args.inputs, info.class_names, info.image_size, task)
+        data = evaluation.load_inputs(args.inputs, info.class_names, info.image_size, task,
+                                      info.resize)
         description.append("evaluated on the given inputs")
     else:
         from toonvision.commands._common import groups_from_args, task_data_from_args
 
         args.task = task_spec
-        args.image_size = info.image_size
+        args.image_size, args.resize = info.image_size, info.resize
         task_data = task_data_from_args(args)
         _check_classes(task_data.class_names, info.class_names, task_spec)
         # The crops the model was tested on: one answer for every command (provenance).

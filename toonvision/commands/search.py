@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     source = source_from_args(args)
     decoding, close = decode_bar()
     try:
-        task_data = source.load(task, size, decoding)
+        task_data = source.load(task, size, decoding,
+                                spec.comparison.get("resize", defaults.RESIZE))
     finally:
         close()
     print_skipped(task_data.skipped)

@@ -5,7 +5,8 @@
     annotations.py every tool's export: format detection, paths kept inside the folder
     voc_pairs.py, yolo.py, coco.py, labelme.py, labelstudio.py, cvat.py   one reader each
     corrections.py label corrections as data (corrections.csv), applied by from_crops
-    images.py      decoding by content, resizing, labelled boxes drawn on screenshots
+    images.py      decoding by content, resizing (stretch or letterbox), labelled boxes
+    placement.py   where a crop lies in the model input: the geometry of stretch/letterbox
     extract.py     every labelled box cropped into a dataset that only grows (the run)
     extractor.py   one screenshot at a time: plan in the manifest, write crops, move, draw
     extract_results.py  what happened to each file, and the run's summary

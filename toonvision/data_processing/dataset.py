@@ -21,6 +21,7 @@ import numpy as np
 from toonvision import MissingFileError, ToonvisionError, defaults
 from toonvision.data_processing.corrections import read_corrections
 from toonvision.data_processing.images import ImageReadError, is_image_file, read_image, resize
+from toonvision.data_processing.placement import placement
 from toonvision.labels import Task
 
 logger = logging.getLogger(__name__)
@@ -247,6 +248,7 @@ def load_task_data(
     image_size: tuple[int, int] = defaults.IMAGE_SIZE,
     cache_dir: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
+    resize_mode: str = defaults.RESIZE,
 ) -> TaskData:
     """Loads the images of `dataset` that `task` covers, resized, with their class indices.
 
@@ -256,6 +258,7 @@ def load_task_data(
         image_size: (height, width) of the returned images.
         cache_dir: where decoded arrays are cached; default `default_cache_dir()`.
         progress: called as `progress(done, total)` while images are decoded (not on a hit).
+        resize_mode: `stretch` or `letterbox` (`images.resize`).
 
     Returns:
         The task's data. Images that cannot be decoded are left out and listed in `skipped`.
@@ -264,7 +267,7 @@ def load_task_data(
         ValueError: if the task covers no image of the dataset.
     """
     paths, labels, y = select_for_task(dataset, task)
-    images, readable = load_images(paths, image_size, cache_dir, progress)
+    images, readable = load_images(paths, image_size, cache_dir, progress, resize_mode)
     skipped = list(dataset.skipped) + [
         message for message in readable if isinstance(message, str)
     ]
@@ -311,11 +314,13 @@ def load_images(
     image_size: tuple[int, int] = defaults.IMAGE_SIZE,
     cache_dir: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
+    resize_mode: str = defaults.RESIZE,
 ) -> tuple[np.ndarray, list[str | None]]:
-    """Decodes and resizes `paths` once, then serves them from an on-disk cache.
+    """Decodes and resizes `paths` (`images.resize` in `resize_mode`) once, then serves them
+    from an on-disk cache.
 
-    The cache key is a hash of every file's content and of the size, so adding, removing
-    or changing any image makes a new entry; a stale array is never served.
+    The cache key is a hash of every file's content, the size and the resize mode, so adding,
+    removing or changing any image makes a new entry; a stale array is never served.
 
     Returns:
         The images as (N, height, width, 3) uint8 RGB (zeros for unreadable files), and per
@@ -323,7 +328,10 @@ def load_images(
     """
     height, width = _check_size(image_size)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    digest = hashlib.blake2b(f"v1:{height}x{width}".encode(), digest_size=20)
+    placement((1, 1), (height, width), resize_mode)   # refuses an unknown mode
+    # Stretched arrays keep the key they had before letterbox existed.
+    mode_key = "" if resize_mode == "stretch" else f":{resize_mode}"
+    digest = hashlib.blake2b(f"v1:{height}x{width}{mode_key}".encode(), digest_size=20)
     for path in paths:
         digest.update(str(path.name).encode())
         digest.update(hashlib.blake2b(path.read_bytes(), digest_size=16).digest())
@@ -343,7 +351,7 @@ def load_images(
     messages: list[str | None] = []
     for index, path in enumerate(paths):
         try:
-            images[index] = resize(read_image(path), (height, width))
+            images[index] = resize(read_image(path), (height, width), resize_mode)
             messages.append(None)
         except ImageReadError as error:
             messages.append(str(error).replace("\n", " "))

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from toonvision import ToonvisionError
+from toonvision.data_processing.placement import PAD_VALUE, Placement, placement
 from toonvision.fileio import write_bytes_atomic
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -90,8 +91,43 @@ def _to_rgb(image: np.ndarray, keep_alpha: bool) -> np.ndarray:
     return rgb
 
 
-def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resizes `image` to `size` = (height, width), with area averaging when shrinking."""
+def to_input(image: np.ndarray, size: tuple[int, int],
+             mode: str = "stretch") -> tuple[np.ndarray, Placement]:
+    """`image` resized to a model input of `size` = (height, width) in `mode`, and where its
+    pixels lie in that input (`placement.Placement`, whose `to_source` maps a heatmap of the
+    input back onto `image`).
+
+    Args:
+        image: (height, width[, channels]).
+        size: (height, width) of the input.
+        mode: `stretch` (each side to its size: the article's) or `letterbox` (scaled to fit
+            with the aspect ratio kept, centred, the rest `PAD_VALUE`: black).
+
+    Raises:
+        ToonvisionError: for an unknown mode.
+    """
+    where = placement(image.shape[:2], size, mode)
+    if (where.height, where.width) == where.size:
+        return _stretch(image, where.size), where
+    boxed = np.full((*where.size, *image.shape[2:]), PAD_VALUE, dtype=image.dtype)
+    boxed[where.top:where.top + where.height, where.left:where.left + where.width] = _stretch(
+        image, (where.height, where.width))
+    return boxed, where
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, Placement]:
+    """`image` scaled to fit inside `size` = (height, width) with its aspect ratio kept,
+    centred, the rest black (`to_input` in `letterbox` mode), and where it lies."""
+    return to_input(image, size, "letterbox")
+
+
+def resize(image: np.ndarray, size: tuple[int, int], mode: str = "stretch") -> np.ndarray:
+    """Resizes `image` to `size` = (height, width) in `mode` (`to_input`), with area
+    averaging when shrinking."""
+    return _stretch(image, size) if mode == "stretch" else to_input(image, size, mode)[0]
+
+
+def _stretch(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     if image.shape[:2] == (height, width):
         return image

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toonvision import MissingFileError, ToonvisionError
+from toonvision import MissingFileError, ToonvisionError, defaults
 from toonvision.data_processing import voc
 from toonvision.data_processing.annotations import ScreenshotPair, find_annotated
 from toonvision.data_processing.dataset import label_from_crop_name
@@ -46,7 +46,7 @@ class Crop:
         box: (xmin, ymin, xmax, ymax) in the screenshot, clipped to it; None for a crop file.
         index: the object's position in the screenshot's XML; None for a crop file.
         label: the XML's label, or the label in the crop's file name.
-        image: the crop, uint8 RGB, resized to the size asked for.
+        image: the crop, uint8 RGB, resized to the size asked for (stretched or letterboxed).
     """
 
     source: Path
@@ -100,8 +100,9 @@ def find_inputs(paths: Iterable[str | os.PathLike]) -> list[Path | ScreenshotPai
 
 
 def iter_crops(files: Sequence[Path | ScreenshotPair | str], image_size: tuple[int, int],
-               skipped: list[str]) -> Iterator[Crop]:
-    """Yields every crop that `files` (from `find_inputs`) hold, resized to `image_size`.
+               skipped: list[str], resize_mode: str = defaults.RESIZE) -> Iterator[Crop]:
+    """Yields every crop that `files` (from `find_inputs`) hold, resized to `image_size` in
+    `resize_mode` (`images.resize`: the model's `ModelInfo.resize`).
 
     A screenshot named twice (its image and its XML, or both through a folder) is read once.
     What cannot be used is described in `skipped`, naming the file and the reason (a text
@@ -114,7 +115,7 @@ def iter_crops(files: Sequence[Path | ScreenshotPair | str], image_size: tuple[i
             skipped.append(path)
             continue
         if isinstance(path, ScreenshotPair):
-            yield from _pair_crops(path, image_size, skipped)
+            yield from _pair_crops(path, image_size, skipped, resize_mode)
             continue
         if path.parent not in pairings:
             pairings[path.parent] = voc.pair_folder(path.parent)
@@ -133,7 +134,7 @@ def iter_crops(files: Sequence[Path | ScreenshotPair | str], image_size: tuple[i
         try:
             if xml_path is None:
                 yield Crop(path, None, None, label_from_crop_name(path),
-                           resize(read_image(path), image_size))
+                           resize(read_image(path), image_size, resize_mode))
                 continue
             if image_path is None:
                 skipped.append(f"{xml_path}: no image found beside it")
@@ -153,11 +154,11 @@ def iter_crops(files: Sequence[Path | ScreenshotPair | str], image_size: tuple[i
                                f"({voc_object.label}): {error}")
                 continue
             yield Crop(image_path, (xmin, ymin, xmax, ymax), voc_object.index, voc_object.label,
-                       resize(screenshot[ymin:ymax, xmin:xmax], image_size))
+                       resize(screenshot[ymin:ymax, xmin:xmax], image_size, resize_mode))
 
 
 def _pair_crops(pair: ScreenshotPair, image_size: tuple[int, int],
-                skipped: list[str]) -> Iterator[Crop]:
+                skipped: list[str], resize_mode: str) -> Iterator[Crop]:
     """The crops of one screenshot of an export, read as extraction reads it."""
     from toonvision.data_processing.extractor import read_screenshot
 
@@ -173,4 +174,4 @@ def _pair_crops(pair: ScreenshotPair, image_size: tuple[int, int],
             skipped.append(f"{pair.xml}: object {item.index} ({item.label}): {error}")
             continue
         yield Crop(pair.image, (xmin, ymin, xmax, ymax), item.index, item.label,
-                   resize(screenshot.image[ymin:ymax, xmin:xmax], image_size))
+                   resize(screenshot.image[ymin:ymax, xmin:xmax], image_size, resize_mode))

@@ -27,6 +27,7 @@ from toonvision.data_processing.images import (
     draw_labelled_box,
     read_image,
     resize,
+    to_input,
     write_image_atomic,
 )
 from toonvision.data_visualization.report_page import STYLE, note_html, table_html
@@ -252,18 +253,23 @@ def _gradcams(model_path: str | os.PathLike | None, diagnosis: Diagnosis, crops:
 
     try:
         model, info = load_model(model_path)
-        images = np.stack([resize(read_image(diagnosis.paths[crop]), tuple(info.image_size))
-                           for crop in crops])
+        originals = [read_image(diagnosis.paths[crop]) for crop in crops]
+        # Each crop as the model took it (its recorded resize mode), and where it lies there.
+        inputs = [to_input(image, tuple(info.image_size), info.resize) for image in originals]
         # The heatmaps of the method that explains this model best on these crops.
-        comparison = compare_methods(model, images, diagnosis.y[crops])
+        comparison = compare_methods(model, np.stack([image for image, _ in inputs]),
+                                     diagnosis.y[crops])
     except (ValueError, ImageReadError) as error:
         notes.append(f"Heatmaps left out: {error}")
         return {}
     heatmaps = comparison.maps[comparison.best]
     result = {}
-    for crop, image, heatmap in zip(crops, images, heatmaps, strict=True):
+    for crop, original, (_, where), heatmap in zip(crops, originals, inputs, heatmaps,
+                                                   strict=True):
         target = out_dir / f"gradcam_{crop:05d}.png"
-        result[crop] = _picture(target, target, 200, overlay_heatmap(image, heatmap))
+        # Drawn over the crop itself: the padding cut out, the rest mapped onto its pixels.
+        result[crop] = _picture(target, target, 200,
+                                overlay_heatmap(original, where.to_source(heatmap)))
     method, layer = comparison.best
     notes.append(
         f"The heatmaps (evidence for the given class) are {METHOD_TITLES[method]}"

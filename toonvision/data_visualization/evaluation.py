@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from toonvision import ToonvisionError
+from toonvision import ToonvisionError, defaults
 from toonvision.labels import Task, make_task
 
 
@@ -93,6 +93,7 @@ def load_inputs(
     class_names: Sequence[str],
     image_size: tuple[int, int],
     task: Task | None = None,
+    resize_mode: str = defaults.RESIZE,
 ) -> LabelledImages:
     """Loads labelled images from crops, folders, or screenshots with labelImg XML.
 
@@ -107,6 +108,7 @@ def load_inputs(
         image_size: (height, width) the model takes.
         task: maps raw labels to classes (e.g. `toon_dog` -> `toon`); without one a label
             must be a class name itself.
+        resize_mode: how crops become inputs (the model's `ModelInfo.resize`).
 
     Returns:
         The images; labels the task does not cover, unreadable files and unusable boxes are
@@ -121,7 +123,7 @@ def load_inputs(
     classes = list(class_names)
     task = task or make_task("label", classes)   # without a task, a label must be a class
     images, y, names, labels, skipped = [], [], [], [], []
-    for crop in iter_crops(find_inputs(paths), image_size, skipped):
+    for crop in iter_crops(find_inputs(paths), image_size, skipped, resize_mode):
         class_name = task.class_of(crop.label)
         if class_name not in classes:
             skipped.append(f"{crop.name}: label {crop.label!r} is not one of the model's "

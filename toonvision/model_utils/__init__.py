@@ -28,6 +28,7 @@ and the doctor; statistics stands alone and does no I/O):
         best_models.py     the best model of each configuration
         predictions.py     every run's per-crop out-of-sample predictions
         summary.py         the statistics of a run log, summary.csv
+        per_class.py       per-class precision, recall, F1 with ranges, per_class.csv
         runner.py          `Comparison`: the folder, resume, engines, best models
     studies/       many comparisons
         search.py, search_results.py   Optuna search, every trial a paired comparison

@@ -193,7 +193,7 @@ def predict_paths(
         if progress is not None:
             progress(len(results.predictions))
 
-    for crop in iter_crops(find_inputs(paths), image_size, results.skipped):
+    for crop in iter_crops(find_inputs(paths), image_size, results.skipped, info.resize):
         batch.append(crop)
         if len(batch) == batch_size:
             flush()

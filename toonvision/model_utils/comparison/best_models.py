@@ -85,6 +85,7 @@ class BestModels:
         info = ModelInfo(
             class_names=tuple(settings.class_names),
             image_size=tuple(settings.image_size),
+            resize=settings.resize,
             task=settings.task,
             config=record.config,
             split_seed=record.split_seed,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from toonvision import ToonvisionError, unknown_name_error
+from toonvision.data_processing.placement import RESIZE_MODES
 from toonvision.data_processing.splits import BALANCE_METHODS, check_grouping, check_ratios
 from toonvision.model_utils.comparison.runlog import check_rule
 
@@ -109,6 +110,13 @@ def check_balance(balance: Any) -> str:
     if balance not in BALANCE_METHODS:
         raise unknown_name_error("balance method", str(balance), BALANCE_METHODS)
     return balance
+
+
+def check_resize(resize: Any) -> str:
+    """How crops become model inputs, one of `images.RESIZE_MODES`."""
+    if resize not in RESIZE_MODES:
+        raise unknown_name_error("resize mode", str(resize), RESIZE_MODES)
+    return resize
 
 
 def check_until_decided(until_decided: Any) -> bool:

@@ -73,20 +73,23 @@ class DataSource:
         return from_crops(self.data_dir)
 
     def load(self, task_spec: str, image_size: Sequence[int],
-             progress: Callable[[int, int], None] | None = None) -> TaskData:
+             progress: Callable[[int, int], None] | None = None,
+             resize_mode: str = defaults.RESIZE) -> TaskData:
         """The images decoded at `image_size` and their classes under the task `task_spec`.
 
         Args:
             task_spec: the task (`labels.make_task`: binary, suit, a class list, ...).
             image_size: (height, width).
             progress: called as `(done, total)` while images are decoded.
+            resize_mode: `stretch` or `letterbox` (`images.resize`).
         """
         from toonvision.data_processing.dataset import load_task_data
         from toonvision.labels import make_task
 
         dataset = self.dataset()
         task = make_task(task_spec, dataset.labels)
-        return load_task_data(dataset, task, tuple(image_size), self.cache_dir, progress)
+        return load_task_data(dataset, task, tuple(image_size), self.cache_dir, progress,
+                              resize_mode)
 
     def groups(self, grouping: str, paths: Sequence[Path]) -> np.ndarray | None:
         """The group of every image of `paths` under `grouping` (`splits.split_groups`).

@@ -213,7 +213,7 @@ def start_comparison(plan: ComparisonPlan, source: DataSource, out_dir: Path | N
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(plan.task,
                                                                           plan.config_names)
     check_out_dir(out_dir, resume)   # before the images are decoded, which may take minutes
-    task_data = source.load(plan.task, plan.image_size, decode_progress)
+    task_data = source.load(plan.task, plan.image_size, decode_progress, plan.resize)
     task_data.groups = source.groups(plan.group_by, task_data.paths)
     settings = settings_from_plan(plan, task_data, source.describe(), task_data.groups)
     # Checked before anything is written: a configuration that cannot train on this data

@@ -431,6 +431,7 @@ class Comparison:
                 **fields[record.config],
                 "run": record.run, "split_seed": record.split_seed,
                 "task": self.settings.task, "image_size": self.settings.image_size,
+                "resize": self.settings.resize,
                 "balance": self.settings.balance, "comparison": self.out_dir.name,
             }
             metrics = {f"test_{key}": value for key, value in record.test_metrics.items()}

@@ -2,10 +2,10 @@
 
 Two structures, one before the data is loaded and one after:
 
-- `ComparisonPlan`: what the user asks for (task, configurations, runs, image size, ratios,
-  seed, selection rule, balancing, grouping, stopping rule). `plan_comparison` builds it from
-  three layers: the defaults of `toonvision.defaults`, then a settings file, then explicit
-  overrides (the flags the user typed); a later layer wins.
+- `ComparisonPlan`: what the user asks for (task, configurations, runs, image size and
+  resize mode, ratios, seed, selection rule, balancing, grouping, stopping rule).
+  `plan_comparison` builds it from three layers: the defaults of `toonvision.defaults`, then
+  a settings file, then explicit overrides (the flags the user typed); a later layer wins.
 - `stored_settings.ComparisonSettings`: the plan resolved against the loaded data (class
   names, a fingerprint of the images), stored as `comparison.json` in the comparison's
   folder. `resume` refuses to continue with different settings.
@@ -26,6 +26,7 @@ A settings file holds the keys of `SETTING_KEYS`, for example:
     runs = 200
     epochs = 25
     image_size = [600, 200]
+    resize = "stretch"                      # or "letterbox": keep the aspect ratio, pad black
     ratios = [0.6, 0.2, 0.2]
     seed = 0
     select = "test"
@@ -62,6 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toonvision import MissingFileError, ToonvisionError, defaults, unknown_name_error
+from toonvision.data_processing.placement import RESIZE_MODES
 from toonvision.data_processing.splits import BALANCE_METHODS, GROUPINGS
 from toonvision.model_utils.comparison import checks
 from toonvision.model_utils.comparison.runlog import SELECTION_RULES
@@ -157,6 +159,12 @@ class ComparisonPlan:
         tuple(defaults.IMAGE_SIZE), "size the images are resized to, height then width (the "
         "article's is 600 200)", check=checks.check_image_size, type=int, nargs=2,
         metavar=("HEIGHT", "WIDTH"))
+    resize: str = setting(
+        defaults.RESIZE, "how a crop becomes the model's input: 'stretch' each side to the "
+        "image size (the article's; changes the aspect ratio) or 'letterbox' (scale to fit "
+        "with the aspect ratio kept, centred, the rest black); the kept models record it and "
+        "predict, report and doctor resize the same way", check=checks.check_resize,
+        choices=RESIZE_MODES)
     ratios: tuple[float, float, float] = setting(
         tuple(defaults.RATIOS), "shares of each split", check=checks.check_ratio_values,
         flag="--ratio", type=float, nargs=3, metavar=("TRAIN", "VALIDATE", "TEST"))

@@ -43,6 +43,8 @@ class ComparisonSettings:
         task: the task's spec (`binary`, `suit`, `king,queen`, ...).
         class_names: the task's classes in index order.
         image_size: (height, width) of the model input.
+        resize: how crops became inputs, `stretch` or `letterbox` (`images.resize`); a
+            folder written before it existed stretched.
         ratios: train, validate and test shares of every split.
         seed: run `r` splits with seed `seed + r`.
         configs: every configuration's fields (`dataclasses.asdict` of a `TrainingConfig`).
@@ -73,6 +75,7 @@ class ComparisonSettings:
     configs: list[dict[str, Any]]
     runs: int
     select: str = defaults.SELECT
+    resize: str = defaults.RESIZE
     balance: str = defaults.BALANCE
     until_decided: bool = defaults.UNTIL_DECIDED
     look_every: int = defaults.LOOK_EVERY

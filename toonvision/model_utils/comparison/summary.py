@@ -6,8 +6,8 @@ DataFrames; only `write_summary_files` writes files (summary.csv,
 per_class.csv). `summarize` gives the `Summary`: the table of
 `summary.csv` (per configuration and per pair B - A, on test accuracy, loss, macro F1, ECE
 and Brier score, with the corrected and the re-split intervals in named columns, see
-`verdict.Verdict.row`), one verdict sentence per pair, per-class precision, recall and F1,
-and the optimism of the kept best models. `stopping_decision` is the look of
+`verdict.Verdict.row`), one verdict sentence per pair, per-class precision, recall and F1
+(`per_class`), and the optimism of the kept best models. `stopping_decision` is the look of
 `compare --until-decided`. The figures drawn from the same records are in
 `data_visualization.comparison_figures`.
 
@@ -28,6 +28,12 @@ import numpy as np
 
 from toonvision import MissingFileError, ToonvisionError, defaults
 from toonvision.fileio import write_text_atomic
+from toonvision.model_utils.comparison.per_class import (
+    PER_CLASS_COLUMNS,
+    PER_CLASS_FILE,
+    class_scores,
+    per_class_table,
+)
 from toonvision.model_utils.comparison.runlog import (
     LOG_FILE,
     complete_runs,
@@ -44,7 +50,6 @@ if TYPE_CHECKING:
     from toonvision.model_utils.statistics.verdict import Verdict
 
 SUMMARY_FILE = "summary.csv"
-PER_CLASS_FILE = "per_class.csv"
 # Brier score and ECE (`calibration.calibration_scores`) are in the records written since
 # issue 23; a log without them in every run is summarised on the others.
 SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "loss", "macro_f1", "ece", "brier")
@@ -59,8 +64,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "decision_high", "reason", "verdict", "kept", "expected_best", "optimism",
     "n_test", "n_train",
 )
-PER_CLASS_COLUMNS: tuple[str, ...] = ("config", "class", "runs", "precision", "recall", "f1",
-                                      "support")
 MIN_RUNS_FOR_INTERVALS = 2
 ONE_RUN_NOTE = ("intervals and verdicts need at least two runs: with one run this summary "
                 "gives its metrics only (run more with --resume --runs N)")
@@ -74,8 +77,9 @@ class Summary:
         table: the rows of `summary.csv`, columns `SUMMARY_COLUMNS`.
         verdicts: the verdict of every pair `(A, B)` and metric, keyed `(A, B, metric)`.
         sentences: one verdict sentence per pair, on test accuracy, in table order.
-        per_class: median per-class precision, recall, F1 and support per configuration
-            (`PER_CLASS_COLUMNS`), or None when the records hold no confusion matrices.
+        per_class: per-class precision, recall and F1 per configuration, each the median
+            over the runs with the 2.5-97.5% percentile range of the runs, and the median
+            support (`PER_CLASS_COLUMNS`), or None when the records hold no confusion matrices.
         kept: per configuration, the kept best model's test accuracy against what one run and
             the best of N runs are expected to give.
         kept_runs: the run of each kept best model.
@@ -168,28 +172,6 @@ def history_table(history: dict[str, list[float]]) -> Any:
 
 # ----------------------------------------------------------------------------------------------
 # Per-run values
-
-
-def class_scores(confusion: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-    """Per-class precision, recall, F1 and support of a confusion matrix (rows true classes).
-
-    An undefined ratio (no prediction or no image of a class) is 0, as scikit-learn's
-    `zero_division=0` has it.
-
-    Example:
-        >>> class_scores([[8, 2], [1, 9]])["recall"].tolist()
-        [0.8, 0.9]
-    """
-    matrix = np.asarray(confusion, dtype=float)
-    hits, predicted, actual = np.diag(matrix), matrix.sum(axis=0), matrix.sum(axis=1)
-
-    def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-        return np.divide(numerator, denominator, out=np.zeros_like(numerator),
-                         where=denominator > 0)
-
-    precision, recall = ratio(hits, predicted), ratio(hits, actual)
-    return {"precision": precision, "recall": recall,
-            "f1": ratio(2 * precision * recall, precision + recall), "support": actual}
 
 
 def metric_values(records: Sequence[RunRecord], config_name: str, metric: str
@@ -356,31 +338,6 @@ def _one_run_sentence(differences: np.ndarray, first: str, second: str, metric: 
             f"{len(differences)} run; no interval or verdict (they need at least two runs).")
 
 
-def per_class_table(records: Sequence[RunRecord], config_names: Sequence[str],
-                    class_names: Sequence[str] | None = None) -> Any:
-    """Median per-class precision, recall, F1 and support over runs, per configuration.
-
-    Returns:
-        A DataFrame with columns `PER_CLASS_COLUMNS`, or None when a configuration's records
-        hold no test confusion matrix (logs written before they were kept).
-    """
-    import pandas as pd
-
-    rows = []
-    for name in config_names:
-        matrices = [record.test_confusion for record in records
-                    if record.config == name and record.test_confusion]
-        if not matrices:
-            return None
-        scores = [class_scores(matrix) for matrix in matrices]
-        for index in range(len(matrices[0])):
-            label = class_names[index] if class_names else str(index)
-            rows.append({"config": name, "class": label, "runs": len(scores),
-                         **{key: float(np.median([score[key][index] for score in scores]))
-                            for key in ("precision", "recall", "f1", "support")}})
-    return pd.DataFrame(rows, columns=list(PER_CLASS_COLUMNS))
-
-
 def stopping_decision(records: Sequence[RunRecord], settings: ComparisonSettings) -> Decision:
     """The look of a comparison run until decided: test accuracy, the second configuration
     against the first, on the settings' plan (`sequential.sequential_decision`)."""
@@ -424,7 +381,8 @@ def format_summary(summary: Summary) -> str:
                         ("pair" if column == "config" else column for column in _PAIR_COLUMNS))]
     lines += ["", *kept_lines(summary)]
     if summary.per_class is not None:
-        lines += ["", "per class: median over runs",
+        lines += ["", "per class: median over runs, _low/_high the 2.5-97.5% percentiles "
+                  "of the runs",
                   _text(summary.per_class, PER_CLASS_COLUMNS)]
     return "\n".join(lines)
 

@@ -28,6 +28,8 @@ class ModelInfo:
         class_names: the classes in output order (binary sigmoid models: the negative class
             first, so output > 0.5 means `class_names[1]`).
         image_size: (height, width) of the input images (uint8 RGB; the model rescales).
+        resize: how a crop becomes that input (`images.resize`): `stretch` (the default,
+            and what a sidecar written before it existed means) or `letterbox`.
         task: the task's name or class-list spec (`binary`, `suit`, `king,queen`, ...).
         config: the configuration that trained it, if known.
         split_seed: the seed of the split it was evaluated on, if known.
@@ -42,6 +44,7 @@ class ModelInfo:
     class_names: tuple[str, ...] = ("cog", "toon")
     image_size: tuple[int, int] = (600, 200)
     task: str = "binary"
+    resize: str = defaults.RESIZE
     config: str | None = None
     split_seed: int | None = None
     ratios: tuple[float, float, float] = defaults.RATIOS
