@@ -276,8 +276,13 @@ def test_compare_letterbox_keeps_a_model_that_predicts_and_reports_letterboxed(t
 
     assert main(["predict", str(model_path), *map(str, crops), "--format", "csv"]) == 0
     rows = capsys.readouterr().out.splitlines()[1:]
+    # The command applies the kept model's temperature (its confidence rule).
+    from toonvision.model_utils.statistics.calibration import apply_temperature
+    from toonvision.model_utils.training.confidence import load_confidence
+
+    calibrated = apply_temperature(expected, load_confidence(model_path).temperature)
     assert [float(row.split(",")[7]) for row in rows] == pytest.approx(
-        expected.max(axis=1), abs=1e-4)
+        calibrated.max(axis=1), abs=1e-4)
     for inputs in ([], ["--inputs", str(tmp_path / "data" / "unsorted")]):
         report = tmp_path / f"report{len(inputs)}"
         assert main(["report", str(model_path), "--data-dir", str(tmp_path / "data"),
