@@ -16,7 +16,7 @@ from toonvision.data_processing.corrections import (
     read_corrections,
 )
 from toonvision.data_processing.dataset import from_crops
-from toonvision.model_utils.dataset_doctor import relabel_table
+from toonvision.model_utils.doctor_tables import relabel_table
 
 
 def write_relabel(path, rows):

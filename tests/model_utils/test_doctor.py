@@ -13,13 +13,8 @@ from toonvision.data_processing.images import read_image, write_image_atomic
 from toonvision.data_processing.splits import stratified_split
 from toonvision.labels import make_task
 from toonvision.model_utils.comparison.predictions import Predictions, PredictionStore
-from toonvision.model_utils.dataset_doctor import (
-    comparison_crops,
-    diagnose,
-    duplicates_table,
-    label_issues_table,
-    out_of_sample,
-)
+from toonvision.model_utils.dataset_doctor import comparison_crops, diagnose, out_of_sample
+from toonvision.model_utils.doctor_tables import duplicates_table, label_issues_table
 
 
 def make_comparison(run_dir, data_dir, task_spec, predict, runs, configs=("baseline",)):

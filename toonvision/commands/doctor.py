@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from toonvision import ToonvisionError
     from toonvision.data_visualization.doctor_page import write_doctor_page
-    from toonvision.model_utils.dataset_doctor import comparison_crops, diagnose, write_tables
+    from toonvision.model_utils.dataset_doctor import comparison_crops, diagnose
+    from toonvision.model_utils.doctor_tables import write_tables
 
     if (args.labels is None) != (args.images is None):
         raise ToonvisionError("--labels and --images go together: give both or neither")

@@ -281,7 +281,7 @@ def _gradcams(model_path: str | os.PathLike | None, diagnosis: Diagnosis, crops:
 
 
 def _pairs_html(diagnosis: Diagnosis, out_dir: Path, top: int) -> str:
-    from toonvision.model_utils.dataset_doctor import duplicates_table
+    from toonvision.model_utils.doctor_tables import duplicates_table
 
     table = duplicates_table(diagnosis)
     leak = diagnosis.leak

@@ -35,6 +35,7 @@ and the doctor; statistics stands alone and does no I/O):
         optimizers.py      the article's optimizer study
         ablation.py        the Pokemon deck's MLP study
     dataset_doctor.py  likely label errors, crops always wrong, leaks
+    doctor_tables.py   the doctor's CSVs: label issues, duplicates, relabel suggestions
     prediction.py      classifying crops, folders and annotated screenshots
     tracking.py        experiment records (JSONL, optional MLflow)
 

@@ -167,6 +167,11 @@ def _save_confidence(model: Any, model_path: Path, images: np.ndarray, y: np.nda
     if isinstance(model, ModelFile):   # a Ray worker's model file: load it back
         from toonvision.model_utils.training.model_io import load_model
 
+        import zipfile
+
+        if not zipfile.is_zipfile(model_path):   # a stand-in trainer's bytes, no .keras zip
+            logger.info("%s is not a Keras model file: no confidence rule", model_path.name)
+            return
         try:
             model = load_model(model_path)[0]
         except ValueError as error:   # Keras cannot read it: not a Keras model

@@ -19,13 +19,17 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from toonvision import ToonvisionError, unknown_name_error
 from toonvision.fileio import append_jsonl, read_jsonl, write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 LOG_FILE = "runs.jsonl"
 STOP_FILE = "stopped.json"
@@ -289,3 +293,38 @@ def read_stop(path: str | os.PathLike) -> dict[str, Any] | None:
         return None
     except ValueError as error:
         raise ToonvisionError(f"{path}: damaged stop record: {error}") from None
+
+
+def track_records(comparison: str, settings: Any, epochs_path: Callable[[str, int], Path],
+                  tracker: Any, configs: Sequence[Any],
+                  run_records: Sequence[RunRecord]) -> None:
+    """Sends a finished run's records to an experiment tracker (`tracking.RunTracker`).
+
+    Tracking must never stop a long comparison: a tracker that fails is logged as a warning.
+
+    Args:
+        comparison: the comparison's name (its folder's).
+        settings: its `ComparisonSettings` (task, image size, resize mode, balancing).
+        epochs_path: where a run's per-epoch CSV is, by configuration name and run.
+        tracker: the tracker (`engine.protocols.Tracker`).
+        configs: the `TrainingConfig`s, whose fields become the run's parameters.
+        run_records: the run's records, one per configuration.
+    """
+    fields = {config.name: dataclasses.asdict(config) for config in configs}
+    for record in run_records:
+        params = {
+            **fields[record.config],
+            "run": record.run, "split_seed": record.split_seed,
+            "task": settings.task, "image_size": settings.image_size,
+            "resize": settings.resize, "balance": settings.balance, "comparison": comparison,
+        }
+        metrics = {f"test_{key}": value for key, value in record.test_metrics.items()}
+        metrics.update({f"validation_{key}": value
+                        for key, value in record.validation_metrics.items()})
+        metrics["epochs_run"] = record.epochs_run
+        try:
+            tracker.log_run(f"{record.config}-run{record.run:04d}", params, record.history,
+                            metrics, [epochs_path(record.config, record.run)])
+        except Exception as error:  # tracking must never stop a long comparison
+            logger.warning("experiment tracking failed for run %s of %s: %s",
+                           record.run, record.config, error)

@@ -38,7 +38,6 @@ best run in the log.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -64,6 +63,7 @@ from toonvision.model_utils.comparison.runlog import (
     is_better,
     read_log,
     select_best,
+    track_records,
     write_log,
     write_stop,
 )
@@ -409,7 +409,8 @@ class Comparison:
                 best[record.config] = record
         self.records.extend(run_records)
         if tracker is not None:
-            self._track(tracker, configs, run_records)
+            track_records(self.out_dir.name, self.settings, self._epochs_path, tracker,
+                          configs, run_records)
         decision = self.decision()
         if decision is not None and decision.stopped:
             self._record_stop(decision)
@@ -422,29 +423,6 @@ class Comparison:
 
     def _epochs_path(self, config_name: str, run: int) -> Path:
         return self.out_dir / EPOCHS_FOLDER / f"{config_name}_run{run:04d}.csv"
-
-    def _track(self, tracker: Tracker, configs: Sequence[Any],
-               run_records: Sequence[RunRecord]) -> None:
-        fields = {config.name: dataclasses.asdict(config) for config in configs}
-        for record in run_records:
-            params = {
-                **fields[record.config],
-                "run": record.run, "split_seed": record.split_seed,
-                "task": self.settings.task, "image_size": self.settings.image_size,
-                "resize": self.settings.resize,
-                "balance": self.settings.balance, "comparison": self.out_dir.name,
-            }
-            metrics = {f"test_{key}": value for key, value in record.test_metrics.items()}
-            metrics.update({f"validation_{key}": value
-                            for key, value in record.validation_metrics.items()})
-            metrics["epochs_run"] = record.epochs_run
-            try:
-                tracker.log_run(f"{record.config}-run{record.run:04d}", params,
-                                record.history, metrics,
-                                [self._epochs_path(record.config, record.run)])
-            except Exception as error:  # tracking must never stop a long comparison
-                logger.warning("experiment tracking failed for run %s of %s: %s",
-                               record.run, record.config, error)
 
     def write_summary(self) -> Summary:
         """Writes `summary.csv` (and `per_class.csv`) from the log; returns the `Summary`.
