@@ -140,3 +140,16 @@ def test_defaults_shown_by_help_come_from_the_defaults_module(capsys):
     assert f"(default: {defaults.RUNS})" in text
     assert f"(default: {' '.join(map(str, defaults.RATIOS))})" in text
     assert f"(default: {defaults.SELECT})" in text
+
+
+def test_tensorflows_retracing_notice_is_dropped_and_other_warnings_kept():
+    import logging
+
+    from toonvision.cli import _no_retracing_notice
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    assert not _no_retracing_notice(record(
+        "5 out of the last 5 calls to <function f> triggered tf.function retracing."))
+    assert _no_retracing_notice(record("Your input ran out of data"))

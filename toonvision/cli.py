@@ -121,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_retracing_notice(record: logging.LogRecord) -> bool:
+    """Drops TensorFlow's "N out of the last N calls ... triggered tf.function retracing".
+
+    The report and the doctor build one explainer (one `tf.function`) per method and layer
+    on purpose; TensorFlow counts their first traces as retracing of one function and says
+    so in a warning a user cannot act on. `-v` shows it.
+    """
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     parser = build_parser()
@@ -131,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.needs_keras and not args.verbose:
         import_tensorflow_quietly()
+        logging.getLogger("tensorflow").addFilter(_no_retracing_notice)
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
