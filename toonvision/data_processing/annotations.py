@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -167,6 +167,17 @@ def read_json(path: Path) -> object:
     except (UnicodeDecodeError, ValueError) as error:
         raise ToonvisionError(f"{path}: not valid JSON, truncated or damaged "
                               f"({str(error)[:80]})") from None
+
+
+def files_of_format(folders: list[tuple[Path, list[str]]], suffix: str,
+                    format_name: str) -> Iterator[Path]:
+    """The files of `folders` whose name ends in `suffix` and whose content `sniff`s as
+    `format_name` (one rule for every reader of one-file-per-export formats)."""
+    for folder, names in folders:
+        for name in names:
+            path = folder / name
+            if name.lower().endswith(suffix) and sniff(path) == format_name:
+                yield path
 
 
 def sniff(path: Path) -> str | None:

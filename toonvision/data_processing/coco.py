@@ -29,9 +29,9 @@ from toonvision.data_processing.annotations import (
     ImageIndex,
     ImageNotFound,
     ScreenshotPair,
+    files_of_format,
     read_json,
     relative_to_root,
-    sniff,
 )
 from toonvision.data_processing.extract_results import Problem
 
@@ -40,11 +40,8 @@ def find(root: Path, folders: list[tuple[Path, list[str]]]) -> Found:
     """Reads every COCO JSON file below `root`."""
     found = Found(format="coco")
     index = ImageIndex(root, folders)
-    for folder, names in folders:
-        for name in names:
-            path = folder / name
-            if name.lower().endswith(".json") and sniff(path) == "coco":
-                _read_file(path, root, index, found)
+    for path in files_of_format(folders, ".json", "coco"):
+        _read_file(path, root, index, found)
     return found
 
 

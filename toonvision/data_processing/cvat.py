@@ -30,8 +30,8 @@ from toonvision.data_processing.annotations import (
     ImageIndex,
     ImageNotFound,
     ScreenshotPair,
+    files_of_format,
     relative_to_root,
-    sniff,
 )
 from toonvision.data_processing.extract_results import Problem
 
@@ -42,11 +42,8 @@ def find(root: Path, folders: list[tuple[Path, list[str]]]) -> Found:
     """Reads every CVAT for images XML below `root`."""
     found = Found(format="cvat")
     index = ImageIndex(root, folders)
-    for folder, names in folders:
-        for name in names:
-            path = folder / name
-            if name.lower().endswith(".xml") and sniff(path) == "cvat":
-                _read_file(path, root, index, found)
+    for path in files_of_format(folders, ".xml", "cvat"):
+        _read_file(path, root, index, found)
     return found
 
 

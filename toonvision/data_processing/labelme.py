@@ -26,9 +26,9 @@ from toonvision.data_processing.annotations import (
     ImageIndex,
     ImageNotFound,
     ScreenshotPair,
+    files_of_format,
     read_json,
     relative_to_root,
-    sniff,
 )
 from toonvision.data_processing.extract_results import Problem
 
@@ -40,24 +40,20 @@ def find(root: Path, folders: list[tuple[Path, list[str]]]) -> Found:
     """Reads every labelme JSON below `root` and finds its image."""
     found = Found(format="labelme")
     index = ImageIndex(root, folders)
-    for folder, names in folders:
-        for name in names:
-            path = folder / name
-            if not name.lower().endswith(".json") or sniff(path) != "labelme":
-                continue
-            try:
-                annotation, image_path, embedded = read_file(path, index)
-            except ImageNotFound as error:
-                found.problems.append(Problem(path, error.kind, error.detail))
-                continue
-            except ToonvisionError as error:
-                found.problems.append(Problem(path, UNUSABLE_ANNOTATION_FILE, str(error)))
-                continue
-            relative = relative_to_root(image_path, root)
-            if embedded:
-                relative = relative.with_suffix(".png")
-            found.pairs.append(ScreenshotPair(image_path, path, relative, annotation,
-                                              embedded=embedded, oriented=True))
+    for path in files_of_format(folders, ".json", "labelme"):
+        try:
+            annotation, image_path, embedded = read_file(path, index)
+        except ImageNotFound as error:
+            found.problems.append(Problem(path, error.kind, error.detail))
+            continue
+        except ToonvisionError as error:
+            found.problems.append(Problem(path, UNUSABLE_ANNOTATION_FILE, str(error)))
+            continue
+        relative = relative_to_root(image_path, root)
+        if embedded:
+            relative = relative.with_suffix(".png")
+        found.pairs.append(ScreenshotPair(image_path, path, relative, annotation,
+                                          embedded=embedded, oriented=True))
     return found
 
 

@@ -30,9 +30,9 @@ from toonvision.data_processing.annotations import (
     ImageIndex,
     ImageNotFound,
     ScreenshotPair,
+    files_of_format,
     read_json,
     relative_to_root,
-    sniff,
 )
 from toonvision.data_processing.extract_results import Problem
 
@@ -44,11 +44,8 @@ def find(root: Path, folders: list[tuple[Path, list[str]]]) -> Found:
     """Reads every Label Studio JSON export below `root`."""
     found = Found(format="labelstudio")
     index = ImageIndex(root, folders)
-    for folder, names in folders:
-        for name in names:
-            path = folder / name
-            if name.lower().endswith(".json") and sniff(path) == "labelstudio":
-                _read_file(path, root, index, found)
+    for path in files_of_format(folders, ".json", "labelstudio"):
+        _read_file(path, root, index, found)
     return found
 
 

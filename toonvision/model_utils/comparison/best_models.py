@@ -165,9 +165,9 @@ def _save_confidence(model: Any, model_path: Path, images: np.ndarray, y: np.nda
         return
     started = time.perf_counter()
     if isinstance(model, ModelFile):   # a Ray worker's model file: load it back
-        from toonvision.model_utils.training.model_io import load_model
-
         import zipfile
+
+        from toonvision.model_utils.training.model_io import load_model
 
         if not zipfile.is_zipfile(model_path):   # a stand-in trainer's bytes, no .keras zip
             logger.info("%s is not a Keras model file: no confidence rule", model_path.name)
