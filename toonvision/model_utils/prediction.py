@@ -28,7 +28,7 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -270,23 +270,30 @@ def write_drawings(predictions: Sequence[Prediction], out_dir: str | os.PathLike
     from toonvision.data_processing.images import write_image_atomic
 
     out_dir = Path(out_dir)
-    by_source: dict[Path, list[Prediction]] = {}
-    for item in predictions:
-        if item.box is not None:
-            by_source.setdefault(item.source, []).append(item)
     written: list[Path] = []
-    used: set[str] = set()
-    for source, items in by_source.items():
-        name = f"{source.stem}_predicted.png"
-        counter = 1
-        while name in used:
-            counter += 1
-            name = f"{source.stem}_predicted_{counter}.png"
-        used.add(name)
+    for source, items, name in _by_screenshot(predictions, "_predicted", ".png"):
         target = out_dir / name
         write_image_atomic(target, draw_predictions(read_image(source), items))
         written.append(target)
     return written
+
+
+def _by_screenshot(predictions: Sequence[Prediction], tag: str,
+                   suffix: str) -> Iterator[tuple[Path, list[Prediction], str]]:
+    """Each screenshot with boxed predictions, its predictions, and a file name
+    `<stem><tag><suffix>` made unique (`<stem><tag>_2<suffix>`...) when stems repeat."""
+    by_source: dict[Path, list[Prediction]] = {}
+    for item in predictions:
+        if item.box is not None:
+            by_source.setdefault(item.source, []).append(item)
+    used: set[str] = set()
+    for source, items in by_source.items():
+        name, counter = f"{source.stem}{tag}{suffix}", 1
+        while name in used:
+            counter += 1
+            name = f"{source.stem}{tag}_{counter}{suffix}"
+        used.add(name)
+        yield source, items, name
 
 
 def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> list[Path]:
@@ -310,18 +317,10 @@ def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> 
     from toonvision.fileio import write_text_atomic
 
     out_dir = Path(out_dir)
-    by_source: dict[Path, list[Prediction]] = {}
-    for item in predictions:
-        if item.box is not None:
-            by_source.setdefault(item.source, []).append(item)
     written: list[Path] = []
-    used: set[str] = set()
-    for source, items in by_source.items():
-        name, counter = f"{source.stem}.xml", 1
-        while name in used:
-            counter += 1
-            name = f"{source.stem}_{counter}.xml"
-        used.add(name)
+    boxed: list[Prediction] = []   # every boxed prediction, grouped by screenshot, for the CSV
+    for source, items, name in _by_screenshot(predictions, "", ".xml"):
+        boxed.extend(items)
         target = out_dir / name
         if target.exists():
             logger.warning("%s exists and is left as it is", target)
@@ -346,6 +345,5 @@ def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> 
                 etree.SubElement(box, tag).text = str(value)
         text = etree.tostring(root, pretty_print=True, encoding="unicode")
         written.append(write_text_atomic(target, text))
-    boxed = [item for source in by_source for item in by_source[source]]
     written.append(write_text_atomic(out_dir / "predictions.csv", predictions_csv(boxed)))
     return written
