@@ -17,6 +17,7 @@
 #   CONFIG      report on best_<CONFIG>.keras instead of the best of all configurations
 #   SAMPLES     images shown with Grad-CAM heatmaps [8]
 #   FILTERS     filters drawn per convolution layer [8]
+#   EXPLAIN     images on which every explanation method is scored (report --explain) [8]
 #   TOONVISION  the command to run [toonvision, or .venv/bin/toonvision when present]
 # Exit status: 0 when the report was written, 1 when no model was found or the report
 # failed, 2 on a usage error.
@@ -74,4 +75,4 @@ fi
 
 echo "heatmap report of $MODEL"
 "$TOONVISION" report "$MODEL" --data-dir "$DATA_DIR" --run-dir "$RUN_DIR" --out "$OUT" \
-    --samples "${SAMPLES:-8}" --filters "${FILTERS:-8}" || exit 1
+    --samples "${SAMPLES:-8}" --filters "${FILTERS:-8}" --explain "${EXPLAIN:-8}" || exit 1

@@ -82,6 +82,7 @@ ACCEPT = 0.95                           # share of validation crops recognised; 
 
 # --- demo data (`synth`) --------------------------------------------------------------------
 SYNTH_SCREENSHOTS = 60
+SYNTH_COG_SHARE = 0.72                  # share of figures that are Cogs (`make demo`: 0.5)
 
 # --- the dataset doctor (`doctor`) ------------------------------------------------------------
 DUPLICATE_MAX_DISTANCE = 20             # of the 128 bits of phash + dhash for a near-duplicate pair

@@ -157,6 +157,33 @@ def test_cogs_are_far_more_common_than_toons_and_some_cog_names_are_rare():
     assert synth.plan_labels(60, seed=1) != plan
 
 
+def test_the_cog_share_sets_the_mix_of_cogs_and_toons(tmp_path, capsys):
+    # The default is the share a real labelled set has (most figures are Cogs); the demo
+    # asks for half and half (docs/synth.md, "The demo's comparison").
+    assert synth.plan_labels(60, seed=0, cog_share=synth.COG_SHARE) == synth.plan_labels(60)
+    for share in (0.5, 0.2):
+        labels = [label for labels in synth.plan_labels(200, seed=3, cog_share=share)
+                  for label in labels]
+        cogs = sum(label in COG_LABELS for label in labels)
+        assert abs(cogs / len(labels) - share) < 0.05
+    assert all(label in TOON_LABELS for labels in synth.plan_labels(5, cog_share=0.0)
+               for label in labels)
+    with pytest.raises(ValueError, match="share of Cogs"):
+        synth.plan_labels(5, cog_share=1.2)
+    out = tmp_path / "half"
+    assert cli.main(["synth", "--out", str(out), "--screenshots", "4", "--cog-share",
+                     "0.5"]) == 0
+    assert "4 written" in capsys.readouterr().out
+    # The same names with another share are other files: skipped, never overwritten.
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert cli.main(["synth", "--out", str(out), "--screenshots", "4"]) == 1
+    assert "already exists with other content; left untouched" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert cli.main(["synth", "--out", str(tmp_path / "x"), "--cog-share", "-1"]) == 2
+    assert "share of Cogs must be between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_toon_crops_are_more_colourful_than_cog_crops_on_average_but_not_all(demo_set):
     chroma = {"cog": [], "toon": []}
     for image, objects in demo_set:

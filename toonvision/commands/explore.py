@@ -15,11 +15,11 @@ Example, the 9 types of the Pokemon challenge:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from toonvision import ToonvisionError, defaults
 from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
+from toonvision.commands._progress import progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from toonvision.data_processing.dataset import Dataset, select_for_task
     from toonvision.data_processing.explore import explore, inspect_images, write_exploration
     from toonvision.data_visualization.dataset_figures import write_exploration_figures
@@ -49,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
     task = make_task(args.task, source.labels)
     paths, _, y = select_for_task(source, task)
     dataset = Dataset(paths, [task.classes[index] for index in y], source.source, source.skipped)
-    infos = list(tqdm(inspect_images(dataset), total=len(dataset), desc="reading images",
-                      unit="img", file=sys.stderr))
+    infos = list(progress_bar(inspect_images(dataset), total=len(dataset),
+                              desc="reading images", unit="img"))
     exploration = explore(dataset, infos)
     written = write_exploration(exploration, args.out)
     written += write_exploration_figures(exploration, args.out, args.samples)

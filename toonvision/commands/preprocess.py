@@ -20,11 +20,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from toonvision import ToonvisionError
 from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
+from toonvision.commands._progress import progress_bar
 from toonvision.data_processing.preprocess import (
     DEFAULT_ITERATIONS,
     DEFAULT_SIZE,
@@ -66,7 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from tqdm import tqdm
 
     from toonvision.data_processing.dataset import Dataset, select_for_task
     from toonvision.data_processing.preprocess import (
@@ -98,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     failed, done = [], []
     results = preprocess_dataset(dataset, out_dir, args.size, steps, args.iterations)
-    for result in tqdm(results, total=len(dataset), desc="preprocessing", unit="img",
-                       file=sys.stderr):
+    for result in progress_bar(results, total=len(dataset), desc="preprocessing", unit="img"):
         if result.error is None:
             done.append(result.source)
         else:

@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from toonvision import defaults
+from toonvision.commands._progress import progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,18 +48,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="random seed; the same seed and count give byte-identical images "
              "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--cog-share", type=float, default=defaults.SYNTH_COG_SHARE, metavar="SHARE",
+        help="expected share of Cogs among the figures, 0 to 1; the rest are Toons "
+             "(default: %(default)s; 'make demo' uses 0.5, see docs/synth.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from toonvision.demo.synth import generate
 
     label_counts: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     skipped: list[str] = []
-    results = generate(args.out, screenshots=args.screenshots, seed=args.seed)
-    for result in tqdm(results, total=args.screenshots, unit="screenshot", file=sys.stderr):
+    results = generate(args.out, screenshots=args.screenshots, seed=args.seed,
+                       cog_share=args.cog_share)
+    for result in progress_bar(results, total=args.screenshots, desc="writing", unit="screenshot"):
         statuses[result.status] += 1
         if result.status == "skipped":
             skipped.append(result.reason)

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from toonvision import ToonvisionError
+from toonvision import ToonvisionError, defaults
 from toonvision.data_processing.images import decode_image, encode_image
 from toonvision.demo import figures, scenery
 from toonvision.demo.drawing import Box, apply_light, paste, soften
@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 FILE_STEM = "synth_{seed}_{index:04d}"
 # --- the label mix (`plan_labels`) ----------------------------------------------------------
 OBJECTS_PER_SCREENSHOT = (2, 8)
-COG_SHARE = 0.72              # share of figures that are Cogs
+COG_SHARE = defaults.SYNTH_COG_SHARE   # share of figures that are Cogs
 COG_NAME_SKEW = 1.0           # Zipf exponent of the Cog labels' frequencies (0: all alike)
 TOON_ANIMAL_SKEW = 0.5        # the same for the Toon animals
 # --- distance, annotation and file ----------------------------------------------------------
@@ -109,10 +109,12 @@ class SynthResult:
     reason: str = ""
 
 
-def plan_labels(screenshots: int, seed: int = 0) -> list[tuple[str, ...]]:
+def plan_labels(screenshots: int, seed: int = 0,
+                cog_share: float = COG_SHARE) -> list[tuple[str, ...]]:
     """Chooses the labels of every screenshot of a set.
 
-    Each screenshot gets 2-8 objects. About 72% of them are Cogs. Within each kind the
+    Each screenshot gets 2-8 objects. About `cog_share` of them (72% by default) are Cogs,
+    the rest Toons. Within each kind the
     labels follow a Zipf law in a random order of the seed (exponent `COG_NAME_SKEW` for
     Cogs, `TOON_ANIMAL_SKEW` for Toons), so a few Cog names are common and many are rare, as
     in a set labelled from real play.
@@ -120,21 +122,24 @@ def plan_labels(screenshots: int, seed: int = 0) -> list[tuple[str, ...]]:
     Args:
         screenshots: how many screenshots the set has.
         seed: the seed of the set.
+        cog_share: the expected share of Cogs among the figures, 0 to 1.
 
     Returns:
         One tuple of labels per screenshot.
 
     Raises:
-        ValueError: if `screenshots` or `seed` is negative.
+        ValueError: if `screenshots` or `seed` is negative, or `cog_share` outside 0-1.
     """
     if screenshots < 0 or seed < 0:
         raise ToonvisionError(f"screenshots and seed must be 0 or more, got screenshots="
                               f"{screenshots}, seed={seed}")
+    if not 0.0 <= cog_share <= 1.0:
+        raise ToonvisionError(f"the share of Cogs must be between 0 and 1, got {cog_share}")
     rng = np.random.default_rng([seed, 0x5C3E])
     low, high = OBJECTS_PER_SCREENSHOT
     counts = rng.integers(low, high + 1, size=screenshots)
     total = int(counts.sum())
-    is_cog = rng.uniform(size=total) < COG_SHARE
+    is_cog = rng.uniform(size=total) < cog_share
     cogs = _zipf_choice(rng, COG_LABELS, COG_NAME_SKEW, int(is_cog.sum()))
     toons = _zipf_choice(rng, TOON_LABELS, TOON_ANIMAL_SKEW, total - int(is_cog.sum()))
     labels = [next(cogs) if cog else next(toons) for cog in is_cog]
@@ -259,8 +264,8 @@ def voc_xml(image_path: Path, objects: Sequence[SyntheticObject],
     return etree.tostring(root, encoding="unicode") + "\n"
 
 
-def generate(out_dir: str | os.PathLike, screenshots: int = 60, seed: int = 0
-             ) -> Iterator[SynthResult]:
+def generate(out_dir: str | os.PathLike, screenshots: int = 60, seed: int = 0,
+             cog_share: float = COG_SHARE) -> Iterator[SynthResult]:
     """Writes a set of synthetic screenshots, each PNG with its labelImg XML beside it.
 
     Files are named `synth_<seed>_<index>.png` / `.xml` and written atomically. Existing
@@ -272,6 +277,8 @@ def generate(out_dir: str | os.PathLike, screenshots: int = 60, seed: int = 0
         out_dir: the folder to write into; created if missing.
         screenshots: how many screenshots to write.
         seed: the seed; the same seed and count give the same files.
+        cog_share: the expected share of Cogs among the figures (`plan_labels`); files of
+            another share have other bytes, so they are `skipped`, never overwritten.
 
     Yields:
         One `SynthResult` per screenshot, in order, after its files are on disk.
@@ -287,7 +294,7 @@ def generate(out_dir: str | os.PathLike, screenshots: int = 60, seed: int = 0
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ToonvisionError(f"output folder {out_dir} is a file, not a folder")
-    plan = plan_labels(screenshots, seed)
+    plan = plan_labels(screenshots, seed, cog_share)
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, labels in enumerate(plan):
         stem = FILE_STEM.format(seed=seed, index=index)

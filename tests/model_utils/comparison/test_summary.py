@@ -16,6 +16,7 @@ from toonvision.model_utils.comparison.summary import (
     SUMMARY_COLUMNS,
     class_scores,
     describe,
+    format_summary,
     summarize,
 )
 from toonvision.model_utils.statistics.paired import paired_difference, selection_optimism
@@ -116,3 +117,25 @@ def test_a_log_resumed_across_versions_is_summarised_without_the_metrics_old_run
     for item in records:
         item.test_metrics.update(ece=0.1, brier=0.2)
     assert {"ece", "brier"} <= set(summarize(records, ["a", "b"]).table.metric)
+
+
+def test_the_majority_share_is_the_test_splits_most_common_class_median_over_runs():
+    # Test splits of 10 crops: 7, 6 and 8 of the most common class (rows: true classes).
+    confusions = [[[6, 1], [2, 1]], [[1, 3], [0, 6]], [[8, 0], [1, 1]]]
+    records = []
+    for run, confusion in enumerate(confusions):
+        for config, accuracy in (("a", 0.8), ("b", 0.6 + 0.01 * run)):
+            item = record(config, run, 0.3, accuracy)
+            item.test_confusion = confusion
+            records.append(item)
+    summary = summarize(records, ["a", "b"])
+    assert summary.majority == pytest.approx(0.7)          # median of 0.7, 0.6, 0.8
+    line = next(line for line in format_summary(summary).splitlines()
+                if line.startswith("majority class"))
+    # Median accuracies 0.80 and 0.61 against 0.70: +10.0 and -9.0 points.
+    assert "70.0% of the test split" in line and "a +10.0, b -9.0" in line
+    # Records without confusion matrices (the article's results): no majority, no line.
+    plain = summarize([record("a", run, 0.3, 0.8) for run in range(3)]
+                      + [record("b", run, 0.3, 0.7) for run in range(3)], ["a", "b"])
+    assert plain.majority is None
+    assert "majority class" not in format_summary(plain)

@@ -87,6 +87,9 @@ class Summary:
         n_test, n_train: the split sizes the intervals were corrected with.
         note: a sentence on what the summary cannot say (`ONE_RUN_NOTE` for fewer than two
             runs per configuration, whose interval and verdict columns are empty), or "".
+        majority: the share of the test split's most common class, median over the runs
+            (`majority_share`): the accuracy of a model that always answers that class; None
+            when the records hold no confusion matrices.
     """
 
     table: Any
@@ -99,6 +102,7 @@ class Summary:
     n_test: int
     n_train: int
     note: str = ""
+    majority: float | None = None
 
 
 @dataclass
@@ -326,7 +330,35 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
     return Summary(pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS)), verdicts, sentences,
                    per_class_table(records, config_names, class_names), kept,
                    {name: int(record.run) for name, record in best.items()}, select, n_test,
-                   n_train, ONE_RUN_NOTE if few_runs else "")
+                   n_train, ONE_RUN_NOTE if few_runs else "", majority_share(records))
+
+
+def majority_share(records: Sequence[RunRecord]) -> float | None:
+    """The share of the most common class in the test split, median over the records.
+
+    What a model that always answers the most common class scores: the accuracy a model must
+    beat to have learned anything. Read from the test confusion matrices (row sums are the
+    true classes' counts); None when no record has one.
+    """
+    shares = []
+    for record in records:
+        matrix = np.asarray(record.test_confusion, dtype=float)
+        if matrix.ndim == 2 and matrix.sum() > 0:
+            counts = matrix.sum(axis=1)
+            shares.append(counts.max() / counts.sum())
+    return float(np.median(shares)) if shares else None
+
+
+def majority_line(summary: Summary) -> str:
+    """How far each configuration's median test accuracy is above the majority share."""
+    table = summary.table
+    medians = table[(table.metric == PRIMARY_METRIC)
+                    & ~table.config.str.contains(" - ", regex=False)]
+    above = ", ".join(f"{row.config} {100 * (row.median - summary.majority):+.1f}"
+                      for row in medians.itertuples())
+    return (f"majority class: {100 * summary.majority:.1f}% of the test split (median over "
+            "runs), what always answering the most common class scores; median test "
+            f"accuracy against it, in points: {above}")
 
 
 def _one_run_sentence(differences: np.ndarray, first: str, second: str, metric: str) -> str:
@@ -368,6 +400,8 @@ def format_summary(summary: Summary) -> str:
     table = summary.table
     pairs = table[table.config.str.contains(" - ", regex=False)]
     lines = [*summary.sentences, *([summary.note] if summary.note else [])]
+    if summary.majority is not None:
+        lines.append(majority_line(summary))
     for (first, second, metric), verdict in summary.verdicts.items():
         if metric == PRIMARY_METRIC and verdict.resolution.under_floor:
             lines.append(_floor_note(verdict, first, second, summary))
