@@ -286,15 +286,17 @@ def ceiling(image_size: tuple[int, int], steps: int) -> None:
 def summarize(figures: dict, epochs: int, crops: int) -> dict:
     """Steady per-paired-run wall time and throughput of one part."""
     ends, records = figures["run_ends"], figures["records"]
-    # Run 0 includes the trace; later runs are steady. Wall per paired run: their mean.
+    # Run 0 includes the trace; later runs are steady. Wall per paired run: their mean. With
+    # one run (`--runs 1`, e.g. a measured 25-epoch run) that run, its set-up included.
     steady = np.diff(ends) if len(ends) > 1 else np.asarray(ends)
     per_run = float(np.mean(steady))
     images = sum(record["train_images"] * record["epochs"] for record in records
-                 if record["run"] > 0)
+                 if record["run"] > 0 or len(ends) == 1)
     seconds = ends[-1] - ends[0] if len(ends) > 1 else ends[0]
     throughput = images / seconds
-    # A 25-epoch paired run: the measured run plus its steady epochs (images / throughput).
-    extra = (PROTOCOL_EPOCHS - epochs) * 2 * records[0]["train_images"] / throughput
+    # A 25-epoch paired run: the measured run plus its steady epochs (images / throughput);
+    # measured, not extrapolated, when the runs had 25 epochs or more.
+    extra = max(0, PROTOCOL_EPOCHS - epochs) * 2 * records[0]["train_images"] / throughput
     per_run_25 = per_run + extra
     protocol = per_run_25 * PROTOCOL_RUNS * (PROTOCOL_CROPS / crops)
     return {"per_run": per_run, "throughput": throughput, "per_run_25": per_run_25,
@@ -362,9 +364,10 @@ def main() -> None:
         # against the wall time per run; the rest is scheduling, transfer and the driver.
         trained = {}
         for record in figures["records"]:
-            if record["run"] > 0:
+            if record["run"] > 0 or args.runs == 1:
                 trained.setdefault(record["config"], []).append(record["train"])
-        print("  per task (after the first run): " + ", ".join(
+        print(f"  per task ({'its only run' if args.runs == 1 else 'after the first run'}): "
+              + ", ".join(
             f"{name} {statistics.fmean(values):.1f} s" for name, values in trained.items()))
         spans = {}
         for kind, seconds in figures["latencies"]:
@@ -378,8 +381,11 @@ def main() -> None:
               "configuration and for earlier runs: the log is in run order)")
         if "ray_init_seconds" in figures:
             print(f"  ray.init {figures['ray_init_seconds']:.1f} s")
-        print(f"  steady paired run {summary['per_run']:.1f} s; {summary['throughput']:.0f} "
-              f"training images/s; 25-epoch paired run ~{summary['per_run_25']:.0f} s; "
+        measured = args.epochs >= PROTOCOL_EPOCHS
+        print(f"  {'measured' if args.runs == 1 else 'steady'} paired run "
+              f"{summary['per_run']:.1f} s; {summary['throughput']:.0f} training images/s; "
+              f"25-epoch paired run {'' if measured else '~'}{summary['per_run_25']:.0f} s"
+              f"{' (measured)' if measured else ' (extrapolated)'}; "
               f"article protocol (200 x 2 x 25 epochs, 684 crops) ~"
               f"{summary['protocol_hours']:.2f} h")
         memory = {pid: value for pid, value in figures["memory"].items()

@@ -13,9 +13,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from toonvision.commands._progress import RunProgress, describe_activity
 from toonvision.data_processing.images import write_image_atomic
 from toonvision.model_utils.engine.serial import WorkerActivity
+from toonvision.progress import RunProgress, describe_activity
 
 # One finished run in a log: `run 12/200 (cap) done in 41 s: ... | eta at most 2.1 h`.
 LINE = re.compile(r"^(?P<unit>\w+) (?P<done>\d+)(/(?P<total>\d+))?(?P<cap> \(cap\))? (?P<text>.+) "
@@ -189,7 +189,7 @@ def test_compare_in_a_log_writes_one_line_per_run_and_no_redraws(tmp_path, monke
 
 
 def test_a_log_gets_a_few_plain_lines_and_never_a_redraw(capsys):
-    from toonvision.commands._progress import progress_bar
+    from toonvision.progress import progress_bar
 
     with progress_bar(range(100), total=100, desc="extracting", unit="screenshot") as bar:
         for _ in bar:

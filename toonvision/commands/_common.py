@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from tqdm import tqdm
 
 from toonvision import ToonvisionError, defaults
 from toonvision.data_processing.splits import COLUMN_GROUPING
@@ -150,30 +148,10 @@ def dataset_from_args(args: argparse.Namespace) -> Dataset:
     return source_from_args(args).dataset()
 
 
-def decode_bar(show_progress: bool = True) -> tuple[Callable[[int, int], None],
-                                                    Callable[[], None]]:
-    """A `(done, total)` callback that draws a "decoding images" bar, and its closer.
-
-    `disable=None` hides the bar off a terminal, where each redraw would be a log line.
-    """
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc="decoding images", unit="img", file=sys.stderr,
-                       disable=None if show_progress else True)
-        bar.update(done - bar.n)
-
-    def close() -> None:
-        if bar is not None:
-            bar.close()
-
-    return progress, close
-
-
 def task_data_from_args(args: argparse.Namespace, show_progress: bool = True) -> TaskData:
     """Loads the dataset the options name for their task, with a progress bar when decoding."""
+    from toonvision.progress import decode_bar
+
     progress, close = decode_bar(show_progress)
     try:
         return source_from_args(args).load(

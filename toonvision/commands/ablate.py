@@ -76,11 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from toonvision.commands._common import engine_from_args, source_from_args, task_data_from_args
-    from toonvision.commands._progress import RunProgress
     from toonvision.data_processing.splits import check_ratios
     from toonvision.model_utils.studies.ablation import format_table, select_variants
     from toonvision.model_utils.studies.ablation_study import AblationStudy
     from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+    from toonvision.progress import RunProgress
 
     if args.seeds < 1:
         raise ToonvisionError(f"--seeds must be at least 1, got {args.seeds}")

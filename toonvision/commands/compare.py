@@ -2,65 +2,39 @@
 
 The ToonVision article's protocol (there: baseline vs optimized, 200 runs x 25 epochs). Run r
 draws a stratified split with seed SEED + r and trains every configuration from fresh weights on
-that same split, so the configurations are compared on the same images. After each run one
-record per configuration is appended to OUT/runs.jsonl and synced; the best model of each
-configuration is kept as OUT/best_<config>.keras (with best_<config>.json, its run record, and
-best_<config>.keras.confidence.npz, its confidence rule: the temperature that calibrates its
-probabilities and the threshold under which 'predict' answers 'unknown', fitted on that run's
-own train and validate crops; see docs/compare.md, "Unknown crops").
+that same split. After each run one record per configuration is appended to OUT/runs.jsonl;
+the best model of each configuration is kept as OUT/best_<config>.keras, with its record
+(.json) and its confidence rule (.keras.confidence.npz: the temperature and the threshold under
+which 'predict' answers 'unknown'; docs/compare.md, "Unknown crops"). A stopped comparison
+loses at most the run in progress: run the same command again with --resume.
 
-A stopped comparison loses at most the run in progress: run the same command again with
---resume. At the end: one verdict sentence per pair of configurations, then summary.csv (per
-configuration, and per pair B - A on test accuracy, loss, macro F1, expected calibration
-error (ece) and Brier score: the mean difference
-with its interval corrected for overlapping splits and the re-split interval, P(B > A), effect
-size, detectable difference and floor), per_class.csv, learning_curves.png,
-best_run_curves.png, boxplots.png and forest.png. See docs/compare.md, "Reading the verdict".
+At the end: one verdict sentence per pair, how far each configuration is above the majority
+class, summary.csv (per configuration and per pair B - A: intervals corrected for overlapping
+splits, P(B > A), effect size), per_class.csv and figures (docs/compare.md, "Reading the
+verdict").
 
---until-decided (or --runs auto) looks at test accuracy, the second configuration against the
-first, every --look-every runs and stops as soon as the answer is known: the corrected
-interval excludes zero, lies inside +-EQUIVALENCE, or the effect is under what the test split
-can resolve; --runs is then the most runs (the cap). stopped.json says why and when.
+--until-decided looks every --look-every runs and stops as soon as the answer is known
+(decided, equivalent within --equivalence, or undecidable at this data size); --runs is then
+the cap. --cv K: repeated stratified K-fold cross-validation instead of a fresh split per run.
+--group-by screenshot|duplicates (--group-column NAME for a CSV set) keeps each group in one
+part of every split. --runs 1 trains one run and keeps its models (verdicts need two).
 
---cv K replaces the fresh split per run by stratified K-fold cross-validation repeated --runs
-times with new seeds: each fold is the test set once, the validation part is drawn from the
-other folds; the records name their repetition and fold, and the intervals are corrected for
-the R x K overlapping folds (docs/compare.md, "Cross-validation").
+Every option of the "comparison" and "engine" groups is also a key of a TOML --settings file
+(dashes as underscores), such as an earlier comparison.json; typed flags win over the file.
 
---group-by screenshot (every crop of one screenshot, from DATA_DIR/manifest.csv) or
---group-by duplicates (one near-duplicate cluster), or --group-column NAME for a --labels CSV,
-keeps each group in one part of every run's split (and of every fold with --cv), so that no
-crop is tested beside a sibling it was trained on (docs/compare.md, "Splits that do not leak").
-
-Every option of the "comparison" and "engine" groups below is a setting, and can come from a
-TOML file, --settings FILE: its key is the option's name with underscores (--look-every is
-look_every, --ratio is ratios), and `configs` may hold tables of configuration fields. The
-comparison.json of an earlier comparison's folder is such a file too. Flags you type win over
-the file, and the file wins over the defaults. See docs/compare.md, "Settings files".
-
---runs 1 trains one run of every configuration and keeps its models: the summary gives its
-metrics, and says that intervals and verdicts need at least two runs (--resume --runs N adds
-more).
-
---workers N trains N runs at once on Ray workers (`pip install 'toonvision[parallel]'`),
-each pinned to --threads-per-worker threads; the default is one single-thread worker per CPU
-when Ray is installed (measured fastest: the article's CNN does not scale over threads, runs
-do), and --workers 1 trains in this process as before. --address joins a Ray cluster
-(`ray start --head` on one machine, `ray start --address HOST:PORT` on the others) instead
-of starting a local one; --gpus-per-worker asks Ray for a GPU share per worker. Only this
-process writes the folder, in run order: the log, the best models, --resume and the summary
-are the same whatever the engine. A worker killed mid-run is restarted and its run tried
-again. See docs/parallel.md.
+Without --workers the engine chooses itself: Ray's one-thread workers, one per CPU, only where
+the comparison has enough runs to keep them busy and a second process measured on this
+machine gains (a short calibration, cached per machine); else this process. The first line
+says which and why. --workers 1 forces this process, --workers N N Ray workers
+(`pip install 'toonvision[parallel]'`); --address joins a Ray cluster. Whatever the engine,
+only this process writes the folder, in run order (docs/parallel.md).
 
 examples:
   toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article
-  toonvision compare --data-dir data --runs 200 --epochs 25 --workers 2 --out runs/article
   toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article --resume
   toonvision compare --data-dir data --until-decided --runs 200 --out runs/article-auto
   toonvision compare --labels train_labels.csv --images images --task label \\
       --configs mlp,baseline --balance undersample --early-stopping 5 --image-size 64 64
-  toonvision compare --data-dir data --settings runs/article/comparison.json --runs 20 \\
-      --out runs/article-again
 """
 
 from __future__ import annotations
@@ -132,9 +106,10 @@ def typed_settings(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.commands._common import decode_bar, source_from_args
+    from toonvision.commands._common import source_from_args
     from toonvision.model_utils.comparison.run import start_comparison
     from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, ResumeError
+    from toonvision.progress import decode_bar
 
     plan = schema.plan_comparison(typed_settings(args), args.settings)
     progress, close = decode_bar()
@@ -187,7 +162,7 @@ def train(session: ComparisonSession) -> None:
     medians and the workers."""
     import statistics
 
-    from toonvision.commands._progress import RunProgress
+    from toonvision.progress import RunProgress
 
     comparison, names = session.comparison, session.plan.config_names
     with RunProgress(session.settings.run_count, done=session.done,
@@ -211,9 +186,9 @@ def train(session: ComparisonSession) -> None:
 
 def print_result(result: ComparisonResult) -> None:
     """Prints the verdicts, the summary, the kept models and the time; draws the figures."""
-    from toonvision.commands._progress import duration
     from toonvision.data_visualization.comparison_figures import write_comparison_figures
     from toonvision.model_utils.comparison.summary import format_summary
+    from toonvision.progress import duration
 
     comparison, settings, stop = result.comparison, result.comparison.settings, result.stop
     if stop is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from toonvision import ToonvisionError, defaults
 from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
-from toonvision.commands._progress import progress_bar
+from toonvision.progress import progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 from toonvision import defaults
-from toonvision.commands._progress import progress_bar
 from toonvision.data_processing.annotations import FORMATS, find_annotated
 from toonvision.data_processing.extract import (
     check_move,
@@ -36,6 +35,7 @@ from toonvision.data_processing.extract import (
 )
 from toonvision.data_processing.extract_results import ExtractionSummary
 from toonvision.data_processing.images import IMAGE_EXTENSIONS
+from toonvision.progress import progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -62,7 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from toonvision.commands._common import engine_from_args, task_data_from_args
-    from toonvision.commands._progress import RunProgress
     from toonvision.data_visualization.comparison_figures import optimizers_figure
     from toonvision.data_visualization.figures import save_figure
     from toonvision.fileio import write_text_atomic
@@ -72,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         optimizer_table,
     )
     from toonvision.model_utils.training.configs import OPTIMIZERS, resolve_configs
+    from toonvision.progress import RunProgress
 
     names = tuple(OPTIMIZERS) if not args.optimizers else tuple(
         name.strip().lower() for name in args.optimizers.split(",") if name.strip())

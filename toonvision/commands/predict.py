@@ -74,7 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.commands._progress import progress_bar
     from toonvision.model_utils.comparison.provenance import parts_by_file
     from toonvision.model_utils.prediction import (
         predict_paths,
@@ -85,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from toonvision.model_utils.training.confidence import UNKNOWN, load_confidence
     from toonvision.model_utils.training.model_io import load_model
+    from toonvision.progress import progress_bar
 
     if args.batch_size < 1:
         raise ToonvisionError(f"--batch-size must be at least 1; got {args.batch_size}")

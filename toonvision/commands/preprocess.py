@@ -24,7 +24,6 @@ from pathlib import Path
 
 from toonvision import ToonvisionError
 from toonvision.commands._common import add_dataset_arguments, dataset_from_args, print_skipped
-from toonvision.commands._progress import progress_bar
 from toonvision.data_processing.preprocess import (
     DEFAULT_ITERATIONS,
     DEFAULT_SIZE,
@@ -33,6 +32,7 @@ from toonvision.data_processing.preprocess import (
     STEPS_FIGURE,
     TRADE_OFF_ITERATIONS,
 )
+from toonvision.progress import progress_bar
 
 FIGURE_EXAMPLES = 4
 

@@ -86,12 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Loads the model and the images, writes the report, prints the page's path."""
-    from toonvision.commands._progress import progress_bar
     from toonvision.data_visualization import evaluation, report
     from toonvision.labels import make_task
     from toonvision.model_utils.comparison.provenance import grouping_of_model, split_of_model
     from toonvision.model_utils.training import model_io
     from toonvision.model_utils.training.confidence import load_confidence
+    from toonvision.progress import progress_bar
 
     if args.samples < 1 or args.filters < 1 or args.batch_size < 1 or args.explain_steps < 1:
         raise ToonvisionError("--samples, --filters, --batch-size and --explain-steps must be "

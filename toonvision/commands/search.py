@@ -61,8 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.commands._common import decode_bar, engine_from_args, source_from_args
-    from toonvision.commands._progress import SEPARATOR, RunProgress
+    from toonvision.commands._common import engine_from_args, source_from_args
     from toonvision.model_utils.studies.search import (
         STUDY_FILE,
         load_search_file,
@@ -70,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         run_search,
     )
     from toonvision.model_utils.studies.search_results import BEST_CONFIGS_FILE, best_trials
+    from toonvision.progress import SEPARATOR, RunProgress, decode_bar
 
     overrides = {key: value for key, value in (("trials", args.trials),
                                                ("timeout", args.timeout),

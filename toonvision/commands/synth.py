@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from toonvision import defaults
-from toonvision.commands._progress import progress_bar
+from toonvision.progress import progress_bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -90,3 +90,19 @@ def per_class_table(records: Sequence[RunRecord], config_names: Sequence[str],
                             f"{key}_high": float(high)})
             rows.append(row)
     return pd.DataFrame(rows, columns=list(PER_CLASS_COLUMNS))
+
+
+def majority_share(records: Sequence[RunRecord]) -> float | None:
+    """The share of the most common class in the test split, median over the records.
+
+    What a model that always answers the most common class scores: the accuracy a model must
+    beat to have learned anything. Read from the test confusion matrices (row sums are the
+    true classes' counts); None when no record has one.
+    """
+    shares = []
+    for record in records:
+        matrix = np.asarray(record.test_confusion, dtype=float)
+        if matrix.ndim == 2 and matrix.sum() > 0:
+            counts = matrix.sum(axis=1)
+            shares.append(counts.max() / counts.sum())
+    return float(np.median(shares)) if shares else None

@@ -21,6 +21,7 @@ import datetime
 import json
 import logging
 import os
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,3 +329,19 @@ def track_records(comparison: str, settings: Any, epochs_path: Callable[[str, in
         except Exception as error:  # tracking must never stop a long comparison
             logger.warning("experiment tracking failed for run %s of %s: %s",
                            record.run, record.config, error)
+
+
+def split_sizes(records: Sequence[RunRecord]) -> tuple[int, int]:
+    """`(n_test, n_train)`: the median test and training split sizes of the records.
+
+    Raises:
+        ToonvisionError: if no record holds its split sizes.
+    """
+    sizes = [record.split_sizes for record in records
+             if record.split_sizes.get("test") and record.split_sizes.get("train")]
+    if not sizes:
+        raise ToonvisionError("the run records hold no split sizes, which the corrected "
+                              "intervals need: give them (train, validate and test images "
+                              "per run)")
+    return (int(statistics.median([size["test"] for size in sizes])),
+            int(statistics.median([size["train"] for size in sizes])))

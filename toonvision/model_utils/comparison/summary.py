@@ -32,6 +32,7 @@ from toonvision.model_utils.comparison.per_class import (
     PER_CLASS_COLUMNS,
     PER_CLASS_FILE,
     class_scores,
+    majority_share,
     per_class_table,
 )
 from toonvision.model_utils.comparison.runlog import (
@@ -40,6 +41,7 @@ from toonvision.model_utils.comparison.runlog import (
     evaluation_records,
     read_log,
     select_best,
+    split_sizes,
 )
 from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, ComparisonSettings
 
@@ -197,22 +199,6 @@ def metric_values(records: Sequence[RunRecord], config_name: str, metric: str
     return values
 
 
-def split_sizes(records: Sequence[RunRecord]) -> tuple[int, int]:
-    """`(n_test, n_train)`: the median test and training split sizes of the records.
-
-    Raises:
-        ToonvisionError: if no record holds its split sizes.
-    """
-    sizes = [record.split_sizes for record in records
-             if record.split_sizes.get("test") and record.split_sizes.get("train")]
-    if not sizes:
-        raise ToonvisionError("the run records hold no split sizes, which the corrected "
-                              "intervals need: give them (train, validate and test images "
-                              "per run)")
-    return (int(np.median([size["test"] for size in sizes])),
-            int(np.median([size["train"] for size in sizes])))
-
-
 def describe(values: Sequence[float]) -> dict[str, float]:
     """n, median, quartiles, min, max, mean and standard deviation of `values`."""
     values = np.asarray(values, dtype=float)
@@ -331,22 +317,6 @@ def summarize(records: Sequence[RunRecord], config_names: Sequence[str], *,
                    per_class_table(records, config_names, class_names), kept,
                    {name: int(record.run) for name, record in best.items()}, select, n_test,
                    n_train, ONE_RUN_NOTE if few_runs else "", majority_share(records))
-
-
-def majority_share(records: Sequence[RunRecord]) -> float | None:
-    """The share of the most common class in the test split, median over the records.
-
-    What a model that always answers the most common class scores: the accuracy a model must
-    beat to have learned anything. Read from the test confusion matrices (row sums are the
-    true classes' counts); None when no record has one.
-    """
-    shares = []
-    for record in records:
-        matrix = np.asarray(record.test_confusion, dtype=float)
-        if matrix.ndim == 2 and matrix.sum() > 0:
-            counts = matrix.sum(axis=1)
-            shares.append(counts.max() / counts.sum())
-    return float(np.median(shares)) if shares else None
 
 
 def majority_line(summary: Summary) -> str:

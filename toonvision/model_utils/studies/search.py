@@ -365,7 +365,7 @@ def _differences(comparison: Comparison) -> np.ndarray:
 
 def _score(trial: optuna.Trial, comparison: Comparison) -> float:
     """Records the trial's runs and corrected interval in its user attributes; the mean."""
-    from toonvision.model_utils.comparison.summary import split_sizes
+    from toonvision.model_utils.comparison.runlog import split_sizes
     from toonvision.model_utils.statistics.paired import paired_difference
 
     differences = _differences(comparison)

@@ -304,3 +304,27 @@ def progress_bar(iterable: Iterable[Any] | None = None, total: int | None = None
         return tqdm(iterable, total=total, desc=desc or None, unit=unit, file=sys.stderr,
                     leave=leave)
     return LogBar(iterable, total, desc, unit)
+
+
+def decode_bar(show_progress: bool = True) -> tuple[Callable[[int, int], None],
+                                                    Callable[[], None]]:
+    """A `(done, total)` callback that draws a "decoding images" bar, and its closer.
+
+    `disable=None` hides the bar off a terminal, where each redraw would be a log line.
+    """
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc="decoding images", unit="img", file=sys.stderr,
+                       disable=None if show_progress else True)
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return progress, close
