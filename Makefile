@@ -59,11 +59,11 @@ bench: install
 # of the best model. Its settings (docs/synth.md, "The demo's comparison"): half Cogs, half
 # Toons (--cog-share 0.5), so that no model looks good by answering the majority class;
 # 300x100, half the article's size, the smallest at which the optimized configuration's
-# dropout of 0.9 keeps enough features to learn; 25 epochs; 3 runs. --workers 1: no
-# once-per-machine engine calibration in the demo's 3 minutes. The doctor and the report show
-# fewer pictures than their defaults.
+# dropout of 0.9 keeps enough features to learn; 20 epochs; 3 runs. --workers 1: no
+# once-per-machine engine calibration in the demo's 3 minutes. The doctor leaves out its
+# heatmaps (the report has them) and the report shows fewer pictures than its defaults.
 DEMO_SYNTH ?= --screenshots 60 --seed 0 --cog-share 0.5
-DEMO_COMPARE ?= --runs 3 --epochs 25 --image-size 300 100 --workers 1
+DEMO_COMPARE ?= --runs 3 --epochs 20 --image-size 300 100 --workers 1
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/toonvision synth --out $(DEMO)/screenshots $(DEMO_SYNTH)
@@ -72,7 +72,7 @@ demo: install
 	$(BIN)/toonvision split --data-dir $(DEMO)/data --seed 0
 	$(BIN)/toonvision compare --data-dir $(DEMO)/data $(DEMO_COMPARE) \
 	  --out $(DEMO)/runs/compare --cache-dir $(DEMO)/cache --no-tracking
-	$(BIN)/toonvision doctor $(DEMO)/runs/compare --data-dir $(DEMO)/data --top 8
+	$(BIN)/toonvision doctor $(DEMO)/runs/compare --data-dir $(DEMO)/data --top 8 --no-gradcam
 	TOONVISION=$(BIN)/toonvision SAMPLES=8 FILTERS=4 EXPLAIN=4 scripts/heatmap_report.sh \
 	  $(DEMO)/runs/compare $(DEMO)/data $(DEMO)/reports/best
 	@echo "demo finished: everything is under $(DEMO)/"

@@ -397,3 +397,27 @@ def test_equivalence_is_falsely_declared_at_most_half_alpha_of_the_time():
     assert (states == "equivalent").mean() <= ALPHA / 2 + 3 * math.sqrt(ALPHA / 2 / 2000)
     states, _ = run_until_stopped(overlapping_runs(0.0, 500, 200, seed=14), equivalence=margin)
     assert (states == "equivalent").mean() > 0.8
+
+
+def test_runs_that_repeat_one_difference_decide_nothing():
+    # Accuracy on 58 test crops moves in steps of 1/58: three runs can each be 7 crops apart
+    # (float32 accuracies, so the differences agree to ~1e-8, not exactly). Their spread of
+    # ~0 says nothing about the next run's: no interval, no decision.
+    baseline = np.array([0.87931037, 0.87931037, 0.9137931], dtype=np.float32)
+    optimized = np.array([0.7586207, 0.7586207, 0.79310346], dtype=np.float32)
+    fixed = paired_verdict(baseline, optimized, n_test=58, n_train=176)
+    assert fixed.decision.state == "not_decided"
+    assert "cannot be estimated" in fixed.decision.reason
+    sentence = verdict_sentence(fixed, "baseline", "optimized")
+    assert "-12.1 accuracy points (95% CI unknown: every run gave this difference)" in sentence
+    assert sentence.endswith("not decided after 3 runs.")
+    # Under --until-decided the next look comes: more runs show the spread.
+    looking = sequential_decision(optimized - baseline, 58, 176, look_every=3, max_runs=30)
+    assert looking.state == "continue"
+    # One more run with another difference: a spread, an interval and a verdict as usual.
+    spread = paired_verdict(np.append(baseline, 0.9), np.append(optimized, 0.72), 58, 176)
+    assert spread.decision.state in ("different", "not_decided")
+    assert "CI unknown" not in verdict_sentence(spread, "baseline", "optimized")
+    # The same result in every run (both models equal): no difference, as before.
+    same = paired_verdict(baseline, baseline.copy(), n_test=58, n_train=176)
+    assert same.decision.state == "equivalent"

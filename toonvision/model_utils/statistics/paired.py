@@ -134,6 +134,18 @@ def paired_differences(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     return b - a
 
 
+# Run metrics come from float32 computations (about 7 significant digits): paired differences
+# whose spread is below this are the same difference, repeated.
+NO_SPREAD = 1e-6
+
+
+def no_spread(sd: float) -> bool:
+    """Whether paired differences with standard deviation `sd` are one difference repeated
+    (a metric counted on a test split moves in steps, and a few runs can repeat one step):
+    their spread then says nothing about the next run's, and no interval follows from it."""
+    return sd < NO_SPREAD
+
+
 def size_ratio(n_test: int, n_train: int) -> float:
     """`n_test / n_train`, the share of the variance that more runs do not average out.
 

@@ -26,7 +26,13 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from toonvision import ToonvisionError, defaults
-from toonvision.model_utils.statistics.paired import Interval, resolution_floor, size_ratio
+from toonvision.model_utils.statistics.paired import (
+    NO_SPREAD,
+    Interval,
+    no_spread,
+    resolution_floor,
+    size_ratio,
+)
 
 STATES = ("continue", "different", "equivalent", "undecidable", "not_decided")
 _PATHS = 400_000  # simulated comparisons that calibrate the t boundaries of a schedule
@@ -225,9 +231,16 @@ def sequential_decision(differences: Sequence[float], n_test: int, n_train: int,
     def decision(state: str, reason: str) -> Decision:
         return Decision(state, reason, runs, interval, critical, look + 1, len(schedule))
 
-    if sd == 0:
-        state = "different" if mean != 0 else "equivalent"
-        return decision(state, f"{at} every run gave the same difference {mean:+.4g}")
+    if no_spread(sd) and abs(mean) < NO_SPREAD:
+        return decision("equivalent", f"{at} every run gave the same result (difference 0)")
+    if no_spread(sd):
+        # A metric counted on n_test images moves in steps: a few runs can repeat one step
+        # exactly, and their spread of 0 says nothing about the next run's. No interval, no
+        # decision: the next look (or more runs) shows the spread.
+        return decision("continue" if look + 1 < len(schedule) else "not_decided",
+                        f"{at} every run gave the same difference {mean:+.4g}: from these runs "
+                        "its spread, and so an interval, cannot be estimated (a metric counted "
+                        f"on {n_test} test images moves in steps); more runs will show it")
     if interval.excludes(0.0):
         return decision("different", f"{at} {shown} excludes zero")
     if equivalence > 0 and interval.within(equivalence):

@@ -29,6 +29,7 @@ from toonvision.model_utils.statistics.paired import (
     PairedDifference,
     Resolution,
     WinRate,
+    no_spread,
     paired_difference,
     paired_differences,
     resolution,
@@ -121,10 +122,14 @@ def verdict_sentence(verdict: Verdict, name_a: str, name_b: str, metric: str = "
         "continue": f"not decided yet after {decision.runs} runs",
     }[decision.state]
     resplit = verdict.difference.resplit
-    return (f"{name_b} vs {name_a}: {number(verdict.difference.mean)} {unit} ({confidence} CI "
-            f"{number(decision.interval.low)} to {number(decision.interval.high)}, corrected"
-            f"{looks}; {number(resplit.low)} to {number(resplit.high)} uncorrected); {name_b} "
-            f"won {wins.wins / runs:.0%} of runs, tied {wins.ties / runs:.0%}; {conclusion}.")
+    intervals = (f"{confidence} CI {number(decision.interval.low)} to "
+                 f"{number(decision.interval.high)}, corrected{looks}; {number(resplit.low)} to "
+                 f"{number(resplit.high)} uncorrected")
+    if no_spread(verdict.difference.sd):     # one difference repeated: no spread to use
+        intervals = f"{confidence} CI unknown: every run gave this difference{looks}"
+    return (f"{name_b} vs {name_a}: {number(verdict.difference.mean)} {unit} ({intervals}); "
+            f"{name_b} won {wins.wins / runs:.0%} of runs, tied {wins.ties / runs:.0%}; "
+            f"{conclusion}.")
 
 
 def read_evaluations(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
