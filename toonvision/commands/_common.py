@@ -123,12 +123,6 @@ def grouping_from_options(group_by: str | None, group_column: str | None) -> str
     return f"{COLUMN_GROUPING}{group_column}"
 
 
-def describe_groups(grouping: str, groups: Sequence[object]) -> str:
-    """`grouped by screenshot: 40 groups` (or `by column scene`), for a command's output."""
-    how = grouping.replace(COLUMN_GROUPING, "column ", 1)
-    return f"grouped by {how}: {len(set(groups))} groups"
-
-
 def source_from_args(args: argparse.Namespace) -> DataSource:
     """The data source the data options name (`add_dataset_arguments`)."""
     keep = tuple(label for label in args.keep.split(",") if label.strip()) if args.keep else None

@@ -8,30 +8,19 @@ the best model of each configuration is kept as OUT/best_<config>.keras, with it
 which 'predict' answers 'unknown'; docs/compare.md, "Unknown crops"). A stopped comparison
 loses at most the run in progress: run the same command again with --resume.
 
-At the end: one verdict sentence per pair, how far each configuration is above the majority
-class, summary.csv (per configuration and per pair B - A: intervals corrected for overlapping
-splits, P(B > A), effect size), per_class.csv and figures (docs/compare.md, "Reading the
-verdict").
+At the end: a verdict per pair, each configuration against the majority class, summary.csv,
+per_class.csv and figures (docs/compare.md, "Reading the verdict").
 
---until-decided looks every --look-every runs and stops as soon as the answer is known
-(decided, equivalent within --equivalence, or undecidable at this data size); --runs is then
-the cap. --cv K: repeated stratified K-fold cross-validation instead of a fresh split per run.
---group-by screenshot|duplicates (--group-column NAME for a CSV set) keeps each group in one
-part of every split. --runs 1 trains one run and keeps its models (verdicts need two).
+--until-decided stops as soon as the answer is known (--runs is then the cap); --cv K repeats
+stratified K-fold cross-validation; --group-by keeps screenshots or clusters in one part. Each
+option below is also a key of a TOML --settings file, such as an earlier comparison.json.
 
-Every option of the "comparison" and "engine" groups is also a key of a TOML --settings file
-(dashes as underscores), such as an earlier comparison.json; typed flags win over the file.
-
-Without --workers the engine chooses itself: Ray's one-thread workers, one per CPU, only where
-the comparison has enough runs to keep them busy and a second process measured on this
-machine gains (a short calibration, cached per machine); else this process. The first line
-says which and why. --workers 1 forces this process, --workers N N Ray workers
-(`pip install 'toonvision[parallel]'`); --address joins a Ray cluster. Whatever the engine,
-only this process writes the folder, in run order (docs/parallel.md).
+Without --workers the engine chooses itself: Ray workers only where the comparison has enough
+runs and a second process measured on this machine gains (cached per machine), else this
+process; the first line says which and why. --workers 1 or N forces it (docs/parallel.md).
 
 examples:
-  toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article
-  toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article --resume
+  toonvision compare --data-dir data --runs 200 --epochs 25 --out runs/article [--resume]
   toonvision compare --data-dir data --until-decided --runs 200 --out runs/article-auto
   toonvision compare --labels train_labels.csv --images images --task label \\
       --configs mlp,baseline --balance undersample --early-stopping 5 --image-size 64 64
@@ -141,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 def describe_session(session: ComparisonSession) -> str:
     """The line that says what will be trained, on what, and where."""
-    from toonvision.commands._common import describe_groups
+    from toonvision.data_processing.splits import describe_groups
 
     plan, task_data, settings = session.plan, session.task_data, session.settings
     counts = ", ".join(f"{name} {count}" for name, count in task_data.class_counts().items())

@@ -22,7 +22,6 @@ from toonvision.commands._common import (
     add_grouping_arguments,
     add_split_arguments,
     dataset_from_args,
-    describe_groups,
     grouping_from_options,
     groups_from_args,
     print_skipped,
@@ -48,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from toonvision.data_processing.balance import split_counts
     from toonvision.data_processing.dataset import select_for_task
     from toonvision.data_processing.splits import (
+        describe_groups,
         grouped_stratified_split,
         materialize,
         split_table,

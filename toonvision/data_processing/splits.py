@@ -36,6 +36,12 @@ GROUPINGS: tuple[str, ...] = ("none", "screenshot", "duplicates")
 COLUMN_GROUPING = "column:"
 
 
+def describe_groups(grouping: str, groups: Sequence[object]) -> str:
+    """`grouped by screenshot: 40 groups` (or `by column scene`), for a command's output."""
+    how = grouping.replace(COLUMN_GROUPING, "column ", 1)
+    return f"grouped by {how}: {len(set(groups))} groups"
+
+
 def check_grouping(grouping: object) -> str:
     """Returns `grouping` if it names a grouping: one of `GROUPINGS`, or `column:NAME`.
 
