@@ -408,6 +408,10 @@ def test_runs_that_repeat_one_difference_decide_nothing():
     fixed = paired_verdict(baseline, optimized, n_test=58, n_train=176)
     assert fixed.decision.state == "not_decided"
     assert "cannot be estimated" in fixed.decision.reason
+    # No interval anywhere (summary.csv, the forest plot), not a zero-width one at the mean.
+    for interval in (fixed.decision.interval, fixed.difference.corrected,
+                     fixed.difference.resplit):
+        assert math.isnan(interval.low) and math.isnan(interval.high)
     sentence = verdict_sentence(fixed, "baseline", "optimized")
     assert "-12.1 accuracy points (95% CI unknown: every run gave this difference)" in sentence
     assert sentence.endswith("not decided after 3 runs.")

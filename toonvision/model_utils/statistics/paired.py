@@ -177,8 +177,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float], n_test: int, n_tra
     mean, sd = float(differences.mean()), float(differences.std(ddof=1))
 
     def interval(variance: float) -> Interval:
-        if variance <= 0:
-            return Interval(mean, mean)
+        if no_spread(sd):   # one difference repeated: no spread, so no interval (unknown)
+            return Interval(math.nan, math.nan)
         low, high = stats.t.interval(1 - alpha, runs - 1, loc=mean, scale=math.sqrt(variance))
         return Interval(float(low), float(high))
 

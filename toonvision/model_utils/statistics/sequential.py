@@ -224,7 +224,9 @@ def sequential_decision(differences: Sequence[float], n_test: int, n_train: int,
     critical = float(bounds[look])
     mean, sd = float(differences.mean()), float(differences.std(ddof=1))
     se = sd * math.sqrt(1 / runs + ratio)
-    interval = Interval(mean - critical * se, mean + critical * se)
+    # Without a spread (`no_spread`, one difference repeated) there is no interval: unknown.
+    interval = (Interval(math.nan, math.nan) if no_spread(sd)
+                else Interval(mean - critical * se, mean + critical * se))
     at = f"after {runs} runs (look {look + 1} of {len(schedule)})"
     shown = f"the corrected interval {interval.low:+.4g} to {interval.high:+.4g}"
 

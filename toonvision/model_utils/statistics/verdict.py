@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +30,6 @@ from toonvision.model_utils.statistics.paired import (
     PairedDifference,
     Resolution,
     WinRate,
-    no_spread,
     paired_difference,
     paired_differences,
     resolution,
@@ -125,7 +125,7 @@ def verdict_sentence(verdict: Verdict, name_a: str, name_b: str, metric: str = "
     intervals = (f"{confidence} CI {number(decision.interval.low)} to "
                  f"{number(decision.interval.high)}, corrected{looks}; {number(resplit.low)} to "
                  f"{number(resplit.high)} uncorrected")
-    if no_spread(verdict.difference.sd):     # one difference repeated: no spread to use
+    if math.isnan(decision.interval.low):     # one difference repeated (`no_spread`)
         intervals = f"{confidence} CI unknown: every run gave this difference{looks}"
     return (f"{name_b} vs {name_a}: {number(verdict.difference.mean)} {unit} ({intervals}); "
             f"{name_b} won {wins.wins / runs:.0%} of runs, tied {wins.ties / runs:.0%}; "
