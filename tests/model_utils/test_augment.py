@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -88,41 +91,69 @@ def test_training_feed_augments_only_when_asked_and_is_seeded() -> None:
     images = striped_images(count=10)
     labels = np.arange(10)
     plain = TrainingFeed(images, labels, batch_size=4, augment=False, seed=3)
-    assert len(plain) == 3
-    seen = []
-    for index in range(len(plain)):
-        batch, batch_labels = plain[index]
-        assert batch.dtype == np.uint8
-        np.testing.assert_array_equal(batch, images[batch_labels])
-        seen.extend(batch_labels.tolist())
-    assert sorted(seen) == list(range(10))
+    assert len(plain) == 3 and plain.num_batches is None      # an endless stream to Keras
+    for epoch in range(2):
+        seen = []
+        for index in range(epoch * len(plain), (epoch + 1) * len(plain)):
+            batch, batch_labels = plain[index]
+            assert batch.dtype == np.uint8
+            np.testing.assert_array_equal(batch, images[batch_labels])
+            seen.extend(batch_labels.tolist())
+        assert sorted(seen) == list(range(10))                 # each epoch: every image once
 
     augmented = TrainingFeed(images, labels, batch_size=4, augment=True, seed=3)
     again = TrainingFeed(images, labels, batch_size=4, augment=True, seed=3)
-    batch, batch_labels = augmented[0]
-    assert not np.array_equal(batch, images[batch_labels])
-    np.testing.assert_array_equal(batch, again[0][0])
-    first_order = augmented.order.copy()
-    augmented.on_epoch_end()
-    assert not np.array_equal(first_order, augmented.order)
+    try:
+        random.seed(0)            # the batch order's draws (`fit`'s caller seeds them)
+        batch, batch_labels = augmented[0]
+        assert not np.array_equal(batch, images[batch_labels])
+        random.seed(0)
+        np.testing.assert_array_equal(batch, again[0][0])
+        first_epoch = np.concatenate([augmented[index][1] for index in range(1, 3)])
+        second_epoch = np.concatenate([augmented[index][1] for index in range(3, 6)])
+        assert not np.array_equal(np.concatenate([batch_labels, first_epoch]), second_epoch)
+    finally:
+        augmented.close()
+        again.close()
 
 
-def test_augmented_batches_do_not_depend_on_the_order_threads_build_them() -> None:
-    # Keras builds augmented batches in worker threads, in any order: batch b of epoch e
-    # must be the same whenever it is built, and differ between epochs.
+def test_augmented_batches_do_not_depend_on_the_thread_or_time_they_are_built() -> None:
+    # The feed builds batches ahead in worker threads: batch b of epoch e must be the same
+    # whenever and wherever it is built, and differ between epochs.
     images = striped_images(count=10)
     labels = np.arange(10)
-    in_order = TrainingFeed(images, labels, batch_size=4, augment=True, seed=7)
-    backwards = TrainingFeed(images, labels, batch_size=4, augment=True, seed=7)
-    assert in_order.workers > 1
-    forward = [in_order[index] for index in range(len(in_order))]
-    reverse = [backwards[index] for index in reversed(range(len(backwards)))][::-1]
-    for (batch, batch_labels), (other, other_labels) in zip(forward, reverse, strict=True):
-        np.testing.assert_array_equal(batch_labels, other_labels)
-        np.testing.assert_array_equal(batch, other)
-    in_order.on_epoch_end()
-    next_epoch = [in_order[index][0] for index in range(len(in_order))]
-    assert not all(np.array_equal(a[0], b) for a, b in zip(forward, next_epoch, strict=True))
+    ahead = TrainingFeed(images, labels, batch_size=4, augment=True, seed=7)
+    alone = TrainingFeed(images, labels, batch_size=4, augment=False, seed=7)
+    alone.augment = True          # the same stream, every batch built in this thread, on demand
+    try:
+        random.seed(5)            # the batch order's draws (`fit`'s caller seeds them)
+        streamed = [ahead[index] for index in range(2 * len(ahead))]
+        random.seed(5)
+        on_demand = [alone[index] for index in range(2 * len(alone))]
+        for (batch, batch_labels), (other, other_labels) in zip(streamed, on_demand,
+                                                                strict=True):
+            np.testing.assert_array_equal(batch_labels, other_labels)
+            np.testing.assert_array_equal(batch, other)
+        first, second = streamed[:3], streamed[3:]
+        assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, second, strict=True))
+    finally:
+        ahead.close()
+
+
+def test_a_closed_feed_still_answers_and_builds_nothing_ahead() -> None:
+    images = striped_images(count=10)
+    feed = TrainingFeed(images, np.arange(10), batch_size=4, augment=True, seed=1, epochs=1)
+    random.seed(2)
+    expected = [feed[index] for index in range(3)]
+    feed.close()
+    assert not [thread for thread in threading.enumerate()
+                if thread.name.startswith("toonvision-augment")]
+    again = TrainingFeed(images, np.arange(10), batch_size=4, augment=True, seed=1, epochs=1)
+    again.close()                      # closed before reading: builds each batch when asked
+    random.seed(2)
+    for index, (batch, batch_labels) in enumerate(expected):
+        np.testing.assert_array_equal(again[index][0], batch)
+        np.testing.assert_array_equal(again[index][1], batch_labels)
 
 
 def test_max_pool_matches_keras_max_pooling_after_rescaling() -> None:

@@ -350,13 +350,68 @@ def test_baseline_config_never_augments(baseline_trainer: Trainer, binary_task: 
     assert calls == []
 
 
-def test_augmentation_warps_with_the_configs_interpolation() -> None:
-    images = np.zeros((4, *IMAGE_SIZE, 3), np.uint8)
-    targets = targets_for(np.array([0, 1, 0, 1]), 2)
+def test_augmentation_warps_with_the_configs_interpolation(
+        binary_task: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    images, y, split = binary_task
+    seen: set[str] = set()
+    original = augment.augment_images
+    monkeypatch.setattr(augment, "augment_images",
+                        lambda batch, rng, **options: seen.add(options["interpolation"])
+                        or original(batch, rng, **options))
     for interpolation in ("nearest", "bilinear"):
-        trainer = Trainer(quick("optimized", interpolation=interpolation), 2, IMAGE_SIZE)
-        feed = trainer._training_data(images, max_pool_2x2(images), targets, 2, seed=0)["x"]
-        assert isinstance(feed, augment.TrainingFeed) and feed.interpolation == interpolation
+        seen.clear()
+        trainer = Trainer(quick("optimized", epochs=1, interpolation=interpolation), 2,
+                          IMAGE_SIZE)
+        trainer.run(images, y, split, seed=0)
+        assert seen == {interpolation}
+
+
+class EnqueuedFeed(keras.utils.PyDataset):
+    """How earlier versions fed augmented batches: a finite `PyDataset` that Keras shuffles
+    (batch order from Python's `random`) and reads through its enqueuer in 2 threads; Keras
+    ends an epoch of it as `fit` begins, so its first epoch is numbered 1."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                 pool: bool) -> None:
+        super().__init__(workers=2, use_multiprocessing=False, max_queue_size=4)
+        self.images, self.labels, self.batch_size = images, labels, batch_size
+        self.seed, self.pool, self.epoch = seed, pool, 0
+        self.order = np.random.default_rng((seed, 0)).permutation(len(images))
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.images) / self.batch_size))
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        return (augment.augment_images(self.images[chosen], rng, pool=self.pool),
+                self.labels[chosen])
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(
+            len(self.images))
+
+
+def test_the_feed_trains_what_keras_enqueuer_trained_and_leaves_no_thread(
+        binary_task: tuple) -> None:
+    import threading
+
+    images, y, split = binary_task
+    trainer = Trainer(quick("optimized", epochs=3), 2, IMAGE_SIZE)
+    result = trainer.run(images, y, split, seed=4)
+    assert not [thread for thread in threading.enumerate()
+                if thread.name.startswith("toonvision-augment")]
+    # The same run fed the earlier way: same seed, same re-initialisation, Keras' enqueuer.
+    trainer.reinitialise(4)
+    train, validate = split["train"], split["validate"]
+    inputs = max_pool_2x2(images)
+    reference = trainer.training_model.fit(
+        EnqueuedFeed(images[train], targets_for(y[train], 2), 8, seed=4, pool=True),
+        validation_data=(inputs[validate], targets_for(y[validate], 2)),
+        validation_batch_size=64, epochs=3, verbose=0)
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(result.history[key], reference.history[key], rtol=1e-5)
 
 
 def test_reused_trainer_reinitialises_and_matches_a_fresh_one(baseline_trainer: Trainer,

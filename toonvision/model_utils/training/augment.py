@@ -10,13 +10,21 @@ path free of `tf.*` so that it runs unchanged on the torch and JAX backends.
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import cv2
 import keras
 import numpy as np
 
 from toonvision import ToonvisionError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 FLIP_PROBABILITY = 0.5
 ROTATION_FACTOR = 0.075     # fraction of a full turn, as Keras RandomRotation: +/-27 degrees
@@ -139,32 +147,44 @@ def max_pool_2x2(images: np.ndarray) -> np.ndarray:
 
 
 class TrainingFeed(keras.utils.PyDataset):
-    """Shuffled (and optionally augmented) training batches from an in-memory image array.
+    """Shuffled (and optionally augmented) training batches from an in-memory image array, as
+    one endless stream of epochs: batch `i` of the stream is position `i % len(self)` of epoch
+    `i // len(self)` (`fit(feed, steps_per_epoch=len(feed))` reads it).
 
-    Epoch e's order comes from a generator seeded with (seed, e), and batch b's augmentation
-    from one seeded with (seed, e, b), so a run is reproducible from its seed whichever thread
-    builds a batch. Batches keep the images' dtype and 0-255 range (the model rescales); uint8
-    batches are four times cheaper to move than float32.
+    Epoch e's image order comes from a generator seeded with (seed, e + 1), the order of its
+    batches from Python's `random`, and batch b's augmentation from a generator seeded with
+    (seed, e + 1, b): a run is reproducible from its seed whichever thread builds a batch.
+    These are the draws of earlier versions, where Keras shuffled the batches of a finite
+    `PyDataset` and ended an epoch of it as `fit` began (hence e + 1): a seed trains the same
+    model it trained before (a test compares with that way of feeding).
+    Batches keep the images' dtype and 0-255 range (the model rescales); uint8 batches are
+    four times cheaper to move than float32.
 
-    With augmentation the batches are built in `AUGMENTATION_WORKERS` threads (OpenCV releases
-    the GIL), so the warp of the next batches overlaps the training step instead of waiting
-    for it; Keras' ordered enqueuer keeps the batches in order.
+    With augmentation the next batches are built ahead in `AUGMENTATION_WORKERS` threads
+    (OpenCV releases the GIL), so the warp overlaps the training step, across the end of an
+    epoch too (the next epoch's first batches are warped while the model validates). Written
+    here rather than left to Keras' `workers=`: its enqueuer starts a thread pool at every
+    epoch and waits 0.1 s for an empty queue when it stops, about 110 ms an epoch on this
+    project's CPUs (a tenth of an optimized epoch at 600x200 where the CPU has bfloat16;
+    benchmarks/README.md). Call `close` when training is done.
 
     Args:
         images: (N, height, width, 3) uint8 images.
         labels: (N,) class indices.
-        batch_size: images per batch (the last batch may be smaller).
+        batch_size: images per batch (the last batch of an epoch may be smaller).
         augment: apply the random flip, rotation and zoom.
         seed: seed (>= 0) for the order and the augmentation.
         pool: return each batch 2x2 max-pooled (`max_pool_2x2`), after augmentation
             (`augment_images(..., pool=True)`).
         interpolation: the warp's interpolation, "bilinear" or "nearest".
+        epochs: the epochs `fit` will read (no batch beyond them is built ahead); None:
+            no limit.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, augment: bool,
-                 seed: int, pool: bool = False, interpolation: str = "bilinear") -> None:
-        super().__init__(workers=AUGMENTATION_WORKERS if augment else 1,
-                         use_multiprocessing=False, max_queue_size=4)
+                 seed: int, pool: bool = False, interpolation: str = "bilinear",
+                 epochs: int | None = None) -> None:
+        super().__init__()      # workers=1: Keras starts no enqueuer (see above)
         if len(images) != len(labels):
             raise ToonvisionError(f"{len(images)} images but {len(labels)} labels")
         if len(images) == 0:
@@ -178,25 +198,89 @@ class TrainingFeed(keras.utils.PyDataset):
         self.pool = pool
         self.interpolation = interpolation
         self.seed = int(seed)
-        self.epoch = 0
-        self.order = self._epoch_order()
-
-    def _epoch_order(self) -> np.ndarray:
-        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.images))
+        self._end = None if epochs is None else epochs * len(self)
+        self._epochs: dict[int, tuple[np.ndarray, list[int]]] = {}
+        self._ahead: dict[int, Future] = {}
+        self._threads = (ThreadPoolExecutor(AUGMENTATION_WORKERS, "toonvision-augment")
+                         if augment else None)
+        self._lock = threading.Lock()       # tf.data reads in its thread; `close` in fit's
 
     def __len__(self) -> int:
+        """Batches per epoch."""
         return math.ceil(len(self.images) / self.batch_size)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        batch_indices = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+    @property
+    def num_batches(self) -> None:
+        """None: to Keras the stream is endless (`fit` counts epochs by `steps_per_epoch`)."""
+        return None
+
+    def epoch_order(self, epoch: int) -> tuple[np.ndarray, list[int]]:
+        """Epoch `epoch`'s image order and the order of its batches (drawn in epoch order)."""
+        while epoch not in self._epochs:
+            drawn = len(self._epochs)
+            batches = list(range(len(self)))
+            random.shuffle(batches)
+            self._epochs[drawn] = (
+                np.random.default_rng((self.seed, drawn + 1)).permutation(len(self.images)),
+                batches)
+        return self._epochs[epoch]
+
+    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch `index` of the stream, built now (thread-safe once its epoch is drawn)."""
+        epoch, position = divmod(index, len(self))
+        order, batches = self._epochs[epoch]
+        number = batches[position]
+        batch_indices = order[number * self.batch_size:(number + 1) * self.batch_size]
         batch = self.images[batch_indices]
         if self.augment:
-            batch = augment_images(batch, np.random.default_rng((self.seed, self.epoch, index)),
+            batch = augment_images(batch, np.random.default_rng((self.seed, epoch + 1, number)),
                                    pool=self.pool, interpolation=self.interpolation)
         elif self.pool:
             batch = max_pool_2x2(batch)
         return batch, self.labels[batch_indices]
 
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self.order = self._epoch_order()
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch `index` of the stream; with augmentation, the next ones start building."""
+        with self._lock:
+            if self._threads is not None:
+                last = index + 2 * AUGMENTATION_WORKERS
+                for ahead in range(index, last if self._end is None else min(last, self._end)):
+                    if ahead not in self._ahead:
+                        self.epoch_order(ahead // len(self))    # drawn here, in stream order
+                        self._ahead[ahead] = self._threads.submit(self.batch, ahead)
+            future = self._ahead.pop(index, None)
+            if future is None:          # no threads, past the last epoch, or closed
+                self.epoch_order(index // len(self))
+        return self.batch(index) if future is None else future.result()
+
+    def tensorflow_dataset(self) -> tf.data.Dataset:
+        """The stream as a `tf.data.Dataset` that reads two batches ahead, without tf.data's
+        autotuning (TensorFlow only).
+
+        Keras reads a `PyDataset` without an enqueuer through `prefetch(AUTOTUNE)`; a fixed
+        buffer of two was as fast or faster at every image size measured on a 2-core CPU,
+        and autotuning made some 600x200 epochs of the optimized CNN 15-70% slower
+        (benchmarks/README.md). The warps themselves are already built ahead (see above).
+        """
+        import tensorflow as tf
+
+        height, width, channels = self.images.shape[1:]
+        if self.pool:
+            height, width = height // 2, width // 2
+        signature = (tf.TensorSpec((None, height, width, channels), self.images.dtype),
+                     tf.TensorSpec((None, *self.labels.shape[1:]), self.labels.dtype))
+        dataset = tf.data.Dataset.from_generator(
+            lambda: (self[index] for index in itertools.count()), output_signature=signature)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.prefetch(2).with_options(options)
+
+    def close(self) -> None:
+        """Stops building ahead (batches built and not read are dropped)."""
+        with self._lock:
+            threads, self._threads, self._end = self._threads, None, 0
+            for future in self._ahead.values():
+                future.cancel()
+            self._ahead.clear()
+        if threads is not None:
+            threads.shutdown(wait=True)

@@ -221,30 +221,39 @@ class Trainer:
         warm_images = np.zeros((1, *self.image_size, 3), dtype=np.uint8)
         warm_targets = targets_for(np.zeros(1, dtype=np.int64), self.num_classes)
         warm_inputs = self._model_inputs(warm_images)
-        self.training_model.fit(
-            **self._training_data(warm_images, warm_inputs, warm_targets,
-                                  self.config.batch_size, seed=0),
-            validation_data=(warm_inputs, warm_targets),
-            validation_batch_size=EVALUATION_BATCH_SIZE, epochs=1, verbose=0)
+        self._fit(warm_images, warm_inputs, warm_targets, seed=0, epochs=1,
+                  validation_data=(warm_inputs, warm_targets))
         for count in (1, 2):
             self._model.predict_on_batch(np.zeros((count, *self.image_size, 3), np.float32))
 
-    def _training_data(self, images: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
-                       batch_size: int, seed: int) -> dict[str, Any]:
-        """The training data arguments of `fit`: full-size `images`, or the same images as
-        the training model takes them (`inputs`, see `_model_inputs`).
+    def _fit(self, images: np.ndarray, inputs: np.ndarray, targets: np.ndarray, seed: int,
+             epochs: int, **options: Any) -> keras.callbacks.History:
+        """`fit` of the training model on full-size `images`, or the same images as the
+        training model takes them (`inputs`, see `_model_inputs`), validating every epoch on
+        `validation_data` (in `options`, with the callbacks).
 
-        With augmentation: a `TrainingFeed` that warps (and pools) every batch in worker
-        threads. Without: the (pooled) arrays themselves, which Keras batches and shuffles
-        inside the framework; a Python feed there left one of 2 CPU cores idle during the
-        step (7.7 against 5.2 s per 600x200 epoch, measured in benchmarks/README.md).
+        With augmentation the data is a `TrainingFeed` that warps (and pools) the batches
+        ahead in worker threads (closed when `fit` ends). Without, the (pooled) arrays
+        themselves, which Keras batches and shuffles inside the framework; a Python feed there
+        left one of 2 CPU cores idle during the step (7.7 against 5.2 s per 600x200 epoch,
+        measured in benchmarks/README.md).
         """
-        if self.config.augmentation:
-            # Warp at full size, then pool: exactly what the full model's layers would see.
-            return {"x": TrainingFeed(images, targets, batch_size, augment=True, seed=seed,
-                                      pool=self.pools_input,
-                                      interpolation=self.config.interpolation)}
-        return {"x": inputs, "y": targets, "batch_size": batch_size, "shuffle": True}
+        batch_size = self.config.batch_size
+        common = {"epochs": epochs, "validation_batch_size": EVALUATION_BATCH_SIZE,
+                  "verbose": 0, **options}
+        if not self.config.augmentation:
+            return self.training_model.fit(inputs, targets, batch_size=batch_size,
+                                           shuffle=True, **common)
+        # Warp at full size, then pool: exactly what the full model's layers would see.
+        feed = TrainingFeed(images, targets, batch_size, augment=True, seed=seed,
+                            pool=self.pools_input, interpolation=self.config.interpolation,
+                            epochs=epochs)
+        data = feed.tensorflow_dataset() if keras.backend.backend() == "tensorflow" else feed
+        try:
+            return self.training_model.fit(data, steps_per_epoch=len(feed), shuffle=False,
+                                           **common)   # the feed shuffles
+        finally:
+            feed.close()
 
     def _model_inputs(self, images: np.ndarray) -> np.ndarray:
         """`images` as the training model takes them (pooled when the input is pooled first),
@@ -311,11 +320,9 @@ class Trainer:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss" if validation_data is not None else "loss",
                 patience=self.config.early_stopping_patience, restore_best_weights=True))
-        history = self.training_model.fit(
-            **self._training_data(images[train_indices], inputs[train_indices], train_targets,
-                                  self.config.batch_size, seed),
-            validation_data=validation_data, validation_batch_size=EVALUATION_BATCH_SIZE,
-            epochs=self.config.epochs, callbacks=callbacks, verbose=0)
+        history = self._fit(images[train_indices], inputs[train_indices], train_targets, seed,
+                            self.config.epochs, validation_data=validation_data,
+                            callbacks=callbacks)
         validation_metrics = self._evaluate(inputs, y, validation_indices)
         test_metrics = self._evaluate(inputs, y, test_indices)
         train_seconds = time.perf_counter() - train_start
