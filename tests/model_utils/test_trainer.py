@@ -221,6 +221,10 @@ def test_baseline_learns_an_easy_task(baseline_trainer: Trainer, binary_task: tu
                                    "val_accuracy", "val_precision", "val_recall"}
     assert result.test_metrics["accuracy"] >= 0.8
     assert set(result.validation_metrics) >= {"loss", "accuracy", "precision", "recall"}
+    # The last epoch validated on the validation split, as `evaluate` of its arrays does.
+    for key in ("loss", "accuracy", "precision"):
+        assert result.history[f"val_{key}"][-1] == pytest.approx(
+            result.validation_metrics[key], rel=1e-5)
 
 
 def test_optimized_learns_and_really_augments(binary_task: tuple,

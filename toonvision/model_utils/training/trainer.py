@@ -124,6 +124,27 @@ def training_model_after_first_pooling(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, features, name=f"{model.name}_after_{pooling.name}")
 
 
+def validation_arguments(data: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """`fit`'s validation arguments for (inputs, targets) validated every epoch in batches of
+    `EVALUATION_BATCH_SIZE`.
+
+    On TensorFlow the arrays go in as a plain batched `tf.data.Dataset`: Keras makes two
+    iterators over the arrays' own (shuffling-capable) dataset at every evaluation, and the
+    plain one made the 150x50 epochs of the article's CNN about 30 ms (10%) shorter on a
+    2-core CPU, with the same validation numbers (docs/training.md).
+    """
+    if data is None:
+        return {"validation_data": None}
+    if keras.backend.backend() != "tensorflow":
+        return {"validation_data": data, "validation_batch_size": EVALUATION_BATCH_SIZE}
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(EVALUATION_BATCH_SIZE)
+    return {"validation_data": dataset.with_options(options)}
+
+
 class Trainer:
     """Builds and compiles one model per (config, num_classes, image_size) ONCE, and
     re-initialises its weights and optimizer state for every run (fresh weights, no new trace).
@@ -239,8 +260,8 @@ class Trainer:
         measured in benchmarks/README.md).
         """
         batch_size = self.config.batch_size
-        common = {"epochs": epochs, "validation_batch_size": EVALUATION_BATCH_SIZE,
-                  "verbose": 0, **options}
+        common = {"epochs": epochs, "verbose": 0, **options,
+                  **validation_arguments(options.get("validation_data"))}
         if not self.config.augmentation:
             return self.training_model.fit(inputs, targets, batch_size=batch_size,
                                            shuffle=True, **common)
