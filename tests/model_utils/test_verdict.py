@@ -412,6 +412,8 @@ def test_runs_that_repeat_one_difference_decide_nothing():
     for interval in (fixed.decision.interval, fixed.difference.corrected,
                      fixed.difference.resplit):
         assert math.isnan(interval.low) and math.isnan(interval.high)
+    # Nor an effect size: -12.1 points over a spread of 3e-8 is not 3.5 million sds.
+    assert math.isnan(resolution(fixed.difference).effect_size)
     sentence = verdict_sentence(fixed, "baseline", "optimized")
     assert "-12.1 accuracy points (95% CI unknown: every run gave this difference)" in sentence
     assert sentence.endswith("not decided after 3 runs.")

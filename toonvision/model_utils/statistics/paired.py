@@ -91,7 +91,8 @@ class Resolution:
     """What this test split can resolve, in the difference's units.
 
     Attributes:
-        effect_size: the mean difference in run-to-run standard deviations.
+        effect_size: the mean difference in run-to-run standard deviations (NaN when the runs
+            repeat one difference, `no_spread`).
         detectable: the smallest difference these J runs detect at 80% power (corrected).
         floor: the smallest difference detectable with any number of runs.
         under_floor: whether the observed effect lies under the floor.
@@ -225,7 +226,7 @@ def resolution(difference: PairedDifference, alpha: float = defaults.ALPHA,
     ratio, runs, sd = difference.n_test / difference.n_train, difference.runs, difference.sd
     quantiles = stats.t.ppf(1 - alpha / 2, runs - 1) + stats.t.ppf(power, runs - 1)
     floor = resolution_floor(sd, ratio, alpha, power)
-    return Resolution(effect_size=difference.mean / sd if sd > 0 else math.nan,
+    return Resolution(effect_size=math.nan if no_spread(sd) else difference.mean / sd,
                       detectable=float(quantiles * sd * math.sqrt(1 / runs + ratio)),
                       floor=floor, under_floor=bool(abs(difference.mean) < floor))
 
