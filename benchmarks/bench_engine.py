@@ -26,8 +26,10 @@ Each engine runs in its own process (TensorFlow's thread pools are fixed once it
   has it, batch 32, no augmentation, no evaluation) in one process with 2 threads, then in 2
   processes with 1 thread each at the same time (the GUIDE's "threads against processes");
   then each configuration's trainer against its own bare step (same model, batch,
-  precision, 2 threads): steady training images/s over 4 epochs (6 epochs timed minus 2)
-  against `fit` alone on in-memory arrays, ending with the line
+  precision, 2 threads): steady training images/s over 8 epochs (10 epochs timed minus 2)
+  against `fit` alone on in-memory arrays (one epoch of `--steps` batches per round, so that
+  Keras' per-epoch costs hardly count; until 2026-12-03 eight epochs of 8 batches, whose
+  per-epoch iterators made the "bare" step slower than the trainer's), ending with the line
   `trainer/step: B baseline, O optimized`.
 
 Usage:
@@ -179,15 +181,15 @@ def bare_step(threads: int, image_size: tuple[int, int], steps: int) -> dict:
     model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics)
     rng = np.random.default_rng(threads)
     batch = 32
-    x = rng.integers(0, 255, size=(batch * 8, image_size[0] // 2, image_size[1] // 2, 3),
+    x = rng.integers(0, 255, size=(batch * steps, image_size[0] // 2, image_size[1] // 2, 3),
                      dtype=np.uint8)
     y = (np.arange(len(x)) % 2).reshape(-1, 1).astype("float32")
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)       # trace
+    model.fit(x[:batch * 2], y[:batch * 2], batch_size=batch, epochs=1, verbose=0)   # trace
     rounds = []
-    for _ in range(3):
+    for _ in range(3):          # one epoch of `steps` steps: Keras' per-epoch costs amortised
         start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=max(1, steps // 8), verbose=0)
-        rounds.append(batch * 8 * max(1, steps // 8) / (time.perf_counter() - start))
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+        rounds.append(len(x) / (time.perf_counter() - start))
     keras.backend.clear_session()
     return {"threads": threads, "images_per_second": rounds}
 
@@ -197,9 +199,10 @@ def trainer_against_step(config_name: str, crops: int, image_size: tuple[int, in
     """The trainer's steady training images/s against the bare step of the same model.
 
     Same model, batch, precision and threads: the bare step is `fit` of the configuration's
-    training model on in-memory (pooled) arrays, no feed, no validation; the trainer is
-    `Trainer.run` on `crops` synthetic crops (60/20/20), timed at 2 and at 6 epochs, so the
-    difference is 4 steady epochs with everything the trainer does around them (the
+    training model on in-memory (pooled) arrays, `steps` batches in one epoch, no feed, no
+    validation; the trainer is
+    `Trainer.run` on `crops` synthetic crops (60/20/20), timed at 2 and at 10 epochs, so the
+    difference is 8 steady epochs with everything the trainer does around them (the
     augmentation feed, validation each epoch), and no per-run costs.
     """
     from toonvision.model_utils.engine.serial import pin_threads
@@ -216,27 +219,29 @@ def trainer_against_step(config_name: str, crops: int, image_size: tuple[int, in
     data = task_data(crops, image_size)
     split = stratified_split(data.y, seed=0)
     timings = {}
-    for epochs in (2, 6):
+    for epochs in (2, 10):
         trainer = Trainer(config.replace(epochs=epochs), 2, image_size)
         trainer.run(data.images[:64], data.y[:64], stratified_split(data.y[:64], seed=1),
                     seed=1)   # build and trace outside the timing
         start = time.perf_counter()
         trainer.run(data.images, data.y, split, seed=0)
         timings[epochs] = time.perf_counter() - start
-    trainer_rate = len(split["train"]) * 4 / (timings[6] - timings[2])
+    trainer_rate = len(split["train"]) * 8 / (timings[10] - timings[2])
     # The bare step of this very training model (pooled input where the trainer pools).
     model = trainer.training_model
     inputs = max_pool_2x2(data.images) if trainer.pools_input else data.images
-    x = inputs[np.asarray(split["train"])][: config.batch_size * 8]
-    y = np.asarray(data.y)[np.asarray(split["train"])][: len(x)]
-    trainer_targets = targets_for(y, 2)
-    model.fit(x, trainer_targets, batch_size=config.batch_size, epochs=1, verbose=0)
+    # The training crops repeated to `steps` full batches, read in one epoch per round, so that
+    # Keras' per-epoch costs (its iterators) hardly count: the step itself.
+    chosen = np.resize(np.asarray(split["train"]), config.batch_size * steps)
+    x = inputs[chosen]
+    trainer_targets = targets_for(np.asarray(data.y)[chosen], 2)
+    model.fit(x[:config.batch_size * 2], trainer_targets[:config.batch_size * 2],
+              batch_size=config.batch_size, epochs=1, verbose=0)
     rounds = []
     for _ in range(3):
         start = time.perf_counter()
-        model.fit(x, trainer_targets, batch_size=config.batch_size,
-                  epochs=max(1, steps // 8), verbose=0)
-        rounds.append(len(x) * max(1, steps // 8) / (time.perf_counter() - start))
+        model.fit(x, trainer_targets, batch_size=config.batch_size, epochs=1, verbose=0)
+        rounds.append(len(x) / (time.perf_counter() - start))
     keras.backend.clear_session()
     return {"config": config_name, "trainer": trainer_rate,
             "step": statistics.median(rounds), "seconds": timings}
@@ -255,8 +260,8 @@ def trainer_line(crops: int, image_size: tuple[int, int], steps: int) -> None:
         figures = json.loads(child.stdout.strip().splitlines()[-1])
         ratios[name] = figures["trainer"] / figures["step"]
         print(f"{name}: trainer {figures['trainer']:.0f} training images/s in steady epochs "
-              f"(2 epochs {figures['seconds']['2']:.1f} s, 6 epochs "
-              f"{figures['seconds']['6']:.1f} s), bare step {figures['step']:.0f} images/s")
+              f"(2 epochs {figures['seconds']['2']:.1f} s, 10 epochs "
+              f"{figures['seconds']['10']:.1f} s), bare step {figures['step']:.0f} images/s")
     print(f"trainer/step: {ratios['baseline']:.2f} baseline, {ratios['optimized']:.2f} optimized")
 
 
