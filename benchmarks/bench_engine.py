@@ -27,9 +27,8 @@ Each engine runs in its own process (TensorFlow's thread pools are fixed once it
   processes with 1 thread each at the same time (the GUIDE's "threads against processes");
   then each configuration's trainer against its own bare step (same model, batch,
   precision, 2 threads): steady training images/s over 8 epochs (10 epochs timed minus 2)
-  against `fit` alone on in-memory arrays (one epoch of `--steps` batches per round, so that
-  Keras' per-epoch costs hardly count; until 2026-12-03 eight epochs of 8 batches, whose
-  per-epoch iterators made the "bare" step slower than the trainer's), ending with the line
+  against `fit` alone on 8 in-memory batches cycled in one epoch of `--steps` steps per round
+  (`step_rounds`), ending with the line
   `trainer/step: B baseline, O optimized`.
 
 Usage:
@@ -160,6 +159,28 @@ def run_part(part: str, crops: int, image_size: tuple[int, int], runs: int,
     return figures
 
 
+def step_rounds(model, x: np.ndarray, y: np.ndarray, batch: int, steps: int) -> list[float]:
+    """Images per second of `steps` training steps of `model`, 3 timed rounds after an untimed
+    one (the trace): the batches of (x, y) cycled by `tf.data` in one epoch per round, so that
+    neither Keras' per-epoch costs (its iterators) nor a large array's slicing count.
+
+    (Until 2026-12-03 the rounds were eight epochs of 8 batches from arrays, which paid the
+    per-epoch iterators: the trainer's endless feed then beat that "bare" step. One epoch over
+    2,048 array images was no better: 50 images/s at 600x200 against the trainer's 86.)
+    """
+    import tensorflow as tf
+
+    dataset = (tf.data.Dataset.from_tensor_slices((x, y))
+               .batch(batch, drop_remainder=True).repeat())
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    rounds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+        rounds.append(batch * steps / (time.perf_counter() - start))
+    return rounds
+
+
 def bare_step(threads: int, image_size: tuple[int, int], steps: int) -> dict:
     """Images per second of `fit` on the article's CNN, pinned to `threads` threads.
 
@@ -181,17 +202,10 @@ def bare_step(threads: int, image_size: tuple[int, int], steps: int) -> dict:
     model.compile(optimizer=make_optimizer(config), loss=loss, metrics=metrics)
     rng = np.random.default_rng(threads)
     batch = 32
-    x = rng.integers(0, 255, size=(batch * steps, image_size[0] // 2, image_size[1] // 2, 3),
+    x = rng.integers(0, 255, size=(batch * 8, image_size[0] // 2, image_size[1] // 2, 3),
                      dtype=np.uint8)
     y = (np.arange(len(x)) % 2).reshape(-1, 1).astype("float32")
-    # Trace, and one whole round untimed: the first fit over this much data was a third slower
-    # (a 300x100 round 199 against 300-309 images/s after it).
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-    rounds = []
-    for _ in range(3):          # one epoch of `steps` steps: Keras' per-epoch costs amortised
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-        rounds.append(len(x) / (time.perf_counter() - start))
+    rounds = step_rounds(model, x, y, batch, steps)
     keras.backend.clear_session()
     return {"threads": threads, "images_per_second": rounds}
 
@@ -201,8 +215,8 @@ def trainer_against_step(config_name: str, crops: int, image_size: tuple[int, in
     """The trainer's steady training images/s against the bare step of the same model.
 
     Same model, batch, precision and threads: the bare step is `fit` of the configuration's
-    training model on in-memory (pooled) arrays, `steps` batches in one epoch, no feed, no
-    validation; the trainer is
+    training model on 8 in-memory (pooled) batches, `steps` steps in one epoch
+    (`step_rounds`), no feed, no validation; the trainer is
     `Trainer.run` on `crops` synthetic crops (60/20/20), timed at 2 and at 10 epochs, so the
     difference is 8 steady epochs with everything the trainer does around them (the
     augmentation feed, validation each epoch), and no per-run costs.
@@ -232,17 +246,9 @@ def trainer_against_step(config_name: str, crops: int, image_size: tuple[int, in
     # The bare step of this very training model (pooled input where the trainer pools).
     model = trainer.training_model
     inputs = max_pool_2x2(data.images) if trainer.pools_input else data.images
-    # The training crops repeated to `steps` full batches, read in one epoch per round, so that
-    # Keras' per-epoch costs (its iterators) hardly count: the step itself.
-    chosen = np.resize(np.asarray(split["train"]), config.batch_size * steps)
-    x = inputs[chosen]
-    trainer_targets = targets_for(np.asarray(data.y)[chosen], 2)
-    model.fit(x, trainer_targets, batch_size=config.batch_size, epochs=1, verbose=0)  # untimed
-    rounds = []
-    for _ in range(3):
-        start = time.perf_counter()
-        model.fit(x, trainer_targets, batch_size=config.batch_size, epochs=1, verbose=0)
-        rounds.append(len(x) / (time.perf_counter() - start))
+    chosen = np.asarray(split["train"])[: config.batch_size * 8]
+    rounds = step_rounds(model, inputs[chosen], targets_for(np.asarray(data.y)[chosen], 2),
+                         config.batch_size, steps)
     keras.backend.clear_session()
     return {"config": config_name, "trainer": trainer_rate,
             "step": statistics.median(rounds), "seconds": timings}
