@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import keras
@@ -399,8 +400,6 @@ class EnqueuedFeed(keras.utils.PyDataset):
 
 def test_the_feed_trains_what_keras_enqueuer_trained_and_leaves_no_thread(
         binary_task: tuple) -> None:
-    import threading
-
     images, y, split = binary_task
     trainer = Trainer(quick("optimized", epochs=3), 2, IMAGE_SIZE)
     result = trainer.run(images, y, split, seed=4)
