@@ -29,6 +29,7 @@ from toonvision.model_utils.training.models import (
 from toonvision.model_utils.training.trainer import (
     RunResult,
     Trainer,
+    array_stream,
     targets_for,
     training_model_after_first_pooling,
 )
@@ -415,6 +416,47 @@ def test_the_feed_trains_what_keras_enqueuer_trained_and_leaves_no_thread(
         validation_batch_size=64, epochs=3, verbose=0)
     for key in ("loss", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(result.history[key], reference.history[key], rtol=1e-5)
+
+
+def test_unaugmented_runs_train_what_keras_trained_on_the_arrays(binary_task: tuple) -> None:
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the endless array stream is the TensorFlow path")
+    images, y, split = binary_task
+    trainer = Trainer(quick("baseline", epochs=3), 2, IMAGE_SIZE)
+    result = trainer.run(images, y, split, seed=5)
+    # The same run fed the earlier way: same seed, same re-initialisation, the arrays to fit.
+    trainer.reinitialise(5)
+    train, validate = split["train"], split["validate"]
+    inputs = max_pool_2x2(images)
+    reference = trainer.training_model.fit(
+        inputs[train], targets_for(y[train], 2), batch_size=8, shuffle=True,
+        validation_data=(inputs[validate], targets_for(y[validate], 2)),
+        validation_batch_size=64, epochs=3, verbose=0)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(result.history[key], reference.history[key], rtol=1e-5)
+
+
+def test_the_array_stream_repeats_one_shuffled_order_drawn_from_the_seed() -> None:
+    inputs = np.arange(20, dtype=np.uint8)[:, None]
+    targets = inputs[:, 0] % 2
+
+    def first_batches(seed: int, count: int) -> list[list[int]]:
+        keras.utils.set_random_seed(seed)
+        stream = iter(array_stream(inputs, targets, batch_size=8))
+        batches = []
+        for _ in range(count):
+            batch, labels = next(stream)
+            np.testing.assert_array_equal(labels.numpy(), batch.numpy()[:, 0] % 2)
+            batches.append(batch.numpy()[:, 0].tolist())
+        return batches
+
+    batches = first_batches(3, 6)       # two epochs of 8 + 8 + 4
+    assert [len(batch) for batch in batches] == [8, 8, 4] * 2
+    epoch = sum(batches[:3], [])
+    assert sorted(epoch) == list(range(20)) and epoch != list(range(20))
+    assert batches[3:] == batches[:3]
+    assert first_batches(3, 3) == batches[:3]
+    assert first_batches(4, 3) != batches[:3]
 
 
 def test_reused_trainer_reinitialises_and_matches_a_fresh_one(baseline_trainer: Trainer,

@@ -271,9 +271,7 @@ class TrainingFeed(keras.utils.PyDataset):
                      tf.TensorSpec((None, *self.labels.shape[1:]), self.labels.dtype))
         dataset = tf.data.Dataset.from_generator(
             lambda: (self[index] for index in itertools.count()), output_signature=signature)
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return dataset.prefetch(2).with_options(options)
+        return without_autotuning(dataset.prefetch(2))
 
     def close(self) -> None:
         """Stops building ahead (batches built and not read are dropped)."""
@@ -284,3 +282,18 @@ class TrainingFeed(keras.utils.PyDataset):
             self._ahead.clear()
         if threads is not None:
             threads.shutdown(wait=True)
+
+
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off (the trainer's datasets: this feed, the
+    training arrays, validation).
+
+    With autotuning on, tf.data tunes buffers and threads while the model trains on the same
+    two cores: some 600x200 epochs of the optimized CNN were 15-70% slower, and fixed buffers
+    were as fast or faster at every image size measured (benchmarks/README.md).
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)

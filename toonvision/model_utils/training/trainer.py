@@ -21,16 +21,21 @@ The training path uses only `keras.*`, numpy and OpenCV, so it runs on any Keras
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
 from toonvision import ToonvisionError
-from toonvision.model_utils.training.augment import TrainingFeed, max_pool_2x2
+from toonvision.model_utils.training.augment import (
+    TrainingFeed,
+    max_pool_2x2,
+    without_autotuning,
+)
 from toonvision.model_utils.training.configs import TrainingConfig
 from toonvision.model_utils.training.models import (
     loss_and_metrics,
@@ -38,6 +43,9 @@ from toonvision.model_utils.training.models import (
     make_optimizer,
     uses_xla,
 )
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 LOGGER = logging.getLogger(__name__)
 
@@ -139,10 +147,32 @@ def validation_arguments(data: tuple[np.ndarray, np.ndarray] | None) -> dict[str
         return {"validation_data": data, "validation_batch_size": EVALUATION_BATCH_SIZE}
     import tensorflow as tf
 
-    options = tf.data.Options()
-    options.autotune.enabled = False
     dataset = tf.data.Dataset.from_tensor_slices(data).batch(EVALUATION_BATCH_SIZE)
-    return {"validation_data": dataset.with_options(options)}
+    return {"validation_data": without_autotuning(dataset)}
+
+
+def array_stream(inputs: np.ndarray, targets: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Training arrays as one endless stream of batches, in the order Keras gives arrays
+    (TensorFlow only; read with `fit(..., steps_per_epoch=ceil(len(inputs) / batch_size))`).
+
+    Keras 3 batches arrays through a dataset that draws one permutation with
+    `tf.random.shuffle` inside a tf.data function and makes a new iterator over it at every
+    epoch. With the global seed set (each run sets it from its seed) every new iterator draws
+    the same permutation again: a run sees its training crops in one order, the same every
+    epoch (as tensorflow#29558 describes for datasets). The permutation is drawn here the same
+    way, from the same global seed, and repeated: the batches, so the models, are exactly
+    Keras' own (a test trains a run both ways), without the iterator Keras made every epoch,
+    about 30 ms of a 300 ms baseline epoch at 150x50 on a 2-core CPU (docs/training.md).
+    Written here because Keras has no endless form of its array input.
+    """
+    import tensorflow as tf
+
+    def permutation(_: tf.Tensor) -> tf.Tensor:
+        return tf.random.shuffle(tf.range(len(inputs), dtype=tf.int64))
+
+    order = next(iter(tf.data.Dataset.range(1).map(permutation))).numpy()
+    dataset = tf.data.Dataset.from_tensor_slices((inputs[order], targets[order]))
+    return without_autotuning(dataset.batch(batch_size).repeat().prefetch(2))
 
 
 class Trainer:
@@ -254,17 +284,24 @@ class Trainer:
         `validation_data` (in `options`, with the callbacks).
 
         With augmentation the data is a `TrainingFeed` that warps (and pools) the batches
-        ahead in worker threads (closed when `fit` ends). Without, the (pooled) arrays
-        themselves, which Keras batches and shuffles inside the framework; a Python feed there
-        left one of 2 CPU cores idle during the step (7.7 against 5.2 s per 600x200 epoch,
-        measured in benchmarks/README.md).
+        ahead in worker threads (closed when `fit` ends). Without, the (pooled) arrays,
+        batched and shuffled inside the framework: on TensorFlow as one endless stream in the
+        order Keras gives arrays (`array_stream`), elsewhere, and for the MLP's several steps
+        per call, the arrays themselves. A Python feed there left one of 2 CPU cores idle
+        during the step (7.7 against 5.2 s per 600x200 epoch, benchmarks/README.md).
         """
         batch_size = self.config.batch_size
         common = {"epochs": epochs, "verbose": 0, **options,
                   **validation_arguments(options.get("validation_data"))}
         if not self.config.augmentation:
-            return self.training_model.fit(inputs, targets, batch_size=batch_size,
-                                           shuffle=True, **common)
+            if (keras.backend.backend() != "tensorflow"
+                    or self.training_model.steps_per_execution > 1):
+                # (several steps per call would read past an endless stream's epoch end)
+                return self.training_model.fit(inputs, targets, batch_size=batch_size,
+                                               shuffle=True, **common)
+            return self.training_model.fit(array_stream(inputs, targets, batch_size),
+                                           steps_per_epoch=math.ceil(len(inputs) / batch_size),
+                                           shuffle=False, **common)
         # Warp at full size, then pool: exactly what the full model's layers would see.
         feed = TrainingFeed(images, targets, batch_size, augment=True, seed=seed,
                             pool=self.pools_input, interpolation=self.config.interpolation,
