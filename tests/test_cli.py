@@ -104,6 +104,17 @@ def test_stats_writes_figures_and_table(crops_dir, tmp_path, capsys):
     assert "cog" in printed and "toon" in printed and "108" in printed
 
 
+def test_labels_in_any_script_reach_the_figures_without_a_warning_per_glyph(
+        tmp_path, write_crops, recwarn):
+    write_crops(tmp_path / "data", ["ポケモン"] * 6 + ["Pokémon"] * 6, size=(20, 10))
+    out = tmp_path / "stats"
+    assert main(["stats", "--data-dir", str(tmp_path / "data"), "--task", "label",
+                 "--out", str(out)]) == 0
+    with (out / "counts.csv").open(encoding="utf-8") as handle:
+        assert {"ポケモン", "Pokémon"} <= {cell for row in csv.reader(handle) for cell in row}
+    assert not [warning for warning in recwarn if "missing from font" in str(warning.message)]
+
+
 def test_missing_data_dir_is_a_one_line_error(tmp_path, capsys):
     assert main(["stats", "--data-dir", str(tmp_path / "nowhere")]) == 2
     error = capsys.readouterr().err

@@ -10,6 +10,7 @@ from toonvision.labels import (
     label_kind,
     label_prefix,
     make_task,
+    legacy_safe_label,
     safe_label,
     task_for_classes,
     taxonomy_parts,
@@ -87,11 +88,28 @@ def test_bad_task_spec_is_a_clear_error(spec):
         ("a/b\\c", "a_b_c"),
         ("toon dog", "toon_dog"),
         ("..hidden", "hidden"),
+        ("Pokémon", "Pokémon"),
+        ("Poke\u0301mon", "Pokémon"),          # decomposed, as macOS names files: composed
+        ("ポケモン/../ピカチュウ", "ポケモン___ピカチュウ"),
+        ("हिन्दी", "हिन्दी"),                  # vowel signs are marks: kept
+        ("\u0301é", "é"),                       # a leading mark is stripped like a dot
+        ("Mr. Mime", "Mr._Mime"),
     ],
 )
 def test_safe_label_never_names_a_path(label, safe):
     assert safe_label(label) == safe
     assert "/" not in safe and "\\" not in safe and ".." not in safe
+
+
+@pytest.mark.parametrize(
+    ("label", "legacy"),
+    [("café", "caf_"), ("toon_cat é x", "toon_cat_x"), ("../../etc/passwd", "etc_passwd"),
+     ("Mr. Mime", "Mr._Mime")],
+)
+def test_legacy_safe_label_is_the_ascii_rule_of_earlier_versions(label, legacy):
+    assert legacy_safe_label(label) == legacy
+    with pytest.raises(ValueError):
+        legacy_safe_label("ポケモン")
 
 
 @pytest.mark.parametrize("label", ["", "..", "///", "   "])

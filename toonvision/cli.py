@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 
 from toonvision import ToonvisionError, __version__
@@ -142,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.needs_keras and not args.verbose:
         import_tensorflow_quietly()
         logging.getLogger("tensorflow").addFilter(_no_retracing_notice)
+    if not args.verbose:
+        # A label in a script the figures' font lacks (DejaVu Sans: no CJK) is drawn as boxes,
+        # and matplotlib warns once per glyph and figure, dozens of lines (docs/extract.md).
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font",
+                                category=UserWarning)
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

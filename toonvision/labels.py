@@ -11,7 +11,8 @@ task does not cover map to `None` and are left out of that task's data, never an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from toonvision import ToonvisionError, did_you_mean
@@ -47,9 +48,8 @@ TAXONOMY_LABELS: tuple[str, ...] = COG_LABELS + TOON_LABELS
 
 TASK_NAMES: tuple[str, ...] = ("binary", "suit", "name", "animal", "label")
 
-# A label is safe as a file name component when it has only these characters.
-_SAFE_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9_.-]+")
+# Runs of characters a label cannot keep in a file name (each run becomes one `_`).
+_UNSAFE_RUN = re.compile("\0+")
 
 
 # What each taxonomy label says, by the name of the task that asks (see `taxonomy_parts`).
@@ -107,15 +107,43 @@ def label_prefix(label: str) -> str:
 def safe_label(label: str) -> str:
     """Returns `label` made safe as a file and folder name.
 
-    Path separators, `..`, spaces and other unsafe characters become `_`; leading dots and
-    underscores are stripped so the result can never name a parent or hidden folder.
+    Letters, digits and marks of every script stay (`Pokémon`, `ポケモン`, `हिन्दी`: a file
+    name may hold them on every current file system), in Unicode's composed form (NFC: an `é`
+    typed on one system and read from a macOS file name on another is one label). Path
+    separators, `..`, spaces and other punctuation become `_`; leading dots and underscores
+    are stripped so the result can never name a parent or hidden folder.
 
     Raises:
         ValueError: if nothing usable is left (an empty or all-punctuation label).
     """
-    cleaned = _UNSAFE_CHARACTERS.sub("_", label.strip())
-    cleaned = cleaned.replace("..", "_").lstrip("._-")[:100]
-    if not cleaned or not _SAFE_LABEL.match(cleaned):
+    return _cleaned(unicodedata.normalize("NFC", label),
+                    lambda character: unicodedata.category(character)[0] in "LMN")
+
+
+def legacy_safe_label(label: str) -> str:
+    """`safe_label` as versions before 2026-12-03 made it: every run of characters outside
+    ASCII letters, digits, `_`, `.` and `-` became one `_` (`café` -> `caf_`; a label of only
+    such characters was unusable). `extract` keeps the crops of a data folder written then
+    under their old label (`Extraction._label_of`).
+
+    Raises:
+        ValueError: if nothing usable is left.
+    """
+    return _cleaned(label, lambda character: character.isascii() and character.isalnum())
+
+
+def _cleaned(label: str, is_letter_or_digit: Callable[[str], bool]) -> str:
+    """`label` with each run of characters that are neither `is_letter_or_digit` nor `_`, `.`
+    or `-` replaced by `_`, `..` by `_`, the leading `.`, `_`, `-` and combining marks
+    stripped, cut to 100 characters; a ValueError (ToonvisionError) when nothing is left."""
+    marked = "".join(character if character in "_.-" or is_letter_or_digit(character)
+                     else "\0" for character in label.strip())
+    cleaned = _UNSAFE_RUN.sub("_", marked).replace("..", "_")
+    first = next((index for index, character in enumerate(cleaned)
+                  if character not in "._-" and not unicodedata.category(character)
+                  .startswith("M")), len(cleaned))
+    cleaned = cleaned[first:first + 100]
+    if not cleaned:
         raise ToonvisionError(f"label {label!r} has no characters usable in a file name")
     return cleaned
 

@@ -434,6 +434,35 @@ def test_unsafe_labels_and_names_never_write_outside_the_data_folder(tmp_path, w
     assert (data_dir / "raw" / "processed" / "...png").is_file()
 
 
+def test_labels_in_any_script_keep_their_letters(tmp_path, write_screenshot):
+    write_screenshot(tmp_path / "shots", "a", [("ポケモン", 0, 0, 5, 5),
+                                               ("Poke\u0301mon", 0, 0, 6, 6),  # decomposed
+                                               ("Pokémon", 1, 1, 7, 7)])
+    summary = run_all(tmp_path / "shots", tmp_path / "data")
+    assert summary.crops_written == 3 and not summary.skipped
+    assert crop_names(tmp_path / "data") == [
+        "unsorted/Pokémon/Pokémon_0.png", "unsorted/Pokémon/Pokémon_1.png",
+        "unsorted/ポケモン/ポケモン_0.png"]
+    assert from_crops(tmp_path / "data").label_counts() == {"Pokémon": 2, "ポケモン": 1}
+
+
+def test_a_folder_written_before_unicode_labels_keeps_its_label_names(tmp_path,
+                                                                       write_screenshot):
+    # Before 2026-12-03, `café` was written as `caf_` (ASCII only): that is what such a
+    # folder holds. New screenshots of `café` join those crops instead of a new class.
+    data_dir = tmp_path / "data"
+    write_screenshot(tmp_path / "old", "a", [("caf_", 0, 0, 5, 5)])
+    run_all(tmp_path / "old", data_dir)
+    write_screenshot(tmp_path / "new", "b", [("café", 0, 0, 5, 5), ("thé", 0, 0, 6, 6)],
+                     seed=1)
+    summary = run_all(tmp_path / "new", data_dir)
+    assert crop_names(data_dir) == ["unsorted/caf_/caf__0.png", "unsorted/caf_/caf__1.png",
+                                    "unsorted/thé/thé_0.png"]
+    assert [note.detail for note in summary.notes if note.kind == LABEL_RENAMED] == [
+        "object 0 ('café') -> 'caf_'"]
+    assert from_crops(data_dir).label_counts() == {"caf_": 2, "thé": 1}
+
+
 def test_two_extractions_cannot_write_to_one_data_folder_at_once(tmp_path, write_screenshot):
     write_screenshot(tmp_path / "shots", "a", [("king", 0, 0, 5, 5)])
     pairs, _ = find_screenshots(tmp_path / "shots")

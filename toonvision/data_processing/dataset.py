@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,9 +66,11 @@ class Dataset:
 def label_from_crop_name(path: Path) -> str:
     """Returns the label encoded in a crop's file name: `cog_bb_flunky_12.png` -> `cog_bb_flunky`.
 
-    A name without a numeric `_<index>` suffix is taken whole as the label.
+    A name without a numeric `_<index>` suffix is taken whole as the label. Read in Unicode's
+    composed form (NFC), as `extract` writes labels: a folder copied from macOS, whose file
+    names are decomposed, gives the same labels.
     """
-    stem = path.stem
+    stem = unicodedata.normalize("NFC", path.stem)
     label, separator, index = stem.rpartition("_")
     return label if separator and label and index.isdigit() else stem
 

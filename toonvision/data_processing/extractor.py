@@ -54,7 +54,7 @@ from toonvision.data_processing.manifest import (
     read_manifest,
 )
 from toonvision.fileio import move_without_overwrite, write_text_atomic
-from toonvision.labels import label_prefix, safe_label
+from toonvision.labels import label_prefix, legacy_safe_label, safe_label
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +163,20 @@ class Extractor:
                 if label and index.isdigit() and is_image_file(path):
                     next_index[label] = max(next_index[label], int(index) + 1)
         return next_index
+
+    def _label_of(self, given: str) -> str:
+        """`safe_label(given)`; in a data folder that holds crops under the label's form of
+        before 2026-12-03 (`legacy_safe_label`: `café` -> `caf_`) and none under the new one,
+        that older form, so that one label keeps one name (and one class) in a folder that
+        grows."""
+        label = safe_label(given)
+        try:
+            legacy = legacy_safe_label(given)
+        except ValueError:
+            return label
+        if legacy != label and legacy in self.next_index and label not in self.next_index:
+            return legacy
+        return label
 
     def _complete_finished_plans(self) -> None:
         """Marks planned crops whose file exists (a run stopped before saying so) as written."""
@@ -279,7 +293,7 @@ class Extractor:
         """Returns a planned record with the next index of the object's label, or None."""
         described = f"object {voc_object.index} ({voc_object.label!r})"
         try:
-            label = safe_label(voc_object.label)
+            label = self._label_of(voc_object.label)
         except ValueError as error:
             result.skipped.append(Problem(pair.xml, UNUSABLE_LABEL, f"{described}: {error}"))
             return None
