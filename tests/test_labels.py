@@ -101,6 +101,11 @@ def test_safe_label_never_names_a_path(label, safe):
     assert "/" not in safe and "\\" not in safe and ".." not in safe
 
 
+def test_a_class_list_typed_decomposed_names_the_composed_labels():
+    task = make_task("Poke\u0301mon=mon,ポケモン=mon")
+    assert task.class_of("Pokémon") == "mon" and task.class_of("ポケモン") == "mon"
+
+
 @pytest.mark.parametrize(
     ("label", "legacy"),
     [("café", "caf_"), ("toon_cat é x", "toon_cat_x"), ("../../etc/passwd", "etc_passwd"),

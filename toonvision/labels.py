@@ -199,7 +199,7 @@ def make_task(spec: str = "binary", labels: Iterable[str] = ()) -> Task:
     Raises:
         ValueError: if `spec` is empty, names no known task, or maps a label twice.
     """
-    spec = spec.strip()
+    spec = unicodedata.normalize("NFC", spec.strip())    # as `safe_label` writes labels
     if spec == "binary":
         return Task("binary", ("cog", "toon"))
     if spec == "suit":
