@@ -176,10 +176,21 @@ def _lock_file(handle: io.BufferedRandom) -> None:
 
 
 def move_without_overwrite(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Moves a file, failing rather than replacing an existing target.
+    """Moves a file, failing rather than replacing an existing target (see
+    `copy_without_overwrite`); the source goes only at the end.
 
-    A hard link is atomic and refuses an existing name; across file systems the file is
-    copied to a temporary name and renamed. Either way the source goes only at the end.
+    Raises:
+        FileExistsError: if `target` exists (nothing is changed).
+    """
+    copy_without_overwrite(source, target)
+    Path(source).unlink()
+
+
+def copy_without_overwrite(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Gives the file `source` a second name, `target`, failing rather than replacing one.
+
+    A hard link is atomic and refuses an existing name; across file systems (or on one
+    without hard links) the file is copied to a temporary name and renamed.
 
     Raises:
         FileExistsError: if `target` exists (nothing is changed).
@@ -193,7 +204,6 @@ def move_without_overwrite(source: str | os.PathLike, target: str | os.PathLike)
         if target.exists():
             raise FileExistsError(f"{target} already exists") from None
         write_bytes_atomic(target, source.read_bytes())
-    source.unlink()
 
 
 def remove_temporary_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:

@@ -26,12 +26,43 @@ def test_save_voc_writes_an_xml_per_screenshot_with_the_same_boxes_named_by_the_
         assert {item.label for item in named.objects} <= {"cog", "toon"}
         assert "cog" in {item.label for item in named.objects}
     assert (out / "predictions.csv").read_text().count("\n") == 1 + 7
-    # the loop closes: the named XML beside the screenshots is what extract reads
-    (out / "sample_img0.xml").write_text((out / "sample_img0.xml").read_text())
-    shutil.copy(shots / "sample_img0.png", out / "sample_img0.png")
-    pairs, _ = find_screenshots(out)
-    assert [pair.image.name for pair in pairs] == ["sample_img0.png"]
+    # the loop closes: the folder holds each screenshot beside its named XML, as labelImg
+    # opens it and extract reads it (a hard link here: no second copy of the pixels)
+    pairs, problems = find_screenshots(out)
+    assert [pair.image.name for pair in pairs] == ["sample_img0.png", "sample_img1.png"]
+    assert not problems and (out / "sample_img0.png").samefile(shots / "sample_img0.png")
+    assert cli.main(["extract", str(out), "--data-dir", str(tmp_path / "data")]) == 0
+    capsys.readouterr()
+    crops = sorted(path.parent.name for path in (tmp_path / "data" / "unsorted").rglob("*.png"))
+    assert len(crops) == 7 and set(crops) <= {"cog", "toon"}
     # an existing (perhaps corrected) XML is never overwritten
     (out / "sample_img1.xml").write_text("<annotation>corrected by hand</annotation>")
     cli.main(["predict", str(author_model_path), str(shots), "--save-voc", str(out)])
     assert "corrected by hand" in (out / "sample_img1.xml").read_text()
+
+
+def test_save_voc_never_puts_its_xml_beside_another_picture_of_the_same_name(tmp_path,
+                                                                            noise_image):
+    from toonvision.data_processing.images import write_image_atomic
+    from toonvision.model_utils.prediction import Prediction, write_voc
+
+    shots, out = tmp_path / "shots", tmp_path / "named"
+    for folder, seed in ((shots / "a", 1), (shots / "b", 2), (out, 3)):
+        write_image_atomic(folder / "shot.png", noise_image(seed))
+    other = (out / "shot.png").read_bytes()
+    predictions = [Prediction(shots / folder / "shot.png", (1, 1, 9, 9), "", None, "cog", 0.9)
+                   for folder in ("a", "b")]
+    written = write_voc(predictions, out)
+    # a/shot.png would be named shot.png, where another picture is: left out, kept as it was
+    assert (out / "shot.png").read_bytes() == other
+    assert [path.name for path in written] == ["shot_2.xml", "predictions.csv"]
+    assert (out / "shot_2.png").read_bytes() == (shots / "b" / "shot.png").read_bytes()
+    assert voc.parse_annotation(out / "shot_2.xml").filename == "shot_2.png"
+    # written into the screenshots' own folder: the screenshot is already there
+    (shots / "c").mkdir()
+    (shots / "a" / "shot.png").rename(shots / "c" / "shot.png")
+    mine = [Prediction(shots / "c" / "shot.png", (1, 1, 9, 9), "", None, "cog", 0.9)]
+    assert [path.name for path in write_voc(mine, shots / "c")] == ["shot.xml",
+                                                                     "predictions.csv"]
+    assert sorted(path.name for path in (shots / "c").iterdir()) == [
+        "predictions.csv", "shot.png", "shot.xml"]

@@ -22,7 +22,7 @@ examples:
   toonvision predict runs/article/best_optimized.keras data/unsorted/toon
   toonvision predict model.h5 screenshots/sample_img0.png --draw predicted/
   toonvision predict model.keras crops/ --format csv > predictions.csv
-  toonvision predict model.keras new_shots/ --save-voc new_shots/   # then fix in labelImg
+  toonvision predict model.keras new_shots/ --save-voc named/   # fix in labelImg, extract
   toonvision predict runs/article/best_optimized.keras shots/ --accept 0.99  # fewer unknown
 """
 
@@ -59,10 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "confidences drawn, as DIR/<name>_predicted.png (default: off)")
     parser.add_argument("--save-voc", type=Path, metavar="DIR",
                         help="also write one labelImg XML per screenshot to DIR (DIR/<name>.xml) "
-                             "with the same boxes, each named with its predicted class, and "
-                             "DIR/predictions.csv with the confidences: open the screenshots in "
-                             "labelImg with DIR as save folder, fix the names, extract; an "
-                             "existing XML is never overwritten (default: off)")
+                             "with the same boxes, each named with its predicted class, the "
+                             "screenshot beside it (a hard link, else a copy) and "
+                             "DIR/predictions.csv with the confidences: open DIR in labelImg, "
+                             "fix the names, then 'toonvision extract DIR'; an existing XML, or "
+                             "another picture of the XML's name, is never overwritten "
+                             "(default: off)")
     parser.add_argument("--accept", type=float, default=defaults.ACCEPT, metavar="SHARE",
                         help="for a model with a confidence rule: the share of its own "
                              "validation crops it must recognise; crops less familiar than the "

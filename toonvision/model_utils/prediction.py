@@ -297,17 +297,23 @@ def _by_screenshot(predictions: Sequence[Prediction], tag: str,
 
 
 def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> list[Path]:
-    """Writes one labelImg XML per screenshot: its boxes, named with the predicted classes.
+    """Writes one labelImg XML per screenshot: its boxes, named with the predicted classes,
+    with the screenshot beside it.
 
     A box the model did not recognise is named `unknown` (rename or delete it in labelImg).
-    Open the screenshots in labelImg with `out_dir` as its save folder ("Change Save Dir"),
-    correct the few wrong names, and extract. The confidences go to `out_dir/predictions.csv`
-    (`predictions_csv`). An XML that exists already (perhaps corrected by hand) is never
-    overwritten: that screenshot's file is left out and not in the returned list.
+    `out_dir` becomes a folder labelImg opens and `extract` reads as it is: each XML's
+    screenshot is placed beside it under the XML's stem (a hard link, or a copy where the
+    folders are on different file systems; nothing to place when `out_dir` is the screenshots'
+    own folder). Open `out_dir` in labelImg, correct the few wrong names, and extract
+    `out_dir`. The confidences go to `out_dir/predictions.csv` (`predictions_csv`). An XML
+    that exists already (perhaps corrected by hand) is never overwritten, nor is an image
+    of the XML's name that is another picture: that screenshot's XML is left out (a warning
+    says which) and not in the returned list.
 
     Args:
         predictions: predictions with boxes (crop files are ignored).
-        out_dir: the folder for `<stem>.xml` (`<stem>_2.xml`... when stems repeat).
+        out_dir: the folder for `<stem>.xml` (`<stem>_2.xml`... when stems repeat) and the
+            screenshots.
 
     Returns:
         The XML files written, then the CSV.
@@ -325,10 +331,13 @@ def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> 
         if target.exists():
             logger.warning("%s exists and is left as it is", target)
             continue
+        image = _place_beside(source, target.with_suffix(source.suffix))
+        if image is None:
+            continue
         height, width, depth = read_image(source).shape
         root = etree.Element("annotation")
-        for tag, text in (("folder", source.parent.name), ("filename", source.name),
-                          ("path", str(source.absolute()))):
+        for tag, text in (("folder", out_dir.absolute().name), ("filename", image.name),
+                          ("path", str(image.absolute()))):
             etree.SubElement(root, tag).text = text
         etree.SubElement(etree.SubElement(root, "source"), "database").text = "Unknown"
         size = etree.SubElement(root, "size")
@@ -347,3 +356,19 @@ def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> 
         written.append(write_text_atomic(target, text))
     written.append(write_text_atomic(out_dir / "predictions.csv", predictions_csv(boxed)))
     return written
+
+
+def _place_beside(source: Path, target: Path) -> Path | None:
+    """`target`, made the screenshot `source` if it is not already (a hard link, else a copy);
+    None (with a warning) when `target` is another picture, which is kept."""
+    from toonvision.fileio import copy_without_overwrite
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy_without_overwrite(source, target)
+    except FileExistsError:
+        if not (target.samefile(source) or target.read_bytes() == source.read_bytes()):
+            logger.warning("%s exists and is another image: %s is not written beside it",
+                           target, target.with_suffix(".xml").name)
+            return None
+    return target
