@@ -13,7 +13,12 @@ from toonvision.data_processing.images import read_image, write_image_atomic
 from toonvision.data_processing.splits import stratified_split
 from toonvision.labels import make_task
 from toonvision.model_utils.comparison.predictions import Predictions, PredictionStore
-from toonvision.model_utils.dataset_doctor import comparison_crops, diagnose, out_of_sample
+from toonvision.model_utils.dataset_doctor import (
+    comparison_crops,
+    diagnose,
+    out_of_sample,
+    weak_models_note,
+)
 from toonvision.model_utils.doctor_tables import duplicates_table, label_issues_table
 
 
@@ -262,3 +267,19 @@ def test_real_cards_with_5_percent_flipped_labels_are_found(shared_data, tmp_pat
     assert rate >= 0.7, f"only {rate:.0%} of the flipped crops are among the top 2x suspects"
     page = (tmp_path / "run" / "doctor" / "index.html").read_text()
     assert "screenshot_" in page   # the source photo with its box, from the manifest
+
+
+def test_the_doctor_warns_when_the_models_learned_little():
+    y = np.array([0, 0, 0, 1])          # the most common class: 3 of 4 crops
+
+    def note(errors: list[int]):
+        appearances = np.array([4, 4, 4, 4])   # 16 predictions; the majority's 12: 75%
+        oos = SimpleNamespace(appearances=appearances, errors=np.array(errors))
+        return weak_models_note(oos, y)
+
+    warning = note([2, 2, 2, 2])        # 8 of 16 right: 50.0%, below the 75.0% majority
+    assert warning is not None and "50.0%" in warning and "75.0%" in warning
+    assert note([1, 1, 0, 1]) is not None            # 81.25%: 6.25 points above; 10 asked
+    assert note([0, 0, 0, 2]) is None                # 87.5%: 12.5 points above
+    assert weak_models_note(SimpleNamespace(appearances=np.zeros(4, int),
+                                            errors=np.zeros(4, int)), y) is None

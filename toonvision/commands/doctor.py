@@ -47,7 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from toonvision import ToonvisionError
     from toonvision.data_visualization.doctor_page import write_doctor_page
-    from toonvision.model_utils.dataset_doctor import comparison_crops, diagnose
+    from toonvision.model_utils.dataset_doctor import (
+        comparison_crops,
+        diagnose,
+        weak_models_note,
+    )
     from toonvision.model_utils.doctor_tables import write_tables
 
     if (args.labels is None) != (args.images is None):
@@ -62,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     page = write_doctor_page(diagnosis, out, args.top, gradcam=not args.no_gradcam)
     for note in diagnosis.notes:
         print(f"note: {note}", file=sys.stderr)
+    weak = weak_models_note(diagnosis.oos, diagnosis.y)
+    if weak is not None:
+        print(f"warning: {weak}", file=sys.stderr)
     print(f"{int(diagnosis.is_issue.sum())} likely label errors, "
           f"{int(diagnosis.always_wrong.sum())} always wrong, {len(diagnosis.pairs)} "
           "near-duplicate pairs"

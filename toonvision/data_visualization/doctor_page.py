@@ -33,7 +33,7 @@ from toonvision.data_processing.images import (
 from toonvision.data_visualization.report_page import STYLE, note_html, table_html
 from toonvision.fileio import write_text_atomic
 from toonvision.model_utils.comparison.predictions import PART_NAMES
-from toonvision.model_utils.dataset_doctor import Diagnosis
+from toonvision.model_utils.dataset_doctor import Diagnosis, weak_models_note
 
 PAGE_FILE = "index.html"
 EXTRA_STYLE = """
@@ -77,6 +77,9 @@ def summary_text(diagnosis: Diagnosis) -> str:
         text += (f"cleanlab flags {int(diagnosis.is_issue.sum())} as likely label errors and "
                  f"{int(diagnosis.always_wrong.sum())} are wrong in at least half of their "
                  "appearances. ")
+        weak = weak_models_note(diagnosis.oos, diagnosis.y)
+        if weak is not None:
+            text += f"But {weak}. "
     exact = sum(len(group) for group in diagnosis.exact_groups)
     text += (f"{len(diagnosis.pairs)} pairs of near duplicates (within {diagnosis.max_distance} "
              f"of 128 hash bits; {exact} crops are exact copies) form "
