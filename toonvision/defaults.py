@@ -88,5 +88,5 @@ SYNTH_COG_SHARE = 0.72                  # share of figures that are Cogs (`make 
 DUPLICATE_MAX_DISTANCE = 20             # of the 128 bits of phash + dhash for a near-duplicate pair
 DUPLICATE_MIN_CORRELATION = 0.9         # of the pair's 16x16 thumbnails, allowing a 1-pixel shift
 DOCTOR_MIN_APPEARANCES = 2              # fewer out-of-sample appearances are no history to judge
-DOCTOR_LEARNED_MARGIN = 0.10            # out-of-sample accuracy this far above the majority
-                                        # share, or the doctor warns its flags say little
+DOCTOR_LEARNED_SHARE = 0.25             # of the majority-class answer's errors the models must
+                                        # remove out of sample, or the doctor warns

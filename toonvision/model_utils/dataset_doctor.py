@@ -42,7 +42,7 @@ from toonvision.data_processing.duplicates import (
 from toonvision.model_utils.comparison.predictions import PART_NAMES, Predictions, PredictionStore
 
 MIN_APPEARANCES = defaults.DOCTOR_MIN_APPEARANCES
-LEARNED_MARGIN = defaults.DOCTOR_LEARNED_MARGIN
+LEARNED_SHARE = defaults.DOCTOR_LEARNED_SHARE
 _TEST = PART_NAMES.index("test")
 
 
@@ -174,21 +174,24 @@ def label_quality(y: np.ndarray, probabilities: np.ndarray
 
 def weak_models_note(oos: OutOfSample, y: np.ndarray) -> str | None:
     """A warning when the out-of-sample predictions come from models that learned little:
-    their accuracy (over every appearance) less than `LEARNED_MARGIN` above always answering
-    the most common class. Confident learning reads a label as wrong where a model that
-    learned the task disagrees with it; a model near chance disagrees everywhere. None when
-    the models learned, or nothing was predicted."""
+    they remove less than `LEARNED_SHARE` of the errors of always answering the most common
+    class (accuracy counted over every appearance; a share of the errors rather than points,
+    so that it means the same on a balanced and on a 95%-majority set). Confident learning
+    reads a label as wrong where a model that learned the task disagrees with it; a model
+    near chance disagrees everywhere. None when the models learned, or nothing was
+    predicted."""
     total = oos.appearances.sum()
     if total == 0:
         return None
     accuracy = 1 - oos.errors.sum() / total
     majority = np.bincount(y, weights=oos.appearances).max() / total
-    if accuracy >= majority + LEARNED_MARGIN:
+    if majority >= 1 or (accuracy - majority) / (1 - majority) >= LEARNED_SHARE:
         return None
     return (f"the comparison's models are right on {accuracy:.1%} of their out-of-sample "
-            f"predictions, against {majority:.1%} for always answering the most common class: "
-            "they have learned little, so their label-error and always-wrong flags say little "
-            "about the labels (train more epochs or runs, then run the doctor again)")
+            f"predictions, against {majority:.1%} for always answering the most common class "
+            f"(they remove less than {LEARNED_SHARE:.0%} of its errors): they have learned "
+            "little, so their label-error and always-wrong flags say little about the labels "
+            "(train more epochs or runs, then run the doctor again)")
 
 
 @dataclass
