@@ -49,8 +49,11 @@ def test_load_task_data_maps_classes_and_skips_uncovered(tmp_path, write_crops):
 
 def test_task_covering_nothing_is_a_clear_error(tmp_path, write_crops):
     write_crops(tmp_path, [("king", 1)], size=(30, 12))
-    with pytest.raises(ValueError, match="covers no image"):
+    with pytest.raises(ValueError, match="covers no image") as raised:
         load_task_data(from_crops(tmp_path), make_task("suit"), (16, 8), tmp_path / "cache")
+    # it names what is there and the options that would take it
+    assert "labels found: king; --task label" in str(raised.value)
+    assert "--task king keeps only those" in str(raised.value)
 
 
 def test_unreadable_crop_is_skipped_and_reported(tmp_path, write_crops):

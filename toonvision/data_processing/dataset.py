@@ -300,10 +300,14 @@ def select_for_task(dataset: Dataset, task: Task) -> tuple[list[Path], list[str]
         if task.class_of(label) is not None
     ]
     if not selected:
-        found = ", ".join(sorted(set(dataset.labels))[:10]) or "none"
+        labels = sorted(set(dataset.labels))
+        found = ", ".join(labels[:10]) + (f" and {len(labels) - 10} more" if len(labels) > 10
+                                          else "") or "none"
+        hint = ("; --task label makes every label a class, --task "
+                f"{','.join(labels[:3])} keeps only those" if labels else "")
         raise ToonvisionError(
             f"task {task.name!r} (classes {', '.join(task.classes) or 'none'}) covers no image "
-            f"of {dataset.source}; labels found: {found}"
+            f"of {dataset.source}; labels found: {found}{hint}"
         )
     return (
         [path for path, _, _ in selected],
