@@ -299,6 +299,28 @@ def test_report_command_on_a_dataset_test_split(tmp_path: Path, capsys, tiny_mod
     assert "split seed 3 (recorded with the model)" in text
 
 
+def test_report_on_a_label_model_reads_only_its_labels_of_a_grown_data_folder(
+        tmp_path: Path, capsys, tiny_model) -> None:
+    """A `label`-task model of two labels; the data folder has a third label since."""
+    from toonvision import cli
+    from toonvision.model_utils.training.model_io import ModelInfo, save_model_atomic
+
+    write_crops(tmp_path / "data" / "unsorted" / "mixed", 20, seed=1)
+    grown = tmp_path / "data" / "unsorted" / "king"
+    for index in range(6):
+        write_image_atomic(grown / f"king_{index}.png", np.full((60, 24, 3), 99, np.uint8))
+    model_path = save_model_atomic(
+        tiny_model(), tmp_path / "tiny.keras",
+        ModelInfo(image_size=IMAGE_SIZE, split_seed=3, task="label",
+                  class_names=("cog_bb_flunky", "toon_dog")))
+    out = tmp_path / "out"
+    assert cli.main(["report", str(model_path), "--data-dir", str(tmp_path / "data"),
+                     "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+                     "--samples", "1", "--filters", "1"]) == 0, capsys.readouterr().err
+    text = (out / "index.html").read_text(encoding="utf-8")
+    assert "on 4 images (2 cog_bb_flunky, 2 toon_dog)" in text and "king_" not in text
+
+
 def test_report_on_a_grouped_comparisons_model_tests_on_its_grouped_split(
         tmp_path: Path, capsys, tiny_model, write_screenshot) -> None:
     """A best model of `compare --group-by screenshot` was tested on a split that kept each

@@ -169,6 +169,41 @@ def test_the_wrong_data_for_a_comparison_is_an_error(generated, tmp_path, write_
         comparison_crops(tmp_path / "run", data_dir=tmp_path / "other")
 
 
+def test_the_doctor_reads_a_label_comparison_on_data_that_has_grown(generated, tmp_path,
+                                                                      write_crops):
+    # a comparison of every label (the `label` task), then crops of a new label extracted
+    make_comparison(tmp_path / "run", generated, "label", brightness_predictor, runs=2)
+    write_crops(generated, ["toon_cat"] * 4, seed=9)
+    crops = comparison_crops(tmp_path / "run")
+    assert crops.class_names == ("cog_bb_flunky", "toon_dog") and len(crops.names) == 63
+    assert not any("toon_cat" in name for name in crops.names)
+
+
+def test_the_doctor_reads_a_flat_comparison_that_kept_some_labels(tmp_path, write_flat_set):
+    # `compare --labels ... --keep Fire,Water --task label`: the CSV holds more labels
+    generator = np.random.default_rng(0)
+    items = [(f"p{index}", ("Fire", "Water", "Grass")[index % 3],
+              generator.integers(0, 255, (8, 8, 3), dtype=np.uint8)) for index in range(30)]
+    labels_csv, images = write_flat_set(tmp_path / "flat", items)
+    kept = [item for item in items if item[1] != "Grass"]
+    run = tmp_path / "run"
+    from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, settings_for
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+
+    y = np.array([("Fire", "Water").index(label) for _, label, _ in kept])
+    task_data = SimpleNamespace(images=np.zeros((len(y), 8, 8, 3), np.uint8), y=y,
+                                class_names=("Fire", "Water"),
+                                paths=[images / f"{name}.png" for name, _, _ in kept],
+                                labels=[label for _, label, _ in kept])
+    settings = settings_for(task_data, "label", [BUILTIN_CONFIGS["baseline"]], 1,
+                            source=f"{labels_csv} + {images}")
+    run.mkdir()
+    (run / SETTINGS_FILE).write_text(settings.to_json())
+    crops = comparison_crops(run)
+    assert crops.class_names == ("Fire", "Water") and len(crops.names) == 20
+    assert sorted(crops.names) == sorted(name for name, _, _ in kept)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
 def test_page_shows_grad_cam_under_the_best_model(generated, tmp_path, tiny_model, resize):

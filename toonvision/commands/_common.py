@@ -142,15 +142,17 @@ def dataset_from_args(args: argparse.Namespace) -> Dataset:
     return source_from_args(args).dataset()
 
 
-def task_data_from_args(args: argparse.Namespace, show_progress: bool = True) -> TaskData:
-    """Loads the dataset the options name for their task, with a progress bar when decoding."""
+def task_data_from_args(args: argparse.Namespace, show_progress: bool = True,
+                        classes: Sequence[str] | None = None) -> TaskData:
+    """Loads the dataset the options name for their task, with a progress bar when decoding
+    (`classes`: see `DataSource.load`)."""
     from toonvision.progress import decode_bar
 
     progress, close = decode_bar(show_progress)
     try:
         return source_from_args(args).load(
             args.task, tuple(getattr(args, "image_size", defaults.IMAGE_SIZE)), progress,
-            getattr(args, "resize", defaults.RESIZE))
+            getattr(args, "resize", defaults.RESIZE), classes)
     finally:
         close()
 

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.task = task_spec
         args.image_size, args.resize = info.image_size, info.resize
-        task_data = task_data_from_args(args)
+        task_data = task_data_from_args(args, classes=info.class_names)
         _check_classes(task_data.class_names, info.class_names, task_spec)
         # The crops the model was tested on: one answer for every command (provenance).
         split = split_of_model(info, task_data,

@@ -320,12 +320,19 @@ def comparison_crops(run_dir: str | os.PathLike, data_dir: str | os.PathLike | N
     else:
         data_dir = Path(data_dir if data_dir is not None else settings.source)
         dataset = from_crops(data_dir)
-    task = make_task(settings.task, dataset.labels)
+    # For the `label` task the comparison's classes are the labels it covered: the data may
+    # hold more (labels extracted since, or a flat set's labels that `compare --keep` left out).
+    task = make_task(settings.task, settings.class_names)
     if list(task.classes) != list(settings.class_names):
         raise ToonvisionError(f"{dataset.source} gives the classes {list(task.classes)}, but "
                               f"{run_dir} compared {settings.class_names}: pass the data it "
                               "ran on (--data-dir, or --labels and --images)")
     paths, raw_labels, y = select_for_task(dataset, task)
+    absent = [name for index, name in enumerate(task.classes) if not np.any(y == index)]
+    if absent:
+        raise ToonvisionError(f"{dataset.source} has no image of the classes {absent} that "
+                              f"{run_dir} compared: pass the data it ran on (--data-dir, or "
+                              "--labels and --images)")
     if labels_csv is not None:
         names, records = [path.stem for path in paths], [None] * len(paths)
     else:

@@ -74,7 +74,8 @@ class DataSource:
 
     def load(self, task_spec: str, image_size: Sequence[int],
              progress: Callable[[int, int], None] | None = None,
-             resize_mode: str = defaults.RESIZE) -> TaskData:
+             resize_mode: str = defaults.RESIZE,
+             classes: Sequence[str] | None = None) -> TaskData:
         """The images decoded at `image_size` and their classes under the task `task_spec`.
 
         Args:
@@ -82,12 +83,15 @@ class DataSource:
             image_size: (height, width).
             progress: called as `(done, total)` while images are decoded.
             resize_mode: `stretch` or `letterbox` (`images.resize`).
+            classes: for the `label` task, its classes: a trained model's (the labels it
+                was trained on, in a data folder that has grown new labels since, or of a
+                flat set that `compare --keep` cut); None: every label of the data.
         """
         from toonvision.data_processing.dataset import load_task_data
         from toonvision.labels import make_task
 
         dataset = self.dataset()
-        task = make_task(task_spec, dataset.labels)
+        task = make_task(task_spec, dataset.labels if classes is None else classes)
         return load_task_data(dataset, task, tuple(image_size), self.cache_dir, progress,
                               resize_mode)
 
