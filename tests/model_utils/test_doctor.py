@@ -204,6 +204,34 @@ def test_the_doctor_reads_a_flat_comparison_that_kept_some_labels(tmp_path, writ
     assert sorted(crops.names) == sorted(name for name, _, _ in kept)
 
 
+def test_the_doctor_reads_the_csv_column_the_comparison_read(tmp_path, write_flat_set):
+    # `compare --labels ... --label-column second_type`: the doctor reads that column too
+    generator = np.random.default_rng(0)
+    items = [(f"p{index}", ("Fire", "Water")[index % 2],
+              generator.integers(0, 255, (8, 8, 3), dtype=np.uint8)) for index in range(12)]
+    labels_csv, images = write_flat_set(tmp_path / "flat", items)
+    second = ["Water", "Fire", "Fire", "Water"] * 3       # another column, other labels
+    rows = labels_csv.read_text().splitlines()
+    labels_csv.write_text("\n".join([rows[0] + ",second_type"] + [
+        f"{row},{label}" for row, label in zip(rows[1:], second, strict=True)]) + "\n")
+    from toonvision.model_utils.comparison.data_source import DataSource
+    from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, settings_from_plan
+    from toonvision.model_utils.comparison.settings import ComparisonPlan
+    from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
+
+    source = DataSource(labels=labels_csv, images=images, label_column="second_type")
+    task_data = source.load("label", (8, 8))
+    plan = ComparisonPlan(task="label", configs=(BUILTIN_CONFIGS["baseline"],), runs=1)
+    settings = settings_from_plan(plan, task_data, source.describe(), None,
+                                  source.csv_columns())
+    assert settings.csv_columns == {"label_column": "second_type"}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / SETTINGS_FILE).write_text(settings.to_json())
+    crops = comparison_crops(tmp_path / "run")
+    by_name = dict(zip(crops.names, crops.raw_labels, strict=True))
+    assert [by_name[f"p{index}"] for index in range(12)] == second
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
 def test_page_shows_grad_cam_under_the_best_model(generated, tmp_path, tiny_model, resize):

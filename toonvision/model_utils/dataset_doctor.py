@@ -315,6 +315,9 @@ def comparison_crops(run_dir: str | os.PathLike, data_dir: str | os.PathLike | N
     settings = comparison.settings
     if labels_csv is None and data_dir is None and " + " in settings.source:
         labels_csv, images_dir = settings.source.split(" + ", 1)
+    if labels_csv is not None:       # the columns the comparison read, unless given
+        id_column = id_column or settings.csv_columns.get("id_column")
+        label_column = label_column or settings.csv_columns.get("label_column")
     if labels_csv is not None:
         dataset = from_csv(labels_csv, images_dir, id_column, label_column)
     else:

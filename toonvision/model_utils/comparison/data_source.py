@@ -63,6 +63,15 @@ class DataSource:
         """The source as text, for people and `comparison.json`'s `source`."""
         return f"{self.labels} + {self.images}" if self.is_flat else str(self.data_dir)
 
+    def csv_columns(self) -> dict[str, str]:
+        """The CSV columns given for ids and labels (`id_column`, `label_column`), as
+        `comparison.json` records them; empty for a data folder or the default columns."""
+        if not self.is_flat:
+            return {}
+        return {name: value for name, value in (("id_column", self.id_column),
+                                                ("label_column", self.label_column))
+                if value is not None}
+
     def dataset(self) -> Dataset:
         """The images and their labels (`dataset.from_csv` or `dataset.from_crops`)."""
         from toonvision.data_processing.dataset import from_crops, from_csv

@@ -215,7 +215,8 @@ def start_comparison(plan: ComparisonPlan, source: DataSource, out_dir: Path | N
     check_out_dir(out_dir, resume)   # before the images are decoded, which may take minutes
     task_data = source.load(plan.task, plan.image_size, decode_progress, plan.resize)
     task_data.groups = source.groups(plan.group_by, task_data.paths)
-    settings = settings_from_plan(plan, task_data, source.describe(), task_data.groups)
+    settings = settings_from_plan(plan, task_data, source.describe(), task_data.groups,
+                                  source.csv_columns())
     # Checked before anything is written: a configuration that cannot train on this data
     # fails here, not after the folder was created. Trainers are built and traced when they
     # first train (one per configuration, kept for every run), so tracing is spread over the

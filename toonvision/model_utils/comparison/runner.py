@@ -272,7 +272,8 @@ class Comparison:
             logger.info("dropping %d records of unfinished runs from %s",
                         len(records) - len(complete) + torn, out_dir / LOG_FILE)
             write_log(out_dir / LOG_FILE, complete)
-        if stored.runs != settings.runs or stored.source != settings.source:
+        if (stored.runs, stored.source, stored.csv_columns) != (
+                settings.runs, settings.source, settings.csv_columns):
             write_text_atomic(settings_path, settings.to_json())
         comparison = cls(out_dir, settings, complete)
         comparison.best_models.reconcile(comparison.best_records(), settings.config_names)

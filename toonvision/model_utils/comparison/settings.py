@@ -249,7 +249,7 @@ ENGINE_KEYS: tuple[str, ...] = tuple(item.name for item in SETTINGS if item.meta
 STORED_KEYS: tuple[str, ...] = tuple(item.name for item in SETTINGS if item.metadata["stored"])
 # Keys of comparison.json that record the data it ran on: accepted in a file, not used.
 RECORD_KEYS: tuple[str, ...] = ("source", "class_names", "data_fingerprint", "num_images",
-                                "groups_fingerprint", "version")
+                                "groups_fingerprint", "csv_columns", "version")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from toonvision.model_utils.comparison.settings import SETTINGS, STORED_KEYS, Co
 SETTINGS_FILE = "comparison.json"
 SETTINGS_VERSION = 1
 # Fields that may change between a comparison's start and its resumption.
-_RESUMABLE_CHANGES = ("runs", "source")
+_RESUMABLE_CHANGES = ("runs", "source", "csv_columns")
 _CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -62,6 +62,10 @@ class ComparisonSettings:
         groups_fingerprint: a hash of every image's group, in order (empty: ungrouped); a
             resume whose manifest or grouping changed is refused on it.
         data_fingerprint: a hash of the images' names, labels and classes, in order.
+        csv_columns: for a flat set, the CSV columns read as ids and labels when they were not
+            the first and second (`id_column`, `label_column`; `DataSource.csv_columns`), so
+            that the doctor reads the CSV as the comparison did; empty for a data folder and in
+            folders written before 2026-12-03 (not compared on resume: the fingerprint is).
         num_images: the number of images.
         version: the layout version of this file.
     """
@@ -84,6 +88,7 @@ class ComparisonSettings:
     group_by: str = defaults.GROUP_BY
     groups_fingerprint: str = ""
     data_fingerprint: str = ""
+    csv_columns: dict[str, str] = dataclasses.field(default_factory=dict)
     num_images: int = 0
     version: int = SETTINGS_VERSION
 
@@ -195,14 +200,14 @@ def groups_fingerprint(groups: Sequence[object] | np.ndarray | None) -> str:
 
 
 def settings_from_plan(plan: ComparisonPlan, task_data: Any, source: str,
-                       groups: Sequence[object] | np.ndarray | None = None
-                       ) -> ComparisonSettings:
+                       groups: Sequence[object] | np.ndarray | None = None,
+                       csv_columns: dict[str, str] | None = None) -> ComparisonSettings:
     """The settings `comparison.json` keeps for `plan` run on `task_data` (a `TaskData`).
 
     The plan's stored settings (`settings.STORED_KEYS`) are copied; the image size is read
     from the loaded images, so it is always the one really trained on; `groups` (one per
     image, `splits.split_groups(plan.group_by, ...)`; None when `group_by` is `none`) are
-    recorded by their fingerprint.
+    recorded by their fingerprint; `csv_columns` see `ComparisonSettings`.
 
     Raises:
         ToonvisionError: if `groups` and `group_by` disagree (groups without a grouping, a
@@ -224,6 +229,7 @@ def settings_from_plan(plan: ComparisonPlan, task_data: Any, source: str,
         data_fingerprint=data_fingerprint(task_data.paths, task_data.labels, task_data.y,
                                           task_data.class_names),
         num_images=len(task_data.y),
+        csv_columns=dict(csv_columns or {}),
     )
     return ComparisonSettings(**values)
 
