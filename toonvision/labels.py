@@ -124,7 +124,7 @@ def legacy_safe_label(label: str) -> str:
     """`safe_label` as versions before 2026-12-03 made it: every run of characters outside
     ASCII letters, digits, `_`, `.` and `-` became one `_` (`café` -> `caf_`; a label of only
     such characters was unusable). `extract` keeps the crops of a data folder written then
-    under their old label (`Extraction._label_of`).
+    under their old label (`Extractor._label_of`).
 
     Raises:
         ValueError: if nothing usable is left.
