@@ -21,6 +21,7 @@ from toonvision.fileio import (
     move_without_overwrite,
     read_jsonl,
     write_bytes_atomic,
+    write_bytes_new,
     write_text_atomic,
 )
 
@@ -105,6 +106,15 @@ def test_a_second_holder_of_the_lock_fails_at_once(tmp_path: Path) -> None:
         assert other.returncode != 0 and "a test is writing to this folder" in other.stderr
     with exclusive_lock(lock, "the next extraction"):  # free again once released
         pass
+
+
+def test_write_bytes_new_writes_once_and_never_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "named" / "shot.png"
+    assert write_bytes_new(target, b"first") == target
+    with pytest.raises(FileExistsError):
+        write_bytes_new(target, b"second")
+    assert target.read_bytes() == b"first"
+    assert sorted(path.name for path in target.parent.iterdir()) == ["shot.png"]  # no temp
 
 
 def test_move_without_overwrite_moves_but_never_replaces(tmp_path: Path) -> None:

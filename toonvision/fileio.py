@@ -175,6 +175,29 @@ def _lock_file(handle: io.BufferedRandom) -> None:
     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def write_bytes_new(path: str | os.PathLike, data: bytes) -> Path:
+    """Writes `data` to a new file `path` atomically, failing rather than replacing one (a
+    synced temporary file, then `move_without_overwrite`).
+
+    Raises:
+        FileExistsError: if `path` exists (nothing is changed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        _sync(temporary)
+        os.chmod(temporary, 0o666 & ~_current_umask())
+        move_without_overwrite(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return path
+
+
 def move_without_overwrite(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """Moves a file, failing rather than replacing an existing target (see
     `copy_without_overwrite`); the source goes only at the end.

@@ -66,3 +66,27 @@ def test_save_voc_never_puts_its_xml_beside_another_picture_of_the_same_name(tmp
                                                                      "predictions.csv"]
     assert sorted(path.name for path in (shots / "c").iterdir()) == [
         "predictions.csv", "shot.png", "shot.xml"]
+
+
+def test_save_voc_writes_out_the_image_a_labelme_file_embeds(tmp_path, noise_image):
+    import base64
+    import json
+
+    from toonvision.data_processing.extract import extract
+    from toonvision.data_processing.images import encode_image, read_image
+    from toonvision.model_utils.prediction import Prediction, write_drawings, write_voc
+
+    shots, out = tmp_path / "shots", tmp_path / "named"
+    shots.mkdir()
+    image = noise_image(4)
+    (shots / "shot.json").write_text(json.dumps({
+        "shapes": [{"label": "cog", "points": [[2, 2], [30, 40]], "shape_type": "rectangle"}],
+        "imagePath": "gone.png", "imageHeight": image.shape[0], "imageWidth": image.shape[1],
+        "imageData": base64.b64encode(encode_image(image)).decode()}))
+    predictions = [Prediction(shots / "shot.json", (2, 2, 30, 40), "cog", "cog", "toon", 0.7)]
+    assert [path.name for path in write_voc(predictions, out)] == ["shot.xml", "predictions.csv"]
+    assert (read_image(out / "shot.png") == image).all()
+    assert voc.parse_annotation(out / "shot.xml").filename == "shot.png"
+    assert write_drawings(predictions, tmp_path / "drawn")[0].is_file()
+    crops = [crop for result in extract(out, tmp_path / "data") for crop in result.crops]
+    assert len(crops) == 1

@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toonvision.data_processing.images import draw_labelled_box, read_image
+from toonvision.data_processing.images import (
+    decode_image,
+    draw_labelled_box,
+    encode_image,
+    is_image_file,
+    read_image,
+)
 from toonvision.data_processing.inputs import Crop, find_inputs, iter_crops
 from toonvision.labels import Task, task_for_classes
 from toonvision.model_utils.training.confidence import UNKNOWN
@@ -273,7 +279,7 @@ def write_drawings(predictions: Sequence[Prediction], out_dir: str | os.PathLike
     written: list[Path] = []
     for source, items, name in _by_screenshot(predictions, "_predicted", ".png"):
         target = out_dir / name
-        write_image_atomic(target, draw_predictions(read_image(source), items))
+        write_image_atomic(target, draw_predictions(screenshot_pixels(source), items))
         written.append(target)
     return written
 
@@ -331,10 +337,12 @@ def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> 
         if target.exists():
             logger.warning("%s exists and is left as it is", target)
             continue
-        image = _place_beside(source, target.with_suffix(source.suffix))
+        pixels = screenshot_pixels(source)
+        image = (_place_beside(source, target.with_suffix(source.suffix))
+                 if is_image_file(source) else _write_beside(pixels, target.with_suffix(".png")))
         if image is None:
             continue
-        height, width, depth = read_image(source).shape
+        height, width, depth = pixels.shape
         root = etree.Element("annotation")
         for tag, text in (("folder", out_dir.absolute().name), ("filename", image.name),
                           ("path", str(image.absolute()))):
@@ -356,6 +364,32 @@ def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> 
         written.append(write_text_atomic(target, text))
     written.append(write_text_atomic(out_dir / "predictions.csv", predictions_csv(boxed)))
     return written
+
+
+def screenshot_pixels(source: Path) -> np.ndarray:
+    """The RGB pixels of a prediction's screenshot: its image file, or the image a labelme
+    file embeds as `imageData` (the labelme file is then the source)."""
+    if is_image_file(source):
+        return read_image(source)
+    from toonvision.data_processing.labelme import embedded_image
+
+    return decode_image(embedded_image(source))
+
+
+def _write_beside(pixels: np.ndarray, target: Path) -> Path | None:
+    """`target`, a PNG of `pixels` (an embedded screenshot) unless it is one already; None
+    (with a warning) when `target` is another picture, which is kept."""
+    from toonvision.fileio import write_bytes_new
+
+    data = encode_image(pixels, ".png")
+    try:
+        write_bytes_new(target, data)
+    except FileExistsError:
+        if target.read_bytes() != data:
+            logger.warning("%s exists and is another image: %s is not written beside it",
+                           target, target.with_suffix(".xml").name)
+            return None
+    return target
 
 
 def _place_beside(source: Path, target: Path) -> Path | None:
