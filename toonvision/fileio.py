@@ -49,8 +49,9 @@ def _sync(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary path beside `path`; on success it is synced and renamed to `path`.
+def atomic_path(path: str | os.PathLike, exclusive: bool = False) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; on success it is synced and renamed to `path`
+    (with `exclusive`, given that name only if no file has it: `move_without_overwrite`).
 
     The temporary name keeps `path`'s suffix, so writers that choose a format by extension
     (`model.save`, `savefig`, `np.save`) work unchanged. Parent folders are created.
@@ -60,7 +61,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         ...     np.save(temporary, images)
 
     Raises:
-        Whatever the block raises; the temporary file is then removed and `path` untouched.
+        Whatever the block raises, or FileExistsError (`exclusive`, `path` exists); the
+        temporary file is then removed and `path` untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(temporary)
         _sync(temporary)
         os.chmod(temporary, 0o666 & ~_current_umask())
-        os.replace(temporary, path)
+        if exclusive:
+            move_without_overwrite(temporary, path)
+        else:
+            os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -176,26 +181,15 @@ def _lock_file(handle: io.BufferedRandom) -> None:
 
 
 def write_bytes_new(path: str | os.PathLike, data: bytes) -> Path:
-    """Writes `data` to a new file `path` atomically, failing rather than replacing one (a
-    synced temporary file, then `move_without_overwrite`).
+    """Writes `data` to a new file `path` atomically, failing rather than replacing one
+    (`atomic_path(path, exclusive=True)`).
 
     Raises:
         FileExistsError: if `path` exists (nothing is changed).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        _sync(temporary)
-        os.chmod(temporary, 0o666 & ~_current_umask())
-        move_without_overwrite(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    return path
+    with atomic_path(path, exclusive=True) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
 
 
 def move_without_overwrite(source: str | os.PathLike, target: str | os.PathLike) -> None:

@@ -215,8 +215,8 @@ def test_the_doctor_reads_the_csv_column_the_comparison_read(tmp_path, write_fla
     labels_csv.write_text("\n".join([rows[0] + ",second_type"] + [
         f"{row},{label}" for row, label in zip(rows[1:], second, strict=True)]) + "\n")
     from toonvision.model_utils.comparison.data_source import DataSource
-    from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, settings_from_plan
     from toonvision.model_utils.comparison.settings import ComparisonPlan
+    from toonvision.model_utils.comparison.stored_settings import SETTINGS_FILE, settings_from_plan
     from toonvision.model_utils.training.configs import BUILTIN_CONFIGS
 
     source = DataSource(labels=labels_csv, images=images, label_column="second_type")

@@ -144,8 +144,7 @@ def dataset_from_args(args: argparse.Namespace) -> Dataset:
 
 def task_data_from_args(args: argparse.Namespace, show_progress: bool = True,
                         classes: Sequence[str] | None = None) -> TaskData:
-    """Loads the dataset the options name for their task, with a progress bar when decoding
-    (`classes`: see `DataSource.load`)."""
+    """The options' dataset for their task (`classes`: `DataSource.load`), bar when decoding."""
     from toonvision.progress import decode_bar
 
     progress, close = decode_bar(show_progress)

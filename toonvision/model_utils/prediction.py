@@ -338,8 +338,7 @@ def write_voc(predictions: Sequence[Prediction], out_dir: str | os.PathLike) -> 
             logger.warning("%s exists and is left as it is", target)
             continue
         pixels = screenshot_pixels(source)
-        image = (_place_beside(source, target.with_suffix(source.suffix))
-                 if is_image_file(source) else _write_beside(pixels, target.with_suffix(".png")))
+        image = _screenshot_beside(source, pixels, target)
         if image is None:
             continue
         height, width, depth = pixels.shape
@@ -376,33 +375,34 @@ def screenshot_pixels(source: Path) -> np.ndarray:
     return decode_image(embedded_image(source))
 
 
-def _write_beside(pixels: np.ndarray, target: Path) -> Path | None:
-    """`target`, a PNG of `pixels` (an embedded screenshot) unless it is one already; None
-    (with a warning) when `target` is another picture, which is kept."""
-    from toonvision.fileio import write_bytes_new
+def _screenshot_beside(source: Path, pixels: np.ndarray, xml: Path) -> Path | None:
+    """The screenshot placed beside `xml` under its stem: `source` itself (a hard link, else a
+    copy), or a PNG of `pixels` when the source is a labelme file that embeds them. None (with
+    a warning) when a file of that name is another picture, which is kept."""
+    from toonvision.fileio import copy_without_overwrite, write_bytes_new
 
-    data = encode_image(pixels, ".png")
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    if is_image_file(source):
+        target = xml.with_suffix(source.suffix)
+
+        def place() -> None:
+            copy_without_overwrite(source, target)
+
+        def same() -> bool:
+            return target.samefile(source) or target.read_bytes() == source.read_bytes()
+    else:
+        target, data = xml.with_suffix(".png"), encode_image(pixels, ".png")
+
+        def place() -> None:
+            write_bytes_new(target, data)
+
+        def same() -> bool:
+            return target.read_bytes() == data
     try:
-        write_bytes_new(target, data)
+        place()
     except FileExistsError:
-        if target.read_bytes() != data:
+        if not same():
             logger.warning("%s exists and is another image: %s is not written beside it",
-                           target, target.with_suffix(".xml").name)
-            return None
-    return target
-
-
-def _place_beside(source: Path, target: Path) -> Path | None:
-    """`target`, made the screenshot `source` if it is not already (a hard link, else a copy);
-    None (with a warning) when `target` is another picture, which is kept."""
-    from toonvision.fileio import copy_without_overwrite
-
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        copy_without_overwrite(source, target)
-    except FileExistsError:
-        if not (target.samefile(source) or target.read_bytes() == source.read_bytes()):
-            logger.warning("%s exists and is another image: %s is not written beside it",
-                           target, target.with_suffix(".xml").name)
+                           target, xml.name)
             return None
     return target
