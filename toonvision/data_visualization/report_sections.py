@@ -306,7 +306,7 @@ def _run_dir_html(run_dir: Path, page: Page) -> str:
         columns = ([column for column in RUN_SUMMARY_COLUMNS if column in table.columns]
                    if "verdict" in table.columns else list(table.columns))
         rows = [[f"{value:.4g}" if isinstance(value, float) else value for value in row]
-                for row in table[columns].fillna("").itertuples(index=False)]
+                for row in table[columns].astype(object).fillna("").itertuples(index=False)]
         body.append(table_html(columns, rows,
                                f"{RUN_SUMMARY_FILE}: the comparison's summary per configuration "
                                "and pair (B - A); ci: corrected for overlapping splits, "
