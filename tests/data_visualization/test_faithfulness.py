@@ -94,6 +94,40 @@ def test_removed_pixels_and_bad_arguments() -> None:
         faithfulness.score_maps(first_pixel_model(), np.zeros((1, 1, 4, 1)), np.zeros((1, 4)))
 
 
+def test_the_best_method_is_tested_against_the_random_map_by_a_signed_rank_test() -> None:
+    # Three gains, all positive: the exact one-sided signed-rank p is 1 / 2**3.
+    assert faithfulness._beats_random(np.array([0.1, 0.2, 0.3])) == pytest.approx(0.125)
+    # Ranks 1..4, the smallest negative: W+ = 2 + 3 + 4 = 9; P(W+ >= 9) = 2 / 16.
+    assert faithfulness._beats_random(np.array([-0.1, 0.2, 0.3, 0.4])) == pytest.approx(0.125)
+    assert faithfulness._beats_random(np.zeros(3)) == 1.0
+    assert np.isnan(faithfulness._beats_random(np.zeros(0)))
+
+
+def test_removal_effect_is_where_every_curve_ends() -> None:
+    image = np.array([4.0, 0.0, 0.0, 0.0], np.float32).reshape(1, 1, 4, 1)  # mean 1
+    effect = faithfulness.removal_effect(first_pixel_model(), image, np.array([1]), "mean")
+    assert effect[0] == pytest.approx(sigmoid(4) - sigmoid(1), abs=1e-6)
+    scores = faithfulness.score_maps(first_pixel_model(), image, np.ones((1, 1, 4)), [1],
+                                     steps=4, baseline="mean")
+    assert scores.probability[0] - scores.deletion_curve[0, -1] == pytest.approx(effect[0])
+    assert scores.probability[0] - scores.insertion_curve[0, 0] == pytest.approx(effect[0])
+
+
+def test_too_few_images_that_removal_changes_cannot_show_a_map_better_than_random() -> None:
+    # Only pixel 0 matters; removing every pixel (the mean colour) changes the answer only
+    # where pixel 0 differs from the mean: 2 of 5 images, and a test on 2 cannot pass.
+    flat, peaked = [2.0, 2.0, 2.0, 2.0], [4.0, 0.0, 0.0, 0.0]
+    images = np.array([flat, peaked, flat, peaked, flat], np.float32).reshape(5, 1, 4, 1)
+    comparison = faithfulness.compare_methods(
+        first_pixel_model(), images, np.ones(5, np.int64), methods=("saliency",), steps=4,
+        baseline="mean", sanity=False)
+    assert comparison.uncheckable == [0, 2, 4] and comparison.tried == ("mean",)
+    np.testing.assert_allclose(comparison.removal_effect[[1, 3]], sigmoid(4) - sigmoid(1),
+                               atol=1e-6)
+    assert comparison.p_value == pytest.approx(0.25) and not comparison.checked
+    assert comparison.unchecked_reason().startswith("only 2 of these 5 images")
+
+
 def test_spearman_of_flat_maps_is_zero_and_of_equal_maps_one() -> None:
     ramp = np.arange(12.0).reshape(3, 4)
     assert faithfulness.spearman(ramp, ramp * 2 + 1) == pytest.approx(1.0)
@@ -163,3 +197,5 @@ def test_gradcam_beats_random_and_depends_on_the_weights_on_real_photos(shared_d
     assert gradcam["insertion_auc"] > random["insertion_auc"]
     sanity = comparison.sanity.set_index("method")
     assert sanity.loc["gradcam", "spearman"] < 0.5
+    # ... and the report would say so: the best beats the random map more than chance.
+    assert comparison.checked and len(comparison.uncheckable) < 16

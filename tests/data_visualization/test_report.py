@@ -210,7 +210,12 @@ def test_report_page_links_every_figure_with_a_caption(written_report) -> None:
     assert f"{wrong} of 10 images misclassified" in text
     assert ("wrong_predictions.png" in sources) == (wrong > 0)
     assert "http://" not in text and "https://" not in text  # opens offline
-    assert "explanations.png" in sources and "explains this model best" in text
+    # The verdict on the heatmaps (this tiny model's maps need not pass: test_faithfulness).
+    verdict = re.search(r'<p class="verdict">([^<]+)</p>', text.split('id="explanations"')[1])
+    assert "explanations.png" in sources and verdict is not None
+    assert any(phrase in verdict.group(1) for phrase in (
+        "explains this model best", "read its maps as unchecked",
+        "No method is shown to explain this model"))
 
 
 def test_report_writes_the_scores_of_every_explanation_beside_the_page(written_report) -> None:

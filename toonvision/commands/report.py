@@ -76,10 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--explain-steps", type=int, default=defaults.EXPLAIN_STEPS, metavar="N",
                         help="deletion and insertion steps per image, each removing 1/N of the "
                              "pixels (default: %(default)s)")
-    parser.add_argument("--explain-baseline", choices=("blur", "mean"), default="blur",
+    parser.add_argument("--explain-baseline", choices=("auto", "blur", "mean"), default="auto",
                         help="what a removed pixel becomes in those scores: the pixel of a "
-                             "blurred copy of the image, or the image's mean colour "
-                             "(default: %(default)s)")
+                             "blurred copy of the image, the image's mean colour, or auto: the "
+                             "one under which removing every pixel changes more of the "
+                             "model's answers, blur on a tie (a map can be checked only where "
+                             "removing pixels changes the answer) (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE,
                         help="images per forward pass (default: %(default)s)")
 

@@ -279,7 +279,9 @@ def _gradcams(model_path: str | os.PathLike | None, diagnosis: Diagnosis, crops:
         + (f" at layer {layer}" if layer else "") + f" of {Path(model_path).name}: of "
         "Grad-CAM and Grad-CAM++ on the last convolutions and gradient saliency, the one "
         "whose maps scored best on these crops (insertion minus deletion AUC, passing the "
-        "weight-randomisation sanity check; see the report's \"Which heatmaps to trust\").")
+        "weight-randomisation sanity check; see the report's \"Which heatmaps to trust\")."
+        + ("" if comparison.checked else
+           f" Read them as unchecked: {comparison.unchecked_reason()}."))
     return result
 
 

@@ -20,6 +20,21 @@ seeded random order. Every image's perturbed copies go through the model togethe
 batches (`models.predict_probabilities`), a few forward passes per image, not one per step.
 ROAD (Rong et al. 2022) is not computed.
 
+Removing pixels can only check a map where it changes the model's answer: when the fully
+removed image (every pixel blurred, or the mean colour) still gets nearly the probability of
+the whole image, every map, the random one included, scores about the same. So
+`compare_methods` measures that **removal effect** per image (the probability on the whole
+image minus that on the fully removed one; the same for every map), counts an image as
+checkable when it is at least `REMOVAL_EFFECT_MIN`, and tests the best method against the
+random map on the checkable images only (one-sided Wilcoxon signed-rank test of the per-image
+insertion minus deletion AUC, scipy): a best method is shown to explain the model only when
+that test says so at `EVIDENCE_ALPHA`. With `baseline="auto"` (the report's default) it takes
+the baseline under which more images are checkable, blur on a tie: which one only decides what
+"removed" means, it looks at no map. (The article author's model keeps its answer on every
+blurred sample crop, and loses it on most mean-colour ones.) Picking the best of a few
+methods before testing it makes the test a little optimistic; it is a floor a method must
+pass, not a proof.
+
 The **sanity check** (Adebayo et al. 2018) re-initialises the model's weights from the top
 layer down and compares each method's maps before and after, as the Spearman rank
 correlation: maps that barely change (rho >= `SANITY_THRESHOLD`) explain the image, not the
@@ -28,6 +43,7 @@ model. `compare_methods` puts it all together for a report.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,13 +58,16 @@ from toonvision.data_visualization.explanations import (
 )
 
 BASELINES: tuple[str, ...] = ("blur", "mean")
+AUTO_BASELINE = "auto"            # `compare_methods`: the baseline that can check more images
 DEFAULT_STEPS = defaults.EXPLAIN_STEPS
 BLUR_FRACTION = 1 / 25            # blur sigma, as a share of the image's longer side
 SANITY_THRESHOLD = 0.5            # maps this similar after randomisation do not explain
+REMOVAL_EFFECT_MIN = 0.1          # removing every pixel must lower the probability this much
+EVIDENCE_ALPHA = 0.05             # the best method against the random map, one-sided
 PERTURBED_PER_CALL = 256          # perturbed images held in memory at once
 FAITHFULNESS_COLUMNS: tuple[str, ...] = (
     "image", "method", "layer", "class", "probability", "deletion_auc", "insertion_auc",
-    "average_drop", "increase_in_confidence")
+    "average_drop", "increase_in_confidence", "removal_effect")
 SANITY_COLUMNS: tuple[str, ...] = ("method", "layer", "spearman", "spearman_top_layer",
                                    "not_explaining")
 
@@ -107,6 +126,19 @@ def _perturbed(image: np.ndarray, heatmap: np.ndarray, steps: int, baseline: str
     weight = heatmap[..., None].astype(np.float32)
     kept = weight * image + (1 - weight) * removed
     return np.concatenate([deletion, insertion, kept[None]])
+
+
+def removal_effect(model: object, images: np.ndarray, class_indices: np.ndarray,
+                   baseline: str = "blur", batch_size: int = 32) -> np.ndarray:
+    """Per image, the probability of its class on the whole image minus that on the image
+    with every pixel removed (`removed_image`): where this is small, no map can be checked by
+    removing pixels (every deletion curve ends, and every insertion curve starts, there)."""
+    from toonvision.model_utils.training.models import predict_probabilities
+
+    images, rows = np.asarray(images), np.arange(len(images))
+    removed = np.stack([removed_image(image, baseline) for image in images])
+    whole = predict_probabilities(model, images, batch_size)[rows, class_indices]
+    return whole - predict_probabilities(model, removed, batch_size)[rows, class_indices]
 
 
 def score_maps(model: object, images: np.ndarray, heatmaps: np.ndarray,
@@ -266,8 +298,18 @@ class MethodComparison:
         scores: the scores of those maps per (method, layer).
         chosen: the chosen layer of each method ("" for the others): the best scored.
         best: the (method, layer) that explains the model best (see `compare_methods`).
-        unexplained: the indices of the images whose best map does no better than random.
+        unexplained: the indices of the checkable images whose best map does no better
+            than random.
         class_indices: the explained class per image.
+        removal_effect: per image, the probability of the explained class on the whole image
+            minus that on the fully removed one (`removal_effect`).
+        uncheckable: the indices of the images whose removal effect is under
+            `REMOVAL_EFFECT_MIN`: their scores cannot rank maps.
+        p_value: the one-sided Wilcoxon signed-rank test that the best method's insertion
+            minus deletion AUC beats the random map's on the checkable images (nan when no
+            image is checkable, 1.0 when every difference is 0).
+        baseline: what a removed pixel became ("blur" or "mean"; "auto" chose one).
+        tried: the baselines whose removal effect was measured (both with "auto").
     """
 
     faithfulness: object
@@ -278,12 +320,47 @@ class MethodComparison:
     best: tuple[str, str]
     unexplained: list[int] = field(default_factory=list)
     class_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    removal_effect: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    uncheckable: list[int] = field(default_factory=list)
+    p_value: float = float("nan")
+    baseline: str = "blur"
+    tried: tuple[str, ...] = ("blur",)
+
+    @property
+    def checked(self) -> bool:
+        """Whether the best method beats the random map more than chance would
+        (`p_value` at most `EVIDENCE_ALPHA`)."""
+        return bool(self.p_value <= EVIDENCE_ALPHA)
+
+    def unchecked_reason(self) -> str | None:
+        """Why the best method's maps are not shown to explain the model, in a sentence
+        without a subject's capital ("removing ..."); None when they are (`checked`)."""
+        if self.checked:
+            return None
+        count, effect = len(self.removal_effect), self.removal_effect
+        if len(self.uncheckable) == count:
+            return (f"removing pixels cannot check these maps: with every pixel replaced by "
+                    f"the {self.baseline} baseline, the model's probability for the explained "
+                    f"class falls by at most {effect.max():.2f} (mean {effect.mean():.2f}) on "
+                    f"these {count} images, under the {REMOVAL_EFFECT_MIN} a check needs, so "
+                    "every map, the random one included, scores about the same")
+        checkable = count - len(self.uncheckable)
+        wins = checkable - len(self.unexplained)
+        needed = math.ceil(math.log2(1 / EVIDENCE_ALPHA))  # all won: p = 2**-n
+        if checkable < needed:
+            verb = "has" if checkable == 1 else "have"
+            return (f"only {checkable} of these {count} images {verb} an answer that removing "
+                    f"pixels changes, too few for any map to be shown better than a random "
+                    f"one (the test needs at least {needed})")
+        return (f"its maps beat the random map on {wins} of the {checkable} images whose "
+                f"answer removing pixels changes, no more than chance would give (one-sided "
+                f"Wilcoxon signed-rank p = {self.p_value:.2g}, over {EVIDENCE_ALPHA})")
 
 
 def compare_methods(model: object, images: np.ndarray, class_indices: np.ndarray | None = None,
                     names: list[str] | None = None, methods: tuple[str, ...] = METHODS,
                     layers: int = CAM_LAYER_CANDIDATES, steps: int = DEFAULT_STEPS,
-                    baseline: str = "blur", sanity: bool = True, batch_size: int = 32,
+                    baseline: str = AUTO_BASELINE, sanity: bool = True, batch_size: int = 32,
                     seed: int = 0) -> MethodComparison:
     """Explains `images` with every method (CAM methods on each of the last `layers`
     convolutions), scores every map, runs the sanity check, and picks the best.
@@ -291,8 +368,10 @@ def compare_methods(model: object, images: np.ndarray, class_indices: np.ndarray
     A map's faithfulness is insertion AUC - deletion AUC (high: the pixels it ranks first
     are the ones the model needs). A CAM method's chosen layer is its best by that mean; the
     best method is the one with the highest mean among the methods that pass the sanity
-    check (all non-random methods when none passes). An image is unexplained when the best
-    method's map scores no higher than the random map on it.
+    check (all non-random methods when none passes). Only the images whose answer removing
+    every pixel changes (`removal_effect` at least `REMOVAL_EFFECT_MIN`) can check a map: on
+    those the best method is tested against the random map (`p_value`), and an image is
+    unexplained when the best method's map scores no higher than the random map on it.
 
     Args:
         model: a Keras image classifier with a convolution (for the CAM methods).
@@ -301,7 +380,9 @@ def compare_methods(model: object, images: np.ndarray, class_indices: np.ndarray
         names: a name per image for the table (default: its index).
         methods: which methods (`explanations.METHODS`; "random" is always added).
         layers: how many of the last convolutions the CAM methods try.
-        steps, baseline, batch_size, seed: as for `score_maps`.
+        steps, batch_size, seed: as for `score_maps`.
+        baseline: as for `score_maps`, or "auto": the one of `BASELINES` whose fully removed
+            images lower the explained probability by `REMOVAL_EFFECT_MIN` on more images.
         sanity: run the weight-randomisation sanity check.
 
     Returns:
@@ -322,6 +403,12 @@ def compare_methods(model: object, images: np.ndarray, class_indices: np.ndarray
         class_indices = predict_probabilities(model, images, batch_size).argmax(axis=1)
     class_indices = np.asarray(class_indices, np.int64)
     names = [str(index) for index in range(len(images))] if names is None else list(names)
+    if baseline not in (*BASELINES, AUTO_BASELINE):
+        raise ToonvisionError(f"unknown baseline {baseline!r}; choose one of "
+                              f"{', '.join((*BASELINES, AUTO_BASELINE))}")
+    effects = {name: removal_effect(model, images, class_indices, name, batch_size)
+               for name in (BASELINES if baseline == AUTO_BASELINE else (baseline,))}
+    baseline = max(effects, key=lambda name: int(np.sum(effects[name] >= REMOVAL_EFFECT_MIN)))
     rows, maps, merits, all_scores = [], {}, {}, {}
     for method in make_methods(model, methods, layers, seed, batch_size):
         heatmaps = method.explain(images, class_indices)
@@ -334,7 +421,7 @@ def compare_methods(model: object, images: np.ndarray, class_indices: np.ndarray
             rows.append([name, method.name, method.layer, int(class_indices[index]),
                          scores.probability[index], scores.deletion_auc[index],
                          scores.insertion_auc[index], scores.average_drop[index],
-                         scores.increase_in_confidence[index]])
+                         scores.increase_in_confidence[index], effects[baseline][index]])
     chosen: dict[str, str] = {}
     for name, layer in merits:
         if name not in chosen or merits[(name, layer)].mean() > merits[(name, chosen[name])].mean():
@@ -349,9 +436,25 @@ def compare_methods(model: object, images: np.ndarray, class_indices: np.ndarray
         name for name in chosen if name != "random"] or ["random"]
     best_name = max(candidates, key=lambda name: merits[(name, chosen[name])].mean())
     best = (best_name, chosen[best_name])
-    unexplained = np.flatnonzero(merits[best] <= merits[("random", "")]).tolist()
+    checkable = effects[baseline] >= REMOVAL_EFFECT_MIN
+    gain = merits[best] - merits[("random", "")]
+    unexplained = np.flatnonzero(checkable & (gain <= 0)).tolist()
     return MethodComparison(
         faithfulness=pd.DataFrame(rows, columns=list(FAITHFULNESS_COLUMNS)),
         sanity=pd.DataFrame(sanity_rows, columns=list(SANITY_COLUMNS)),
         maps=maps, scores=all_scores, chosen=chosen, best=best, unexplained=unexplained,
-        class_indices=class_indices)
+        class_indices=class_indices, removal_effect=effects[baseline], tried=tuple(effects),
+        uncheckable=np.flatnonzero(~checkable).tolist(),
+        p_value=_beats_random(gain[checkable]), baseline=baseline)
+
+
+def _beats_random(gain: np.ndarray) -> float:
+    """One-sided Wilcoxon signed-rank p that `gain` (best minus random, per image) lies above
+    0; nan without an image, 1.0 when every gain is 0 (scipy refuses that case)."""
+    from scipy.stats import wilcoxon
+
+    if len(gain) == 0:
+        return float("nan")
+    if not np.any(gain):
+        return 1.0
+    return float(wilcoxon(gain, alternative="greater").pvalue)

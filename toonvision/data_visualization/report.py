@@ -66,7 +66,7 @@ def write_report(
     split: dict | None = None,
     explain: int = defaults.REPORT_EXPLAIN,
     explain_steps: int = defaults.EXPLAIN_STEPS,
-    explain_baseline: str = "blur",
+    explain_baseline: str = "auto",
     confidence: ConfidenceRule | None = None,
 ) -> Path:
     """Evaluates `model` on `data` and writes the report page with its figures.
@@ -92,7 +92,8 @@ def write_report(
             is scored on (`report_explanations`; writes `faithfulness.csv` and `sanity.csv`);
             0: none.
         explain_steps: deletion and insertion steps of those scores.
-        explain_baseline: what a removed pixel becomes: "blur" or "mean".
+        explain_baseline: what a removed pixel becomes: "blur", "mean", or "auto" (the one
+            under which removing pixels changes more of the model's answers; blur on a tie).
         confidence: the model's confidence rule (`confidence.load_confidence`): the page
             shows calibration and coverage under it; None: the page says the model has none.
 

@@ -5,8 +5,9 @@
 (`faithfulness.compare_methods`: deletion and insertion AUC, average drop, increase in
 confidence, the weight-randomisation sanity check), writes the scores beside the page, and
 adds one section: per image each method's map with its scores, a summary table, and a
-sentence naming the method and layer that explain the model best and the images that not
-even the best map explains better than a random one.
+verdict: the method and layer that score best, whether they beat a random map more than chance
+on the images whose answer removing pixels changes (or that no image can check a map), and the
+images that not even the best map explains better than a random one.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ SANITY_FILE = "sanity.csv"
 SCORE_COLUMNS = ("deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence")
 INTRO_TEMPLATE = (
     "A heatmap is only evidence if it shows what the model uses. Each method's maps are "
-    "scored by perturbing the image: <b>deletion AUC</b> (blur away the pixels the map ranks "
-    "first and watch the probability fall; lower is better), <b>insertion AUC</b> (start "
-    "from the blurred image and put those pixels back first; higher is better), <b>average "
+    "scored by perturbing the image: <b>deletion AUC</b> (remove the pixels the map ranks "
+    "first, blurring them or painting them the image's mean colour, and watch the "
+    "probability fall; lower is better), <b>insertion AUC</b> (start from the image with "
+    "every pixel removed and put those pixels back first; higher is better), <b>average "
     "drop</b> (how much the probability falls when only the map's region is kept; lower is "
     "better) and <b>increase in confidence</b> (share of images whose probability rises "
     "then). A random map is the floor every method must beat. The <b>sanity check</b> "
@@ -74,37 +76,71 @@ def explanations_section(page: Page, model: object, data: LabelledImages, evalua
                         "better) AUC."),
             f'<p>Every score of every image, method and layer: <a href="{FAITHFULNESS_FILE}">'
             f'{FAITHFULNESS_FILE}</a>; the sanity check: <a href="{SANITY_FILE}">{SANITY_FILE}'
-            f"</a>. Removed pixels become the {html.escape(baseline)} baseline; {steps} steps."
-            "</p>"]
+            f"</a>. Removed pixels become the {comparison.baseline} baseline"
+            + (" (--explain-baseline auto: the one that changes the model's answer on more of "
+               "these images, blur on a tie)" if len(comparison.tried) > 1 else "")
+            + f"; {steps} steps.</p>"]
     page.section("explanations", title, intro, "\n".join(body))
     return comparison
 
 
 def verdict_text(comparison: MethodComparison, names: list[str]) -> str:
-    """The sentence: which method and layer explain best, and which images none explains."""
+    """The sentences: which method and layer score best, whether that beats a random map
+    more than chance (on the images whose answer removing pixels changes), which images
+    cannot check a map, and which none explains."""
     from toonvision.data_visualization.explanations import METHOD_TITLES
+    from toonvision.data_visualization.faithfulness import BASELINES, REMOVAL_EFFECT_MIN
 
     method, layer = comparison.best
     merit = _means(comparison)
     best = merit.loc[(method, layer)]
     floor = merit.loc[("random", "")]
     where = f" at layer {layer}" if layer else ""
-    text = (f"{METHOD_TITLES.get(method, method)}{where} explains this model best: insertion "
-            f"minus deletion AUC {best['insertion_auc'] - best['deletion_auc']:.3f} against "
-            f"{floor['insertion_auc'] - floor['deletion_auc']:.3f} for a random map.")
+    scores = (f"insertion minus deletion AUC {best['insertion_auc'] - best['deletion_auc']:.3f} "
+              f"against {floor['insertion_auc'] - floor['deletion_auc']:.3f} for a random map")
+    title = f"{METHOD_TITLES.get(method, method)}{where}"
+    reason = comparison.unchecked_reason()
+    count, uncheckable = len(names), comparison.uncheckable
+    if len(uncheckable) == count:
+        untried = [name for name in BASELINES if name not in comparison.tried]
+        text = (f"{reason[0].upper()}{reason[1:]} ({title}, the best: {scores}). No method is "
+                "shown to explain this model"
+                + (f"; --explain-baseline {untried[0]} may remove more of what it uses."
+                   if untried else "; no other baseline changes its answers either."))
+    else:
+        checkable = count - len(uncheckable)
+        wins = checkable - len(comparison.unexplained)
+        text = (f"{title} explains this model best: {scores}; it beats the random map on "
+                f"{wins} of the {checkable} images that can check a map (one-sided Wilcoxon "
+                f"signed-rank p = {comparison.p_value:.2g})."
+                if reason is None else
+                f"{title} scores best ({scores}), but {reason}: read its maps as unchecked"
+                + (" (a larger --explain may find more)." if checkable < count / 2 else "."))
+        if uncheckable:
+            shown = [names[index] for index in uncheckable]
+            text += (f" On {len(shown)} of {count} images removing every pixel lowers the "
+                     f"probability by less than {REMOVAL_EFFECT_MIN}, so their scores cannot "
+                     f"rank maps: {_listed(shown)}.")
+        if comparison.unexplained:
+            shown = [names[index] for index in comparison.unexplained]
+            text += (f" Not even the best map explains {len(shown)} of those {checkable} "
+                     f"images better than random: {_listed(shown)}.")
+        else:
+            text += " On every image that can check a map the best map beats the random one."
     flagged = comparison.sanity[comparison.sanity["not_explaining"]
                                 & (comparison.sanity["method"] != "random")]
     if len(flagged):
         text += (" The sanity check flags " + ", ".join(METHOD_TITLES.get(name, name)
                                                        for name in flagged["method"])
-                 + ": its maps barely change when the weights are randomised.")
-    if comparison.unexplained:
-        shown = [names[index] for index in comparison.unexplained]
-        text += (f" Not even the best map explains {len(shown)} of {len(names)} images better "
-                 f"than random: {', '.join(shown)}.")
-    else:
-        text += " On every explained image the best map beats the random one."
+                 + (": its maps" if len(flagged) == 1 else ": their maps")
+                 + " barely change when the weights are randomised.")
     return text
+
+
+def _listed(names: list[str], limit: int = 6) -> str:
+    """Names for a sentence: the first `limit`, then how many more."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _means(comparison: MethodComparison) -> object:
