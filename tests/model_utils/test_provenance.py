@@ -137,6 +137,33 @@ def test_report_of_a_grouped_comparisons_model_reproduces_its_test_metrics(
     assert_reproduces_the_run(record, metrics, run_dir, tmp_path / "data", groups)
     assert metrics["split"]["group_by"] == "screenshot"
 
+    # predict on the screenshots themselves knows each box's part, as on its crop file:
+    # the same screenshot bytes and box are the crop the model saw (extraction manifest).
+    def parts(*paths: Path) -> dict[tuple[str, str], str]:
+        capsys.readouterr()
+        status = cli.main(["predict", str(run_dir / "best_baseline.keras"),
+                           *map(str, paths), "--format", "csv"])
+        captured = capsys.readouterr()
+        assert status == 0, captured.err
+        return {(row["source"], row["xmin"]): row["part"]
+                for row in csv.DictReader(io.StringIO(captured.out))}, captured.err
+
+    by_box, err = parts(tmp_path / "shots")
+    assert Counter(by_box.values()) == Counter(record["split_sizes"])
+    assert f"warning: {record['split_sizes']['train']} of these crops were in the model's " \
+        "training part" in err and "accepted crops it never trained on (validate, test)" in err
+    from toonvision.data_processing.manifest import read_manifest
+
+    by_crop, _ = parts(tmp_path / "data" / "unsorted")
+    part_of_crop = {Path(source).name: part for (source, _), part in by_crop.items()}
+    for item in read_manifest(tmp_path / "data" / "manifest.csv"):
+        box_part = by_box[(str(Path(item.source).resolve()), str(item.xmin))]
+        assert box_part == part_of_crop[Path(item.crop).name] != ""
+    # A screenshot changed since extraction is new data: no part.
+    changed = tmp_path / "changed"
+    write_screenshot(changed, "shot_0", [("toon_dog", 4, 4, 20, 40)], seed=99)
+    assert set(parts(changed)[0].values()) == {""}
+
 
 def fake_data(count: int = 40) -> Data:
     data = Data.__new__(Data)

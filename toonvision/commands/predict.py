@@ -6,9 +6,10 @@ labelme, Label Studio or CVAT export: then every box is classified and its true 
 shown beside the prediction. Crops named like extracted crops
 (cog_sb_coldcaller_12.png) have their true label read from the name. Works with our .keras
 models and with legacy Keras 2 HDF5 models such as the ToonVision author's (taken as binary
-cog/toon). For a model kept by 'toonvision compare', crops of the data it was compared on
-get a part column (train, validate or test of the model's own split), and a warning says how
-many it trained on: only validate and test crops show how it does on new ones.
+cog/toon). For a model kept by 'toonvision compare', crops of the data it was compared on,
+and the screenshot boxes they were extracted from, get a part column (train, validate or test
+of the model's own split), and a warning says how many it trained on and how it does on the
+others: only validate and test crops show how it does on new ones.
 
 A model kept by 'toonvision compare' has a confidence rule beside it
 (MODEL.confidence.npz): its probabilities are then calibrated, each crop gets a novelty score
@@ -76,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from toonvision.model_utils.comparison.provenance import parts_by_file
+    from toonvision.model_utils.comparison.provenance import seen_crops
     from toonvision.model_utils.prediction import (
         predict_paths,
         predictions_csv,
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(desc="classifying", unit="crop", leave=False) as bar:
         results = predict_paths(model, info, args.paths, args.task, args.batch_size,
                                 progress=lambda done: bar.update(done - bar.n),
-                                parts=parts_by_file(info, args.model), confidence=rule)
+                                parts=seen_crops(info, args.model), confidence=rule)
     for message in results.skipped:
         print(f"skipped: {message}", file=sys.stderr)
     if args.format == "csv":
@@ -122,8 +123,13 @@ def run(args: argparse.Namespace) -> int:
     print(line, file=sys.stderr)
     trained = sum(item.part == "train" for item in results.predictions)
     if trained:
+        unseen = ("validate", "test")
+        held_out = results.accuracy(unseen)
         print(f"warning: {trained} of these crops were in the model's training part (column "
-              "part): its answers on them say nothing about new crops", file=sys.stderr)
+              "part): its answers on them say nothing about new crops"
+              + ("" if held_out is None else
+                 f"; {held_out:.1%} correct of the {results.count(unseen)} accepted crops it "
+                 "never trained on (validate, test)"), file=sys.stderr)
     if args.draw is not None:
         for path in write_drawings(results.predictions, args.draw):
             print(f"drawn: {path}", file=sys.stderr)

@@ -73,6 +73,20 @@ class Screenshot:
 EXIF_TURNED = "turned by its EXIF orientation, as the labelling tool showed it"
 
 
+def screenshot_bytes(source: Path) -> bytes:
+    """The bytes whose SHA-256 identifies a screenshot (the manifest's `source_sha256`): the
+    image file's, or the embedded image's for a labelme `.json` that carries its picture.
+
+    Raises:
+        OSError: if the file cannot be read; ToonvisionError: if the embedded image cannot.
+    """
+    if source.suffix.lower() == ".json":
+        from toonvision.data_processing.labelme import embedded_image
+
+        return embedded_image(source)
+    return source.read_bytes()
+
+
 def read_screenshot(pair: ScreenshotPair) -> Screenshot:
     """Parses the annotation, hashes and decodes the image; no side effects, so it can run
     ahead. Relative boxes (YOLO, Label Studio) become pixels here, with the decoded size.
@@ -89,12 +103,7 @@ def read_screenshot(pair: ScreenshotPair) -> Screenshot:
         return Screenshot(pair, problem=Problem(pair.xml, UNUSABLE_XML, _reason(error, pair.xml)))
     source = pair.xml if pair.embedded else pair.image
     try:
-        if pair.embedded:
-            from toonvision.data_processing.labelme import embedded_image
-
-            content = embedded_image(pair.xml)
-        else:
-            content = pair.image.read_bytes()
+        content = screenshot_bytes(source)
         if not content:
             raise ImageReadError("file is empty")
         image = decode_image(content)

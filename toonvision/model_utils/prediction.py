@@ -47,6 +47,7 @@ from toonvision.labels import Task, task_for_classes
 from toonvision.model_utils.training.confidence import UNKNOWN
 
 if TYPE_CHECKING:
+    from toonvision.model_utils.comparison.provenance import SeenCrops
     from toonvision.model_utils.training.confidence import ConfidenceRule
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Prediction:
         confidence: the (calibrated, when the model has a rule) probability of the most
             probable class.
         part: for a crop of the data the model was trained on, its part of the model's
-            split (`train`, `validate`, `test`; `provenance.parts_by_file`), else ''.
+            split (`train`, `validate`, `test`; `provenance.seen_crops`), else ''.
         novelty: the crop's novelty score under the rule (higher: more like the training
             crops); None without a rule.
         accepted: False when the rule answers `unknown`.
@@ -113,10 +114,20 @@ class PredictionResults:
     predictions: list[Prediction] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
-    def accuracy(self) -> float | None:
-        """The share of correct predictions among the accepted ones with a known true class."""
-        known = [item.correct for item in self.predictions if item.correct is not None]
+    def accuracy(self, parts: Iterable[str] | None = None) -> float | None:
+        """The share of correct predictions among the accepted ones with a known true class
+        (only those of the model's split `parts`, e.g. `("validate", "test")`, when given)."""
+        parts = None if parts is None else set(parts)
+        known = [item.correct for item in self.predictions if item.correct is not None
+                 and (parts is None or item.part in parts)]
         return float(np.mean(known)) if known else None
+
+    def count(self, parts: Iterable[str]) -> int:
+        """How many accepted predictions with a known true class lie in the model's split
+        `parts`."""
+        parts = set(parts)
+        return sum(item.correct is not None and item.part in parts
+                   for item in self.predictions)
 
 
 def task_for(info: Any, spec: str | None = None) -> Task | None:
@@ -140,7 +151,7 @@ def predict_paths(
     task: str | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
-    parts: dict[Path, str] | None = None,
+    parts: SeenCrops | None = None,
     confidence: ConfidenceRule | None = None,
 ) -> PredictionResults:
     """Classifies every crop and screenshot box that `paths` name.
@@ -153,8 +164,8 @@ def predict_paths(
         task: a task spec for reading true labels; default `info.task`.
         batch_size: crops per forward pass.
         progress: called with the number of crops classified so far, after each batch.
-        parts: the part of the model's split of each of its data's files (resolved paths,
-            `provenance.parts_by_file`), to say which crops it trained on.
+        parts: the part of the model's split of each crop of its data, by file or by
+            screenshot box (`provenance.seen_crops`), to say which crops it trained on.
         confidence: the model's confidence rule (`confidence.load_confidence`): calibrated
             probabilities, novelty scores and `unknown` answers; None: the raw
             probabilities, never `unknown`.
@@ -191,8 +202,7 @@ def predict_paths(
                 source=crop.source, box=crop.box, label=label, true_class=true_class,
                 predicted=info.class_names[index] if known else UNKNOWN,
                 confidence=float(row[index]),
-                part=(parts or {}).get(Path(crop.source).resolve(), "") if crop.box is None
-                else "",
+                part="" if parts is None else parts.part_of(crop.source, crop.box),
                 novelty=None if confidence is None else float(score), accepted=bool(known),
             ))
         batch.clear()

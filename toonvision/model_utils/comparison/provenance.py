@@ -17,6 +17,7 @@ A model without a sidecar (the ToonVision author's `.h5`) gets that rule with se
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -279,18 +280,59 @@ def kept_model_parts(run_dir: str | os.PathLike, config_names: Sequence[str], da
     return parts
 
 
-def parts_by_file(info: ModelInfo, model_path: str | os.PathLike) -> dict[Path, str]:
-    """The part (`train`, `validate`, `test`) of every image file of a kept model's data.
+@dataclass(frozen=True)
+class SeenCrops:
+    """Which part of a kept model's split each crop of its data was in, found by the crop's
+    file or by the screenshot box it was cut from, so that `predict` knows a crop it is given
+    again either way.
+
+    Attributes:
+        files: `{resolved crop file: part}`.
+        boxes: `{(screenshot SHA-256, xmin, ymin, xmax, ymax): part}`, from the data folder's
+            extraction manifest (the same screenshot bytes and box give the same crop).
+    """
+
+    files: dict[Path, str] = field(default_factory=dict)
+    boxes: dict[tuple[str, int, int, int, int], str] = field(default_factory=dict)
+
+    def part_of(self, source: str | os.PathLike, box: Sequence[int] | None) -> str:
+        """The part of the crop in file `source` (`box` None) or of `box` in screenshot
+        `source`; '' when the model's data does not hold it."""
+        if box is None:
+            return self.files.get(Path(source).resolve(), "")
+        if not self.boxes:
+            return ""
+        return self.boxes.get((_content_sha256(Path(source).resolve()), *map(int, box)), "")
+
+
+@functools.lru_cache(maxsize=4)
+def _content_sha256(source: Path) -> str:
+    """A screenshot's SHA-256 as the manifest records it ('' when it cannot be read); cached
+    for the few boxes of one screenshot that `predict` classifies one after another."""
+    import hashlib
+
+    from toonvision.data_processing.extractor import screenshot_bytes
+
+    try:
+        return hashlib.sha256(screenshot_bytes(source)).hexdigest()
+    except (OSError, ValueError):
+        return ""
+
+
+def seen_crops(info: ModelInfo, model_path: str | os.PathLike) -> SeenCrops:
+    """The part (`train`, `validate`, `test`) of every crop of a kept model's data, by file
+    and, for a data folder with an extraction manifest, by screenshot box.
 
     The comparison is the one the sidecar records, else the model's own folder when it holds
     a `comparison.json`; its data is read where that file says (labels only, no images).
 
     Returns:
-        `{resolved file: part}`; empty when the model's comparison or its data is not at hand.
+        The parts; empty when the model's comparison or its data is not at hand.
     """
     from types import SimpleNamespace
 
     from toonvision.data_processing.dataset import from_crops, from_csv, select_for_task
+    from toonvision.data_processing.manifest import MANIFEST_NAME, read_manifest
     from toonvision.data_processing.splits import split_groups
     from toonvision.labels import make_task
 
@@ -298,7 +340,7 @@ def parts_by_file(info: ModelInfo, model_path: str | os.PathLike) -> dict[Path, 
     folders.append(Path(model_path).parent)
     folder = next((item for item in folders if (item / SETTINGS_FILE).is_file()), None)
     if folder is None or (info.split is None and info.extra.get("run") is None):
-        return {}
+        return SeenCrops()
     try:
         settings = ComparisonSettings.from_json((folder / SETTINGS_FILE).read_text("utf-8"))
         labels_csv, images_dir = (settings.source.split(" + ", 1) if " + " in settings.source
@@ -312,8 +354,20 @@ def parts_by_file(info: ModelInfo, model_path: str | os.PathLike) -> dict[Path, 
                               settings.source, labels_csv=labels_csv)
         split = split_of_model(info, data, groups, comparison_dirs=(folder,))
     except (OSError, ValueError):   # the data moved or changed: the parts are unknown
-        return {}
+        return SeenCrops()
     if split.origin not in (RECORDED, COMPARISON) or split.warnings:
-        return {}
+        return SeenCrops()
     names = split.part_names(len(y))
-    return {Path(path).resolve(): str(part) for path, part in zip(paths, names, strict=True)}
+    files = {Path(path).resolve(): str(part) for path, part in zip(paths, names, strict=True)}
+    boxes = {}
+    manifest = None if labels_csv else Path(settings.source) / MANIFEST_NAME
+    if manifest is not None and manifest.is_file():
+        try:
+            for record in read_manifest(manifest):
+                part = files.get((Path(settings.source) / record.crop).resolve())
+                if part is not None:
+                    boxes[(record.source_sha256, record.xmin, record.ymin, record.xmax,
+                           record.ymax)] = part
+        except (OSError, ValueError):   # a damaged manifest: the crop files still answer
+            boxes = {}
+    return SeenCrops(files, boxes)
