@@ -159,6 +159,14 @@ def test_report_of_a_grouped_comparisons_model_reproduces_its_test_metrics(
     for item in read_manifest(tmp_path / "data" / "manifest.csv"):
         box_part = by_box[(str(Path(item.source).resolve()), str(item.xmin))]
         assert box_part == part_of_crop[Path(item.crop).name] != ""
+    # report --inputs on the same screenshots warns that its metrics are no test.
+    status = cli.main(["report", str(run_dir / "best_baseline.keras"), "--inputs",
+                       str(tmp_path / "shots"), "--out", str(tmp_path / "inputs-report"),
+                       "--samples", "1", "--filters", "1", "--explain", "0"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert f"warning: {record['split_sizes']['train']} of these 30 inputs were in the " \
+        "model's training part" in captured.err
     # A screenshot changed since extraction is new data: no part.
     changed = tmp_path / "changed"
     write_screenshot(changed, "shot_0", [("toon_dog", 4, 4, 20, 40)], seed=99)

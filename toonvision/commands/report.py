@@ -90,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
     """Loads the model and the images, writes the report, prints the page's path."""
     from toonvision.data_visualization import evaluation, report
     from toonvision.labels import make_task
-    from toonvision.model_utils.comparison.provenance import grouping_of_model, split_of_model
+    from toonvision.model_utils.comparison.provenance import (
+        grouping_of_model,
+        seen_crops,
+        split_of_model,
+    )
     from toonvision.model_utils.training import model_io
     from toonvision.model_utils.training.confidence import load_confidence
     from toonvision.progress import progress_bar
@@ -110,8 +114,15 @@ def run(args: argparse.Namespace) -> int:
         task = make_task(task_spec, info.class_names)
         _check_classes(task.classes, info.class_names, task_spec)
         data = evaluation.load_inputs(args.inputs, info.class_names, info.image_size, task,
-                                      info.resize)
+                                      info.resize, seen=seen_crops(info, args.model))
         description.append("evaluated on the given inputs")
+        trained = data.parts.count("train")
+        if trained:
+            warning = (f"{trained} of these {len(data)} inputs were in the model's training "
+                       "part: its metrics on them are not a test of new data ('predict' "
+                       "marks which)")
+            print(f"warning: {warning}", file=sys.stderr)
+            description.append(f"WARNING: {warning}")
     else:
         from toonvision.commands._common import groups_from_args, task_data_from_args
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from toonvision import ToonvisionError, defaults
 from toonvision.labels import Task, make_task
+
+if TYPE_CHECKING:
+    from toonvision.model_utils.comparison.provenance import SeenCrops
 
 
 @dataclass
@@ -26,6 +30,8 @@ class LabelledImages:
         labels: the raw label per image (e.g. `toon_dog`).
         source: where the images came from, for the page header.
         skipped: one message per input left out and why.
+        parts: per image, its part of the model's split (`train`, `validate`, `test`) when
+            the model's data holds it, else ''; empty when not looked up.
     """
 
     images: np.ndarray
@@ -35,6 +41,7 @@ class LabelledImages:
     labels: list[str]
     source: str
     skipped: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -94,6 +101,7 @@ def load_inputs(
     image_size: tuple[int, int],
     task: Task | None = None,
     resize_mode: str = defaults.RESIZE,
+    seen: SeenCrops | None = None,
 ) -> LabelledImages:
     """Loads labelled images from crops, folders, or screenshots with labelImg XML.
 
@@ -109,6 +117,8 @@ def load_inputs(
         task: maps raw labels to classes (e.g. `toon_dog` -> `toon`); without one a label
             must be a class name itself.
         resize_mode: how crops become inputs (the model's `ModelInfo.resize`).
+        seen: the parts of the model's split (`provenance.seen_crops`), to record each
+            image's part (`LabelledImages.parts`); None: not looked up.
 
     Returns:
         The images; labels the task does not cover, unreadable files and unusable boxes are
@@ -122,7 +132,7 @@ def load_inputs(
 
     classes = list(class_names)
     task = task or make_task("label", classes)   # without a task, a label must be a class
-    images, y, names, labels, skipped = [], [], [], [], []
+    images, y, names, labels, skipped, parts = [], [], [], [], [], []
     for crop in iter_crops(find_inputs(paths), image_size, skipped, resize_mode):
         class_name = task.class_of(crop.label)
         if class_name not in classes:
@@ -133,6 +143,8 @@ def load_inputs(
         y.append(classes.index(class_name))
         names.append(crop.name)
         labels.append(crop.label)
+        if seen is not None:
+            parts.append(seen.part_of(crop.source, crop.box))
     if not images:
         detail = "; ".join(skipped[:3]) or "no image files"
         raise ToonvisionError(f"no usable labelled images in {', '.join(map(str, paths))}: "
@@ -140,7 +152,7 @@ def load_inputs(
     return LabelledImages(
         images=np.stack(images), y=np.asarray(y, dtype=np.int64), class_names=tuple(class_names),
         names=names, labels=labels, source=", ".join(str(path) for path in paths),
-        skipped=skipped,
+        skipped=skipped, parts=parts,
     )
 
 
