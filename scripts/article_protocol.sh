@@ -14,7 +14,14 @@
 # The script always passes --resume: the first call starts the comparison, and calling it
 # again after a stop (power cut, Ctrl-C, kill) continues where it stopped, losing at most the
 # run in progress. Estimates and results: docs/compare.md.
+# -h or --help prints this text; 'toonvision compare --help' explains the extra options.
 set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    usage
+    exit 0
+fi
 
 cd "$(dirname "$0")/.."
 DATA_DIR="${DATA_DIR:-data}"

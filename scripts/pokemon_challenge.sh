@@ -23,7 +23,19 @@
 #   SEEDS           seeds of the ablation [3]; ABLATE=0 skips it
 #   BALANCE         none | undersample | oversample, training splits only [none]
 # OUT [runs/pokemon_challenge] must not exist yet or be empty.
+# Exit status: 0 when every step ran, 2 on a usage error or a non-empty OUT; a failing step
+# stops the script with its own status.
 set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    usage
+    exit 0
+fi
+if [[ $# -gt 1 || ${1:-} == -* ]]; then
+    usage >&2
+    exit 2
+fi
 
 OUT=${1:-runs/pokemon_challenge}
 POKEMON_CSV=${POKEMON_CSV:-../shared/data/pokemon_types/pokemon.csv}
