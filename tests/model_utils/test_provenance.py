@@ -234,3 +234,32 @@ def test_changed_data_is_said_and_a_chosen_seed_wins() -> None:
     chosen = split_of_model(info, data, seed=7)
     assert chosen.origin == "chosen" and chosen.seed == 7
     assert split_of_model(ModelInfo(), data).origin == "chosen"   # no sidecar: seed 0
+
+
+def test_predict_knows_the_parts_of_a_flat_set_cut_with_keep(tmp_path: Path, capsys,
+                                                             write_flat_set) -> None:
+    """`compare --keep` compared 2 of the CSV's 3 labels: predict reads the CSV as the
+    comparison did (its classes, not every label), so the images it compared on get their
+    parts and the left-out label gets none."""
+    generator = np.random.default_rng(0)
+    items = [(f"p{index}", ("Fire", "Water", "Grass")[index % 3],
+              generator.integers(0, 255, (48, 48, 3), dtype=np.uint8)) for index in range(30)]
+    labels, images = write_flat_set(tmp_path / "flat", items)
+    run_dir = tmp_path / "runs"
+    status = cli.main(["compare", "--labels", str(labels), "--images", str(images), "--keep",
+                       "Fire,Water", "--task", "label", "--image-size", *SIZE, "--configs",
+                       "baseline", "--runs", "1", "--epochs", "1", "--workers", "1",
+                       "--no-tracking", "--cache-dir", str(tmp_path / "cache"), "--out",
+                       str(run_dir)])
+    assert status == 0, capsys.readouterr().err
+    record = json.loads((run_dir / "best_baseline.json").read_text(encoding="utf-8"))
+    capsys.readouterr()
+    status = cli.main(["predict", str(run_dir / "best_baseline.keras"), str(images),
+                       "--format", "csv"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    part = {Path(row["source"]).stem: row["part"]
+            for row in csv.DictReader(io.StringIO(captured.out))}
+    kept = {image_id for image_id, label, _ in items if label != "Grass"}
+    assert Counter(part[image_id] for image_id in kept) == Counter(record["split_sizes"])
+    assert {part[image_id] for image_id in set(part) - kept} == {""}

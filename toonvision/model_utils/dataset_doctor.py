@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -304,25 +304,29 @@ def comparison_crops(run_dir: str | os.PathLike, data_dir: str | os.PathLike | N
         ToonvisionError: if `run_dir` is not a comparison folder, or the data's classes are
             not the comparison's.
     """
-    from toonvision.data_processing.dataset import from_crops, from_csv, select_for_task
+    from toonvision.data_processing.dataset import select_for_task
     from toonvision.data_processing.manifest import MANIFEST_NAME, read_manifest
-    from toonvision.data_processing.splits import split_groups
     from toonvision.labels import make_task
+    from toonvision.model_utils.comparison.data_source import DataSource
     from toonvision.model_utils.comparison.provenance import kept_model_parts
     from toonvision.model_utils.comparison.runner import Comparison
 
     comparison = Comparison.load(run_dir)
     settings = comparison.settings
-    if labels_csv is None and data_dir is None and " + " in settings.source:
-        labels_csv, images_dir = settings.source.split(" + ", 1)
-    if labels_csv is not None:       # the columns the comparison read, unless given
-        id_column = id_column or settings.csv_columns.get("id_column")
-        label_column = label_column or settings.csv_columns.get("label_column")
-    if labels_csv is not None:
-        dataset = from_csv(labels_csv, images_dir, id_column, label_column)
-    else:
-        data_dir = Path(data_dir if data_dir is not None else settings.source)
-        dataset = from_crops(data_dir)
+    source = DataSource.of_comparison(settings)
+    if labels_csv is not None:       # another flat set; the columns the comparison read
+        source = DataSource(labels=Path(labels_csv),
+                            images=None if images_dir is None else Path(images_dir),
+                            id_column=id_column or settings.csv_columns.get("id_column"),
+                            label_column=label_column or settings.csv_columns.get(
+                                "label_column"))
+    elif data_dir is not None:
+        source = DataSource(data_dir=Path(data_dir))
+    elif source.is_flat:             # the comparison's own CSV, with the columns given
+        source = replace(source, id_column=id_column or source.id_column,
+                         label_column=label_column or source.label_column)
+    dataset = source.dataset()
+    labels_csv, data_dir = source.labels, source.data_dir
     # For the `label` task the comparison's classes are the labels it covered: the data may
     # hold more (labels extracted since, or a flat set's labels that `compare --keep` left out).
     task = make_task(settings.task, settings.class_names)
@@ -344,8 +348,7 @@ def comparison_crops(run_dir: str | os.PathLike, data_dir: str | os.PathLike | N
         records = [by_crop.get(name) for name in names]
     crops = ComparisonCrops(names, paths, raw_labels, y, tuple(task.classes), dataset.source,
                             records, comparison.completed_runs())
-    groups = split_groups(settings.group_by, paths, data_dir=data_dir, labels_csv=labels_csv,
-                          id_column=id_column)
+    groups = source.groups(settings.group_by, paths)
     crops.model_parts = kept_model_parts(run_dir, settings.config_names, crops, groups)
     return crops
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from toonvision.data_processing.dataset import Dataset, TaskData
+    from toonvision.model_utils.comparison.stored_settings import ComparisonSettings
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,18 @@ class DataSource:
     def __post_init__(self) -> None:
         if (self.labels is None) != (self.images is None):
             raise ToonvisionError("--labels and --images go together: give both or neither")
+
+    @classmethod
+    def of_comparison(cls, settings: ComparisonSettings) -> DataSource:
+        """The data a comparison ran on, as its `comparison.json` records it (`source` and,
+        for a flat set, `csv_columns`). A flat set cut with `--keep` is read whole: select
+        the comparison's classes with `make_task(settings.task, settings.class_names)`."""
+        if " + " in settings.source:
+            labels, images = settings.source.split(" + ", 1)
+            return cls(labels=Path(labels), images=Path(images),
+                       id_column=settings.csv_columns.get("id_column"),
+                       label_column=settings.csv_columns.get("label_column"))
+        return cls(data_dir=Path(settings.source))
 
     @property
     def is_flat(self) -> bool:

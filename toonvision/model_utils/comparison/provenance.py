@@ -331,10 +331,10 @@ def seen_crops(info: ModelInfo, model_path: str | os.PathLike) -> SeenCrops:
     """
     from types import SimpleNamespace
 
-    from toonvision.data_processing.dataset import from_crops, from_csv, select_for_task
+    from toonvision.data_processing.dataset import select_for_task
     from toonvision.data_processing.manifest import MANIFEST_NAME, read_manifest
-    from toonvision.data_processing.splits import split_groups
     from toonvision.labels import make_task
+    from toonvision.model_utils.comparison.data_source import DataSource
 
     folders = [Path(info.split["comparison"])] if info.split else []
     folders.append(Path(model_path).parent)
@@ -343,15 +343,11 @@ def seen_crops(info: ModelInfo, model_path: str | os.PathLike) -> SeenCrops:
         return SeenCrops()
     try:
         settings = ComparisonSettings.from_json((folder / SETTINGS_FILE).read_text("utf-8"))
-        labels_csv, images_dir = (settings.source.split(" + ", 1) if " + " in settings.source
-                                  else (None, None))
-        dataset = (from_csv(labels_csv, images_dir) if labels_csv is not None
-                   else from_crops(settings.source))
-        task = make_task(settings.task, dataset.labels)
-        paths, labels, y = select_for_task(dataset, task)
+        source = DataSource.of_comparison(settings)   # its CSV columns, its classes
+        task = make_task(settings.task, settings.class_names)
+        paths, labels, y = select_for_task(source.dataset(), task)
         data = SimpleNamespace(paths=paths, labels=labels, y=y, class_names=task.classes)
-        groups = split_groups(settings.group_by, paths, data_dir=None if labels_csv else
-                              settings.source, labels_csv=labels_csv)
+        groups = source.groups(settings.group_by, paths)
         split = split_of_model(info, data, groups, comparison_dirs=(folder,))
     except (OSError, ValueError):   # the data moved or changed: the parts are unknown
         return SeenCrops()
@@ -360,11 +356,11 @@ def seen_crops(info: ModelInfo, model_path: str | os.PathLike) -> SeenCrops:
     names = split.part_names(len(y))
     files = {Path(path).resolve(): str(part) for path, part in zip(paths, names, strict=True)}
     boxes = {}
-    manifest = None if labels_csv else Path(settings.source) / MANIFEST_NAME
+    manifest = None if source.is_flat else source.data_dir / MANIFEST_NAME
     if manifest is not None and manifest.is_file():
         try:
             for record in read_manifest(manifest):
-                part = files.get((Path(settings.source) / record.crop).resolve())
+                part = files.get((source.data_dir / record.crop).resolve())
                 if part is not None:
                     boxes[(record.source_sha256, record.xmin, record.ymin, record.xmax,
                            record.ymax)] = part
