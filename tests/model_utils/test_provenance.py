@@ -240,7 +240,7 @@ def test_predict_knows_the_parts_of_a_flat_set_cut_with_keep(tmp_path: Path, cap
                                                              write_flat_set) -> None:
     """`compare --keep` compared 2 of the CSV's 3 labels: predict reads the CSV as the
     comparison did (its classes, not every label), so the images it compared on get their
-    parts and the left-out label gets none."""
+    parts and labels, and the left-out label gets neither."""
     generator = np.random.default_rng(0)
     items = [(f"p{index}", ("Fire", "Water", "Grass")[index % 3],
               generator.integers(0, 255, (48, 48, 3), dtype=np.uint8)) for index in range(30)]
@@ -263,3 +263,14 @@ def test_predict_knows_the_parts_of_a_flat_set_cut_with_keep(tmp_path: Path, cap
     kept = {image_id for image_id, label, _ in items if label != "Grass"}
     assert Counter(part[image_id] for image_id in kept) == Counter(record["split_sizes"])
     assert {part[image_id] for image_id in set(part) - kept} == {""}
+    # Images named by id get their label from the CSV the model was compared on, so predict
+    # can score them (and the ones it never trained on apart).
+    label = {Path(row["source"]).stem: row["label"]
+             for row in csv.DictReader(io.StringIO(captured.out))}
+    assert {image_id: label[image_id] for image_id in kept} == {
+        image_id: truth for image_id, truth, _ in items if image_id in kept}
+    assert {label[image_id] for image_id in set(label) - kept} == {""}
+    unknown = sum(row["accepted"] == "0" for row in csv.DictReader(io.StringIO(captured.out))
+                  if Path(row["source"]).stem in kept)
+    assert f"correct of the {20 - unknown} accepted with a known label" in captured.err
+    assert "never trained on (validate, test)" in captured.err

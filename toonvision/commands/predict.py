@@ -8,8 +8,9 @@ shown beside the prediction. Crops named like extracted crops
 models and with legacy Keras 2 HDF5 models such as the ToonVision author's (taken as binary
 cog/toon). For a model kept by 'toonvision compare', crops of the data it was compared on,
 and the screenshot boxes they were extracted from, get a part column (train, validate or test
-of the model's own split), and a warning says how many it trained on and how it does on the
-others: only validate and test crops show how it does on new ones.
+of the model's own split) and their label in that data (a flat set's images: the CSV's), and
+a warning says how many it trained on and how it does on the others: only validate and test
+crops show how it does on new ones.
 
 A model kept by 'toonvision compare' has a confidence rule beside it
 (MODEL.confidence.npz): its probabilities are then calibrated, each crop gets a novelty score

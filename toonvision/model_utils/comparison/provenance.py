@@ -290,10 +290,17 @@ class SeenCrops:
         files: `{resolved crop file: part}`.
         boxes: `{(screenshot SHA-256, xmin, ymin, xmax, ymax): part}`, from the data folder's
             extraction manifest (the same screenshot bytes and box give the same crop).
+        labels: `{resolved crop file: its label in the model's data}` (a flat set's images
+            are named by id, not label: the CSV says what they are).
     """
 
     files: dict[Path, str] = field(default_factory=dict)
     boxes: dict[tuple[str, int, int, int, int], str] = field(default_factory=dict)
+    labels: dict[Path, str] = field(default_factory=dict)
+
+    def label_of(self, source: str | os.PathLike) -> str | None:
+        """The label of crop file `source` in the model's data; None when it holds none."""
+        return self.labels.get(Path(source).resolve())
 
     def part_of(self, source: str | os.PathLike, box: Sequence[int] | None) -> str:
         """The part of the crop in file `source` (`box` None) or of `box` in screenshot
@@ -366,4 +373,5 @@ def seen_crops(info: ModelInfo, model_path: str | os.PathLike) -> SeenCrops:
                            record.ymax)] = part
         except (OSError, ValueError):   # a damaged manifest: the crop files still answer
             boxes = {}
-    return SeenCrops(files, boxes)
+    return SeenCrops(files, boxes, {Path(path).resolve(): str(label)
+                                    for path, label in zip(paths, labels, strict=True)})
