@@ -20,20 +20,11 @@ seeded random order. Every image's perturbed copies go through the model togethe
 batches (`models.predict_probabilities`), a few forward passes per image, not one per step.
 ROAD (Rong et al. 2022) is not computed.
 
-Removing pixels can only check a map where it changes the model's answer: when the fully
-removed image (every pixel blurred, or the mean colour) still gets nearly the probability of
-the whole image, every map, the random one included, scores about the same. So
-`compare_methods` measures that **removal effect** per image (the probability on the whole
-image minus that on the fully removed one; the same for every map), counts an image as
-checkable when it is at least `REMOVAL_EFFECT_MIN`, and tests the best method against the
-random map on the checkable images only (one-sided Wilcoxon signed-rank test of the per-image
-insertion minus deletion AUC, scipy): a best method is shown to explain the model only when
-that test says so at `EVIDENCE_ALPHA`. With `baseline="auto"` (the report's default) it takes
-the baseline under which more images are checkable, blur on a tie: which one only decides what
-"removed" means, it looks at no map. (The article author's model keeps its answer on every
-blurred sample crop, and loses it on most mean-colour ones.) Picking the best of a few
-methods before testing it makes the test a little optimistic; it is a floor a method must
-pass, not a proof.
+Removing pixels checks a map only where it changes the model's answer (the **removal
+effect**, `removal_effect`, at least `REMOVAL_EFFECT_MIN`); on those images `compare_methods`
+tests the best method against the random map (one-sided Wilcoxon signed-rank, scipy; a floor,
+as the best was picked first), and `baseline="auto"` takes the baseline that changes more
+answers (the author's model keeps them all under blur, loses most under the mean colour).
 
 The **sanity check** (Adebayo et al. 2018) re-initialises the model's weights from the top
 layer down and compares each method's maps before and after, as the Spearman rank
@@ -301,10 +292,8 @@ class MethodComparison:
         unexplained: the indices of the checkable images whose best map does no better
             than random.
         class_indices: the explained class per image.
-        removal_effect: per image, the probability of the explained class on the whole image
-            minus that on the fully removed one (`removal_effect`).
-        uncheckable: the indices of the images whose removal effect is under
-            `REMOVAL_EFFECT_MIN`: their scores cannot rank maps.
+        removal_effect: per image (`removal_effect`); uncheckable: the indices of the images
+            where it is under `REMOVAL_EFFECT_MIN`, whose scores cannot rank maps.
         p_value: the one-sided Wilcoxon signed-rank test that the best method's insertion
             minus deletion AUC beats the random map's on the checkable images (nan when no
             image is checkable, 1.0 when every difference is 0).
@@ -450,7 +439,7 @@ def compare_methods(model: object, images: np.ndarray, class_indices: np.ndarray
 
 def _beats_random(gain: np.ndarray) -> float:
     """One-sided Wilcoxon signed-rank p that `gain` (best minus random, per image) lies above
-    0; nan without an image, 1.0 when every gain is 0 (scipy refuses that case)."""
+    0; nan without an image, 1.0 when every gain is 0 (scipy refuses that)."""
     from scipy.stats import wilcoxon
 
     if len(gain) == 0:

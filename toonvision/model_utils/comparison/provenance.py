@@ -309,13 +309,20 @@ class SeenCrops:
             return self.files.get(Path(source).resolve(), "")
         if not self.boxes:
             return ""
-        return self.boxes.get((_content_sha256(Path(source).resolve()), *map(int, box)), "")
+        source = Path(source).resolve()
+        try:
+            stat = source.stat()
+        except OSError:
+            return ""
+        return self.boxes.get((_content_sha256(source, stat.st_mtime_ns, stat.st_size),
+                               *map(int, box)), "")
 
 
 @functools.lru_cache(maxsize=4)
-def _content_sha256(source: Path) -> str:
+def _content_sha256(source: Path, mtime_ns: int, size: int) -> str:
     """A screenshot's SHA-256 as the manifest records it ('' when it cannot be read); cached
-    for the few boxes of one screenshot that `predict` classifies one after another."""
+    (by file, time and size: a changed file is hashed again) for the few boxes of one
+    screenshot that `predict` classifies one after another."""
     import hashlib
 
     from toonvision.data_processing.extractor import screenshot_bytes
