@@ -274,3 +274,14 @@ def test_predict_knows_the_parts_of_a_flat_set_cut_with_keep(tmp_path: Path, cap
                   if Path(row["source"]).stem in kept)
     assert f"correct of the {20 - unknown} accepted with a known label" in captured.err
     assert "never trained on (validate, test)" in captured.err
+    # report --inputs reads the same labels: it evaluates the 20 compared images (the third
+    # label's are left out) and warns about those the model trained on.
+    status = cli.main(["report", str(run_dir / "best_baseline.keras"), "--inputs",
+                       str(images), "--out", str(tmp_path / "report"), "--samples", "1",
+                       "--filters", "1", "--explain", "0"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text(encoding="utf-8"))
+    assert len(metrics["crops"]) == 20
+    assert f"warning: {record['split_sizes']['train']} of these 20 inputs were in the " \
+        "model's training part" in captured.err

@@ -117,8 +117,9 @@ def load_inputs(
         task: maps raw labels to classes (e.g. `toon_dog` -> `toon`); without one a label
             must be a class name itself.
         resize_mode: how crops become inputs (the model's `ModelInfo.resize`).
-        seen: the parts of the model's split (`provenance.seen_crops`), to record each
-            image's part (`LabelledImages.parts`); None: not looked up.
+        seen: the crops of the model's data (`provenance.seen_crops`): each image's part
+            (`LabelledImages.parts`) and, for a crop file of that data, its label there
+            (as `predict` reads it); None: not looked up.
 
     Returns:
         The images; labels the task does not cover, unreadable files and unusable boxes are
@@ -134,15 +135,16 @@ def load_inputs(
     task = task or make_task("label", classes)   # without a task, a label must be a class
     images, y, names, labels, skipped, parts = [], [], [], [], [], []
     for crop in iter_crops(find_inputs(paths), image_size, skipped, resize_mode):
-        class_name = task.class_of(crop.label)
+        label = crop.label if seen is None else seen.label_of(crop)
+        class_name = task.class_of(label)
         if class_name not in classes:
-            skipped.append(f"{crop.name}: label {crop.label!r} is not one of the model's "
+            skipped.append(f"{crop.name}: label {label!r} is not one of the model's "
                            f"classes ({', '.join(class_names)})")
             continue
         images.append(crop.image)
         y.append(classes.index(class_name))
         names.append(crop.name)
-        labels.append(crop.label)
+        labels.append(label)
         if seen is not None:
             parts.append(seen.part_of(crop.source, crop.box))
     if not images:

@@ -195,13 +195,9 @@ def predict_paths(
         for crop, row, score, known in zip(batch, probabilities, scores, accepted,
                                            strict=True):
             index = int(np.argmax(row))
-            # A crop of the model's data has the label the data gives it (a flat set's CSV,
-            # a corrected crop); another crop's file name is a label only when the task
-            # knows it; a box's label (from its annotation) always is.
-            known_label = (parts.label_of(crop.source) if parts is not None
-                           and crop.box is None else None)
-            label = crop.label if known_label is None else known_label
+            label = crop.label if parts is None else parts.label_of(crop)
             true_class = mapping.class_of(label) if mapping is not None else None
+            # A crop's file name is a label only when the task knows it; a box's always is.
             label = label if crop.box is not None or true_class is not None else ""
             results.predictions.append(Prediction(
                 source=crop.source, box=crop.box, label=label, true_class=true_class,

@@ -298,9 +298,13 @@ class SeenCrops:
     boxes: dict[tuple[str, int, int, int, int], str] = field(default_factory=dict)
     labels: dict[Path, str] = field(default_factory=dict)
 
-    def label_of(self, source: str | os.PathLike) -> str | None:
-        """The label of crop file `source` in the model's data; None when it holds none."""
-        return self.labels.get(Path(source).resolve())
+    def label_of(self, crop: Any) -> str:
+        """A crop's true label (`data_processing.inputs.Crop`): for a crop file of the
+        model's data, the label that data gives it (a flat set's images are named by id; a
+        corrected crop); else the crop's own (its file name, or its box's annotation)."""
+        if crop.box is not None:
+            return crop.label
+        return self.labels.get(Path(crop.source).resolve(), crop.label)
 
     def part_of(self, source: str | os.PathLike, box: Sequence[int] | None) -> str:
         """The part of the crop in file `source` (`box` None) or of `box` in screenshot
